@@ -1,0 +1,74 @@
+"""UI text lookup. Every user-visible string in ``app/`` and the tool UIs goes through :class:`I18n`.
+
+Keys are the English source strings (readable at the call site); ``app/locale/<lang>.json`` maps each key to
+its translation. ``tests/unit/test_i18n.py`` fails when a key used in code is missing from a locale file.
+The core library never sees translated strings.
+"""
+
+from __future__ import annotations
+
+import json
+import locale
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DEFAULT_LANGUAGE = "en_US"
+
+
+def available_languages() -> list[str]:
+    return sorted(p.stem for p in LOCALE_DIR.glob("*.json"))
+
+
+@lru_cache(maxsize=None)
+def load_table(language: str) -> dict[str, str]:
+    path = LOCALE_DIR / f"{language}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def system_language() -> str:
+    """The system locale if we have a translation for it (``zh_CN``, ``zh_TW`` → ``zh_CN``), else en_US."""
+    code = (locale.getlocale()[0] or "").replace("-", "_")
+    languages = available_languages()
+    if code in languages:
+        return code
+    if code.startswith("zh") and "zh_CN" in languages:
+        return "zh_CN"
+    return DEFAULT_LANGUAGE
+
+
+class I18n:
+    """``i18n("Text {n}", n=3)`` → the translation of ``"Text {n}"``, formatted."""
+
+    def __init__(self, language: str | None = None):
+        language = language or system_language()
+        if language not in available_languages():
+            raise ValueError(f"No UI translation for {language!r}; available: {', '.join(available_languages())}")
+        self.language = language
+        self._table = load_table(language)
+
+    def __call__(self, key: str, **fmt: object) -> str:
+        text = self._table.get(key)
+        if text is None:
+            log.warning("missing %s translation for %r", self.language, key)
+            text = key
+        return text.format(**fmt) if fmt else text
+
+
+def scan_keys(roots: list[Path]) -> dict[str, list[str]]:
+    """Every literal key passed to a callable named ``i18n`` under ``roots``: key → ``file:line`` places."""
+    import ast
+
+    found: dict[str, list[str]] = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "i18n"
+                        and node.args and isinstance(node.args[0], ast.Constant)
+                        and isinstance(node.args[0].value, str)):
+                    found.setdefault(node.args[0].value, []).append(f"{path}:{node.lineno}")
+    return found

@@ -1,0 +1,102 @@
+"""Reusable launcher widgets: the job panel (start/stop, status, progress bar, live log tail)."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from app.context import AppContext
+from app.processes import JobBusyError, JobSpec, JobState, JobStatus, format_elapsed
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+
+
+class UserInputError(ValueError):
+    """Bad input from the UI; its message (already translated) is shown to the user as a warning."""
+
+
+def progress_html(status: JobStatus) -> str:
+    if status.progress is None:
+        return ""
+    pct = round(100 * status.progress.fraction)
+    label = html.escape(f"{status.progress.label} {status.progress.done}/{status.progress.total} ({pct}%)")
+    return (f'<div class="job-progress"><progress max="100" value="{pct}" style="width:100%"></progress>'
+            f"<div>{label}</div></div>")
+
+
+def status_text(i18n, status: JobStatus) -> str:
+    names = {
+        JobState.IDLE: i18n("Idle"),
+        JobState.RUNNING: i18n("Running"),
+        JobState.FINISHED: i18n("Finished"),
+        JobState.FAILED: i18n("Failed"),
+        JobState.STOPPED: i18n("Stopped"),
+    }
+    text = f"**{names[status.state]}**"
+    if status.state is not JobState.IDLE:
+        text += f" · {i18n('elapsed')} {format_elapsed(status.elapsed)}"
+    if status.state is JobState.FAILED:
+        if status.returncode:
+            text += f" · {i18n('exit code')} {status.returncode}"
+        else:
+            text += f" · {i18n('outputs missing')}"
+    return text
+
+
+class JobPanel:
+    """Start/stop buttons plus live status for one named job.
+
+    ``make_spec(*input_values) -> JobSpec`` turns the panel's input widgets into a job; it raises
+    :class:`UserInputError` (or ``ValueError``/``FileNotFoundError``) with a message for the user on bad input.
+    """
+
+    def __init__(self, ctx: AppContext, name: str, make_spec: Callable[..., JobSpec], inputs: list[Any],
+                 start_label: str, log_lines: int = 12):
+        self.ctx, self.name, self.make_spec = ctx, name, make_spec
+        i18n = ctx.i18n
+        with gr.Row():
+            self.start_btn = gr.Button(start_label, variant="primary")
+            self.stop_btn = gr.Button(i18n("Stop"), variant="stop", interactive=False)
+        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
+        self.progress = gr.HTML("")
+        self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
+                              autoscroll=True, info=i18n("The last lines of the job's log file."))
+        self.timer = gr.Timer(POLL_SECONDS)
+        outputs = [self.status, self.progress, self.log, self.start_btn, self.stop_btn]
+        self.start_btn.click(self._start, inputs=inputs, outputs=outputs)
+        self.stop_btn.click(self._stop, outputs=outputs)
+        self.timer.tick(self.refresh, outputs=outputs)
+
+    def refresh(self) -> tuple[Any, ...]:
+        status = self.ctx.processes.status(self.name)
+        message = status_text(self.ctx.i18n, status)
+        if status.message and status.state is JobState.FAILED:
+            message += f"\n\n{status.message}"
+        return (message, progress_html(status), self.ctx.processes.tail(self.name),
+                gr.update(interactive=not status.running), gr.update(interactive=status.running))
+
+    def _start(self, *values: Any) -> tuple[Any, ...]:
+        i18n = self.ctx.i18n
+        try:
+            spec = self.make_spec(*values)
+            self.ctx.processes.start(self.name, spec)
+        except JobBusyError:
+            gr.Warning(i18n("This tool is already running; stop it first or wait for it to finish."))
+        except (UserInputError, ValueError, FileNotFoundError) as exc:
+            gr.Warning(str(exc))
+        return self.refresh()
+
+    def _stop(self) -> tuple[Any, ...]:
+        self.ctx.processes.stop(self.name)
+        return self.refresh()
+
+
+def note(text: str) -> gr.Markdown:
+    """A one-line note, e.g. for a feature that is not built yet."""
+    return gr.Markdown(f"*{text}*")

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up everything the studio needs on a fresh Debian/Ubuntu machine, idempotently:
+#   bash install.sh          # system packages (if missing) + .venv with the runtime requirements
+#   bash install.sh --dev    # ... plus the test tools (pytest, ruff, Playwright, Chromium, espeak-ng, sox)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) dev=1 ;;
+    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $arg (use --dev or --help)" >&2; exit 2 ;;
+  esac
+done
+
+apt_packages=(libsndfile1)
+if [ "$dev" = 1 ]; then
+  apt_packages+=(espeak-ng sox chromium chromium-driver)
+fi
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=()
+    [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+    echo "Installing system packages: ${missing[*]}"
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+  else
+    echo "Please install these system packages with your package manager: ${missing[*]}" >&2
+  fi
+fi
+
+python_bin="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$python_bin" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements.txt
+if [ "$dev" = 1 ]; then
+  .venv/bin/python -m pip install --quiet -r requirements-dev.txt
+fi
+echo "Done. Start the studio with: .venv/bin/python webui.py"
