@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import locale
 import logging
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def available_languages() -> list[str]:
     return sorted(p.stem for p in LOCALE_DIR.glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_table(language: str) -> dict[str, str]:
     path = LOCALE_DIR / f"{language}.json"
     return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Developer helpers: deterministic test weights and tiny pretrained sets (never used at inference)."""

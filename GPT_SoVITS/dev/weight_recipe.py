@@ -1,0 +1,92 @@
+"""The compatibility kit's deterministic weight recipe, implemented from its description.
+
+Every state-dict entry gets its own CPU generator seeded with ``crc32(key)`` and one ``randn(shape)`` draw,
+shaped by the kind of tensor (see :func:`recipe_tensor`), then rounded through float16 so the weights
+survive half-precision containers bit for bit. With these weights our models can be compared number for
+number with the kit's reference outputs, which upstream computed from the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LAYER_NORM_CLASSES = ("LayerNorm",)
+
+
+def _noise(key: str, shape: list[int]) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(zlib.crc32(key.encode("utf-8")))
+    return torch.randn(shape, generator=generator)
+
+
+def _is_layer_norm_scale(key: str, module_class: str) -> bool:
+    leaf = key.rsplit(".", 1)[-1]
+    is_layer_norm = module_class.rsplit(".", 1)[-1] in LAYER_NORM_CLASSES
+    return leaf == "gamma" or (is_layer_norm and leaf == "weight")
+
+
+def recipe_tensor(key: str, shape: list[int], module_class: str) -> torch.Tensor:
+    """The recipe value of one entry *before* weight-norm gains are derived and before fp16 rounding."""
+    leaf = key.rsplit(".", 1)[-1]
+    cls_name = module_class.rsplit(".", 1)[-1]
+    if cls_name == "EuclideanCodebook" and leaf in ("inited", "cluster_size"):
+        return torch.ones(shape)
+    noise = _noise(key, shape)
+    if (cls_name == "EuclideanCodebook" and leaf in ("embed", "embed_avg")) or cls_name == "Embedding":
+        return noise
+    if _is_layer_norm_scale(key, module_class) or (leaf == "alpha" and key.endswith("_position.alpha")):
+        return 1.0 + 0.02 * noise
+    if len(shape) >= 3 and not leaf.startswith("emb_rel_"):  # conv kernels, weight_v included: fan-in scaling
+        return noise / math.sqrt(math.prod(shape[1:]))
+    return 0.02 * noise
+
+
+def make_state_dict(schema: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """All tensors of a kit schema (``schema_*.json``), in state-dict order, as float32."""
+    entries = schema["entries"]
+    values: dict[str, torch.Tensor] = {}
+    for key, shape, _dtype, _kind, module_class in entries:
+        if key.endswith(".weight_g"):
+            continue  # derived from weight_v below
+        values[key] = recipe_tensor(key, shape, module_class)
+    state: dict[str, torch.Tensor] = {}
+    for key, shape, _dtype, _kind, _module_class in entries:
+        if key.endswith(".weight_g"):
+            v = values[key[: -len("_g")] + "_v"]
+            # the gain is the (float64) norm of the unrounded v over every axis but 0, so that g·v/‖v‖ = v
+            state[key] = torch.norm_except_dim(v.double(), 2, 0).reshape(shape).half().float()
+        else:
+            state[key] = values[key].half().float()
+    return state
+
+
+def load_schema(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def fingerprint(tensor: torch.Tensor) -> dict[str, Any]:
+    """The kit's per-key checksum: sum, sum of absolute values and the first four values."""
+    flat = tensor.detach().double().flatten()
+    return {"sum": float(flat.sum()), "abs_sum": float(flat.abs().sum()), "first4": flat[:4].tolist()}
+
+
+def compare_fingerprints(state: dict[str, torch.Tensor], expected: dict[str, dict[str, Any]],
+                         rel: float = 1e-6) -> list[str]:
+    """Keys whose fingerprint differs from ``expected`` (empty list: identical weights)."""
+    bad = []
+    for key, tensor in state.items():
+        ref = expected.get(key)
+        if ref is None:
+            bad.append(f"{key}: not in the fingerprints")
+            continue
+        got = fingerprint(tensor)
+        scale = max(1.0, abs(ref["abs_sum"]))
+        if (abs(got["sum"] - ref["sum"]) > rel * scale or abs(got["abs_sum"] - ref["abs_sum"]) > rel * scale
+                or got["first4"] != [float(x) for x in ref["first4"]]):
+            bad.append(f"{key}: got {got}, expected {ref}")
+    return bad
