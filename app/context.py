@@ -82,7 +82,8 @@ class AppContext:
             "asr_input": str(out / "slicer_opt"),
             "asr_output": str(out / "asr_opt"),
         })
-        processes = ProcessManager(root / settings.exp_root / "_jobs", cwd=root)
+        # children always run from the code checkout; every path they get is made absolute by ctx.path()
+        processes = ProcessManager(root / settings.exp_root / "_jobs", cwd=REPO_ROOT)
         return cls(settings, processes, I18n(language), workflow, root)
 
     def path(self, value: str | Path) -> Path:

@@ -9,6 +9,7 @@ compare frames with frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,14 +39,23 @@ class SlicerParams:
 
 
 def frame_rms(samples: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
-    """Centred (zero-padded) framewise RMS, as librosa/upstream compute it, via one cumulative sum."""
+    """Centred (zero-padded) framewise RMS, as librosa/upstream compute it, without framing the signal.
+
+    The padded signal's energy is summed once per block of ``gcd(frame, hop)`` samples; every frame's energy
+    is then a difference of the (float64) cumulative block energies. Each sample is touched once, instead
+    of ``frame / hop`` times.
+    """
     pad = frame_length // 2
-    squared = np.zeros(samples.shape[0] + 2 * pad + 1, dtype=np.float64)
-    squared[pad + 1: pad + 1 + samples.shape[0]] = np.square(samples, dtype=np.float64)
-    cumulative = np.cumsum(squared)
+    block = math.gcd(frame_length, hop_length)
     n_frames = 1 + (samples.shape[0] + 2 * pad - frame_length) // hop_length
-    starts = np.arange(n_frames) * hop_length
-    power = (cumulative[starts + frame_length] - cumulative[starts]) / frame_length
+    n_blocks = ((n_frames - 1) * hop_length + frame_length) // block
+    padded = np.zeros(n_blocks * block, dtype=np.float32)
+    body = samples[: max(0, padded.shape[0] - pad)]
+    padded[pad: pad + body.shape[0]] = body
+    energy = np.square(padded).reshape(n_blocks, block).sum(axis=1, dtype=np.float64)
+    cumulative = np.concatenate(([0.0], np.cumsum(energy)))
+    starts = np.arange(n_frames) * (hop_length // block)
+    power = (cumulative[starts + frame_length // block] - cumulative[starts]) / frame_length
     return np.sqrt(np.maximum(power, 0.0))
 
 

@@ -1,0 +1,129 @@
+"""The job runner on real child processes: start, status, progress, tail, busy, stop (whole tree), outputs."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import psutil
+import pytest
+
+from app.processes import JobBusyError, JobSpec, JobState, ProcessManager, expect_files, read_tail
+
+# The runner always runs `python -m <module>`: the tests write a small tool module into a temp package that the
+# child finds through its working directory.
+TOOL = """
+import sys, time, pathlib, subprocess
+from GPT_SoVITS.logs import format_progress
+mode = sys.argv[1]
+if mode == "progress":
+    for i in range(1, 4):
+        print(format_progress(i, 3, "working"), flush=True)
+    print("all done", flush=True)
+elif mode == "write":
+    pathlib.Path(sys.argv[2]).write_text("ok")
+elif mode == "fail":
+    print("something broke", flush=True)
+    raise SystemExit(3)
+elif mode == "tree":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    print(f"child {child.pid}", flush=True)
+    time.sleep(60)
+elif mode == "sleep":
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def manager(tmp_path):
+    pkg = tmp_path / "fake_tools"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tool.py").write_text(TOOL)
+    # cwd = tmp_path makes `fake_tools` importable; the repository must stay importable too
+    manager = ProcessManager(tmp_path / "logs", cwd=tmp_path)
+    yield manager
+    manager.stop_all()
+
+
+def spec(*argv, **kwargs):
+    return JobSpec("fake_tools.tool", tuple(argv), **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def repo_on_pythonpath(monkeypatch):
+    from GPT_SoVITS.paths import REPO_ROOT
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+
+
+def test_progress_and_tail_of_a_finished_job(manager):
+    assert manager.status("t").state is JobState.IDLE
+    manager.start("t", spec("progress"))
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.FINISHED and status.returncode == 0
+    assert status.progress is not None and (status.progress.done, status.progress.total) == (3, 3)
+    assert status.progress.label == "working"
+    assert manager.tail("t").splitlines()[-1] == "all done"
+    assert sys.executable in read_tail(status.log_file)  # the command line heads the log
+
+
+def test_failed_job_reports_exit_code(manager):
+    manager.start("t", spec("fail"))
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.FAILED and status.returncode == 3
+    assert "something broke" in manager.tail("t")
+
+
+def test_exit_zero_without_promised_outputs_is_failed(manager, tmp_path):
+    promised = tmp_path / "out.txt"
+    manager.start("t", spec("progress", check_outputs=expect_files(promised)))
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.FAILED and status.returncode == 0
+    assert str(promised) in status.message
+
+
+def test_outputs_present_and_hook_called(manager, tmp_path):
+    promised = tmp_path / "out.txt"
+    calls = []
+    manager.start("t", spec("write", str(promised), check_outputs=expect_files(promised),
+                            on_finished=lambda: calls.append(1)))
+    assert manager.wait("t", timeout=30).state is JobState.FINISHED
+    assert calls == [1]
+
+
+def test_second_start_is_busy_and_stop_kills_the_tree(manager):
+    manager.start("t", spec("tree"))
+    with pytest.raises(JobBusyError):
+        manager.start("t", spec("tree"))
+    deadline = time.monotonic() + 30
+    while "child" not in manager.tail("t") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child_pid = int(manager.tail("t").split("child ")[1].split()[0])
+    status = manager.status("t")
+    assert status.running and status.elapsed > 0
+    assert manager.stop("t")
+    assert manager.status("t").state is JobState.STOPPED
+    assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+    assert not manager.stop("t")  # nothing left to stop
+    manager.start("t", spec("progress"))  # the name is free again
+    assert manager.wait("t", timeout=30).state is JobState.FINISHED
+
+
+def test_gpu_choice_goes_only_to_the_child_environment(manager, tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    out = tmp_path / "env.txt"
+    (tmp_path / "fake_tools" / "envdump.py").write_text(
+        "import os, sys; open(sys.argv[1], 'w').write(os.environ.get('CUDA_VISIBLE_DEVICES', '-'))")
+    manager.start("e", JobSpec("fake_tools.envdump", (str(out),), gpu="1"))
+    assert manager.wait("e", timeout=30).state is JobState.FINISHED
+    assert out.read_text() == "1"
+    import os
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_stop_all_stops_running_jobs(manager):
+    manager.start("a", spec("sleep"))
+    manager.start("b", spec("sleep"))
+    assert sorted(manager.running()) == ["a", "b"]
+    manager.stop_all()
+    assert manager.running() == []
