@@ -1,0 +1,1 @@
+"""Model definitions (``nn.Module``s only) and small loaders that build them from weight files."""
