@@ -1,0 +1,409 @@
+"""The SoVITS v1/v2 generator (``SynthesizerTrn``): semantic codes + phones + reference spectrogram → 32 kHz audio.
+
+Shapes: B batch, T25 codes at 25 Hz, T frames at 50 Hz (= 2·T25, one spectrogram frame per 640 samples),
+L phones. Module attribute names (``enc_p``, ``enc_q``, ``dec``, ``flow``, ``ref_enc``, ``ssl_proj``,
+``quantizer``…) are state-dict keys of upstream files and keep their spelling; see ``SoVITSConfig`` for
+which upstream config keys map to what.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from GPT_SoVITS.models import attentions
+from GPT_SoVITS.models.commons import (
+    LRELU_SLOPE,
+    WNConvTranspose1d,
+    fold_weight_norm,
+    rand_slice_segments,
+    sequence_mask,
+)
+from GPT_SoVITS.models.modules import WN, MelStyleEncoder, ResBlock1, ResBlock2, ResidualCouplingBlock
+from GPT_SoVITS.models.mrte import MRTE
+from GPT_SoVITS.models.quantizer import ResidualVectorQuantizer
+
+log = logging.getLogger(__name__)
+
+#: Phone-table sizes (rows of ``enc_p.text_embedding``) per symbol version.
+N_SYMBOLS = {"v1": 322, "v2": 732}
+#: Reference-encoder input bins: v2 looks only at the lowest 704 of the 1025 linear-spectrogram bins.
+V2_REFERENCE_BINS = 704
+
+
+class UnsupportedVersionError(ValueError):
+    """The config names a model version this module does not build (only v1 and v2 are supported)."""
+
+
+@dataclass(frozen=True)
+class SoVITSConfig:
+    """Architecture of the SoVITS generator: upstream ``s2.json`` ``model`` fields plus what it takes from
+    ``data``/``train``, plus the widths upstream hard-wires in code (kept configurable so tests can shrink them).
+    """
+
+    # --- s2.json "model" section
+    inter_channels: int = 192  # latent z channels (flow, posterior, decoder input)
+    hidden_channels: int = 192  # transformer / WaveNet width; also MRTE's content width
+    filter_channels: int = 768  # transformer FFN width
+    n_heads: int = 2
+    n_layers: int = 6  # text encoder layers; the SSL encoder and encoder2 get n_layers // 2
+    kernel_size: int = 3  # transformer FFN kernel
+    p_dropout: float = 0.1
+    resblock: str = "1"  # HiFi-GAN residual block type, "1" or "2"
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    upsample_rates: tuple[int, ...] = (10, 8, 2, 2, 2)  # product = samples per frame (hop_length)
+    upsample_initial_channel: int = 512
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 8, 2, 2)
+    n_layers_q: int = 3  # present in s2.json but unused by upstream (see posterior_layers)
+    use_spectral_norm: bool = False  # used by the discriminator only
+    gin_channels: int = 512  # style vector (ge) width
+    semantic_frame_rate: str = "25hz"  # "25hz": ssl_proj halves the 50 Hz HuBERT rate
+    freeze_quantizer: bool = True  # keep the codebook (EMA) fixed while training
+    version: str = "v2"  # "v1" or "v2": phone table and reference-encoder input differ
+    # --- from the "data" / "train" sections
+    filter_length: int = 2048  # STFT size; spectrogram bins = filter_length // 2 + 1
+    hop_length: int = 640
+    segment_size: int = 20480  # training decoder window in samples
+    # --- widths fixed in upstream code
+    ssl_dim: int = 768  # HuBERT feature width
+    codebook_size: int = 1024
+    mrte_hidden_channels: int = 512  # must equal gin_channels (ge is added inside MRTE)
+    mrte_heads: int = 4
+    style_hidden_channels: int = 128
+    posterior_layers: int = 16  # WaveNet layers of enc_q
+    flow_layers: int = 4  # WaveNet layers per coupling layer
+    n_flows: int = 4
+
+    def __post_init__(self) -> None:
+        if self.version not in N_SYMBOLS:
+            raise UnsupportedVersionError(
+                f"SoVITS version {self.version!r} is not supported here; expected one of {sorted(N_SYMBOLS)} "
+                "(v2Pro/v3/v4 models need their own model classes)")
+        if self.semantic_frame_rate not in ("25hz", "50hz"):
+            raise ValueError(f"semantic_frame_rate must be '25hz' or '50hz', got {self.semantic_frame_rate!r}")
+        if self.resblock not in ("1", "2"):
+            raise ValueError(f"resblock must be '1' or '2', got {self.resblock!r}")
+        product = 1
+        for rate in self.upsample_rates:
+            product *= rate
+        if product != self.hop_length:
+            raise ValueError(f"upsample_rates multiply to {product} but hop_length is {self.hop_length}")
+
+    @property
+    def n_symbols(self) -> int:
+        """Rows of the phone embedding: 322 for v1, 732 for v2."""
+        return N_SYMBOLS[self.version]
+
+    @property
+    def spec_channels(self) -> int:
+        return self.filter_length // 2 + 1
+
+    @property
+    def reference_bins(self) -> int:
+        """Spectrogram bins the reference encoder reads: all of them for v1, the lowest 704 for v2."""
+        return self.spec_channels if self.version == "v1" else min(V2_REFERENCE_BINS, self.spec_channels)
+
+    @property
+    def segment_frames(self) -> int:
+        return self.segment_size // self.hop_length
+
+    @property
+    def semantic_upsample(self) -> int:
+        """50 Hz frames per semantic code."""
+        return 2 if self.semantic_frame_rate == "25hz" else 1
+
+    @classmethod
+    def from_upstream(cls, config: Mapping[str, Any]) -> SoVITSConfig:
+        """Build from an upstream ``s2.json``-style dict (``model``, ``data``, optional ``train`` sections).
+
+        Keys this class does not know (e.g. webui additions) are ignored and logged, since upstream files
+        carry many; unlike :func:`GPT_SoVITS.config.load_config`, which is strict for our own files.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        model = dict(config.get("model", {}))
+        data = dict(config.get("data", {}))
+        train = dict(config.get("train", {}))
+        values: dict[str, Any] = {}
+        for key, value in model.items():
+            if key in fields:
+                values[key] = value
+            else:
+                log.info("SoVITS config: ignoring model key %r", key)
+        for key in ("filter_length", "hop_length"):
+            if key in data:
+                values[key] = data[key]
+        if "segment_size" in train:
+            values["segment_size"] = train["segment_size"]
+        if "version" not in model and "version" in config:
+            values["version"] = config["version"]
+        for key in ("resblock_kernel_sizes", "upsample_rates", "upsample_kernel_sizes"):
+            if key in values:
+                values[key] = tuple(int(v) for v in values[key])
+        if "resblock_dilation_sizes" in values:
+            values["resblock_dilation_sizes"] = tuple(tuple(int(d) for d in ds)
+                                                      for ds in values["resblock_dilation_sizes"])
+        if "resblock" in values:
+            values["resblock"] = str(values["resblock"])
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------------------------------- encoders
+
+
+class TextEncoder(nn.Module):
+    """Prior encoder ``enc_p``: semantic frames and phones → prior mean/log-std of z (plus the hidden sequence)."""
+
+    def __init__(self, cfg: SoVITSConfig) -> None:
+        super().__init__()
+        hidden = cfg.hidden_channels
+        self.out_channels = cfg.inter_channels
+        self.ssl_proj = nn.Conv1d(cfg.ssl_dim, hidden, 1)
+        half = cfg.n_layers // 2
+        self.encoder_ssl = attentions.Encoder(hidden, cfg.filter_channels, cfg.n_heads, half, cfg.kernel_size,
+                                              cfg.p_dropout)
+        self.encoder_text = attentions.Encoder(hidden, cfg.filter_channels, cfg.n_heads, cfg.n_layers,
+                                               cfg.kernel_size, cfg.p_dropout)
+        self.text_embedding = nn.Embedding(cfg.n_symbols, hidden)
+        self.mrte = MRTE(hidden, cfg.mrte_hidden_channels, hidden, cfg.mrte_heads)
+        self.encoder2 = attentions.Encoder(hidden, cfg.filter_channels, cfg.n_heads, half, cfg.kernel_size,
+                                           cfg.p_dropout)
+        self.proj = nn.Conv1d(hidden, cfg.inter_channels * 2, 1)
+
+    def forward(self, y: Tensor, y_lengths: Tensor, text: Tensor, text_lengths: Tensor, ge: Tensor | None,
+                speed: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """y [B, ssl_dim, T], text [B, L] → (hidden [B, C, T'], m [B, inter, T'], logs, mask [B, 1, T']).
+
+        ``speed`` ≠ 1 linearly resamples the hidden sequence to ``int(T / speed) + 1`` frames before ``proj``.
+        """
+        y_mask = sequence_mask(y_lengths, y.shape[2]).unsqueeze(1).to(y.dtype)
+        y = self.ssl_proj(y * y_mask) * y_mask
+        y = self.encoder_ssl(y * y_mask, y_mask)
+        text_mask = sequence_mask(text_lengths, text.shape[1]).unsqueeze(1).to(y.dtype)
+        text_enc = self.encoder_text(self.text_embedding(text).transpose(1, 2) * text_mask, text_mask)
+        y = self.mrte(y, y_mask, text_enc, text_mask, ge)
+        y = self.encoder2(y * y_mask, y_mask)
+        if speed != 1:
+            y = F.interpolate(y, size=int(y.shape[-1] / speed) + 1, mode="linear")
+            y_mask = F.interpolate(y_mask, size=y.shape[-1], mode="nearest")
+        stats = self.proj(y) * y_mask
+        m, logs = torch.split(stats, self.out_channels, dim=1)
+        return y, m, logs, y_mask
+
+
+class PosteriorEncoder(nn.Module):
+    """``enc_q`` (training only): linear spectrogram → z ~ N(m, exp(logs))."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int, kernel_size: int,
+                 dilation_rate: int, n_layers: int, gin_channels: int = 0) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.pre = nn.Conv1d(in_channels, hidden_channels, 1)
+        self.enc = WN(hidden_channels, kernel_size, dilation_rate, n_layers, gin_channels=gin_channels)
+        self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
+
+    def forward(self, x: Tensor, x_lengths: Tensor, g: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if g is not None:
+            g = g.detach()  # upstream: the style encoder gets no gradient through the posterior
+        x_mask = sequence_mask(x_lengths, x.shape[2]).unsqueeze(1).to(x.dtype)
+        x = self.enc(self.pre(x) * x_mask, x_mask, g=g)
+        stats = self.proj(x) * x_mask
+        m, logs = torch.split(stats, self.out_channels, dim=1)
+        z = (m + torch.randn_like(m) * torch.exp(logs)) * x_mask
+        return z, m, logs, x_mask
+
+
+class Generator(nn.Module):
+    """HiFi-GAN decoder ``dec``: z [B, inter, T] (+ style g) → waveform [B, 1, T·hop] in (-1, 1)."""
+
+    def __init__(self, cfg: SoVITSConfig) -> None:
+        super().__init__()
+        self.num_kernels = len(cfg.resblock_kernel_sizes)
+        initial = cfg.upsample_initial_channel
+        self.conv_pre = nn.Conv1d(cfg.inter_channels, initial, 7, 1, padding=3)
+        block = ResBlock1 if cfg.resblock == "1" else ResBlock2
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        channels = initial
+        for i, (rate, kernel) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=True)):
+            channels = initial // (2 ** (i + 1))
+            self.ups.append(WNConvTranspose1d(initial // (2**i), channels, kernel, rate, padding=(kernel - rate) // 2,
+                                              init_std=0.01))
+            for kernel_size, dilation in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True):
+                self.resblocks.append(block(channels, kernel_size, tuple(dilation)))
+        self.conv_post = nn.Conv1d(channels, 1, 7, 1, padding=3, bias=False)
+        if cfg.gin_channels:
+            self.cond = nn.Conv1d(cfg.gin_channels, initial, 1)
+
+    def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
+        x = self.conv_pre(x)
+        if g is not None:
+            x = x + self.cond(g)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            acc = blocks[0](x)
+            for block in blocks[1:]:
+                acc = acc + block(x)
+            x = acc / self.num_kernels
+        x = F.leaky_relu(x)  # default slope 0.01 here, as in upstream (not LRELU_SLOPE)
+        return torch.tanh(self.conv_post(x))
+
+
+# ----------------------------------------------------------------------------------------------- the model
+
+
+@dataclass
+class SoVITSTrainOutput:
+    """What one training forward returns (upstream returns the same values as a tuple)."""
+
+    audio: Tensor  # [B, 1, segment_size] decoded random window
+    commit_loss: Tensor  # scalar quantizer commitment loss (upstream's kl_ssl)
+    slice_starts: Tensor  # [B] start frame of each window
+    y_mask: Tensor  # [B, 1, T]
+    z: Tensor  # [B, inter, T] posterior sample
+    z_p: Tensor  # [B, inter, T] z mapped through the flow
+    m_p: Tensor  # [B, inter, T] prior mean
+    logs_p: Tensor  # [B, inter, T] prior log-std
+    m_q: Tensor  # [B, inter, T] posterior mean
+    logs_q: Tensor  # [B, inter, T] posterior log-std
+    quantized: Tensor  # [B, ssl_dim, T] quantized SSL features at 50 Hz
+
+
+class SynthesizerTrn(nn.Module):
+    """SoVITS generator. ``with_posterior=False`` builds the inference layout (no ``enc_q`` keys).
+
+    The codebook and ``ssl_proj`` turn HuBERT features into semantic codes (:meth:`extract_latent`);
+    :meth:`decode` turns codes + phones + reference spectrogram(s) into audio; :meth:`forward` is the
+    training pass.
+    """
+
+    def __init__(self, cfg: SoVITSConfig, with_posterior: bool = True) -> None:
+        super().__init__()
+        if cfg.mrte_hidden_channels != cfg.gin_channels:
+            raise ValueError(f"mrte_hidden_channels ({cfg.mrte_hidden_channels}) must equal gin_channels "
+                             f"({cfg.gin_channels}): the style vector is added inside MRTE")
+        self.cfg = cfg
+        self.enc_p = TextEncoder(cfg)
+        self.dec = Generator(cfg)
+        if with_posterior:
+            self.enc_q = PosteriorEncoder(cfg.spec_channels, cfg.inter_channels, cfg.hidden_channels, 5, 1,
+                                          cfg.posterior_layers, gin_channels=cfg.gin_channels)
+        self.flow = ResidualCouplingBlock(cfg.inter_channels, cfg.hidden_channels, 5, 1, cfg.flow_layers,
+                                          cfg.n_flows, gin_channels=cfg.gin_channels)
+        self.ref_enc = MelStyleEncoder(cfg.reference_bins, cfg.style_hidden_channels, cfg.gin_channels)
+        stride = 2 if cfg.semantic_frame_rate == "25hz" else 1
+        self.ssl_proj = nn.Conv1d(cfg.ssl_dim, cfg.ssl_dim, stride, stride=stride)
+        self.quantizer = ResidualVectorQuantizer(dimension=cfg.ssl_dim, n_q=1, bins=cfg.codebook_size)
+
+    @property
+    def has_posterior(self) -> bool:
+        return hasattr(self, "enc_q")
+
+    def drop_posterior(self) -> None:
+        """Delete ``enc_q`` (inference layout; upstream does the same after loading)."""
+        if self.has_posterior:
+            del self.enc_q
+
+    def prepare_for_inference(self) -> SynthesizerTrn:
+        """eval(), no gradients, weight norm folded into plain weights: same outputs, less work per call."""
+        self.eval()
+        self.requires_grad_(False)
+        folded = fold_weight_norm(self)
+        log.debug("folded weight norm in %d layers", folded)
+        return self
+
+    # ---------------------------------------------------------------------------------------------- inference
+
+    def reference_embedding(self, refer: Tensor) -> Tensor:
+        """Style vector ``ge`` [B, gin, 1] of one reference linear spectrogram [B, spec_channels, T]."""
+        lengths = torch.tensor([refer.shape[2]], device=refer.device)
+        mask = sequence_mask(lengths, refer.shape[2]).unsqueeze(1).to(refer.dtype)
+        return self.ref_enc(refer[:, : self.cfg.reference_bins] * mask, mask)
+
+    def average_reference_embedding(self, refers: Sequence[Tensor]) -> Tensor:
+        """Mean style vector of several references (upstream's multi-reference timbre fusion)."""
+        if not refers:
+            raise ValueError("at least one reference spectrogram is needed")
+        return torch.stack([self.reference_embedding(r) for r in refers], 0).mean(0)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor, text: Tensor, refer: Tensor | Sequence[Tensor] | None,
+               noise_scale: float = 0.5, speed: float = 1.0, ge: Tensor | None = None) -> Tensor:
+        """Synthesize audio.
+
+        Parameters
+        ----------
+        codes : semantic codes [n_q, B, T25] (upstream's layout; ``n_q`` = 1).
+        text : phone ids [B, L].
+        refer : reference linear spectrogram [B, spec_channels, T] or a list of them (style vectors averaged).
+        noise_scale : std multiplier of the prior sample; 0 gives z = m_p.
+        speed : > 1 speaks faster (the hidden sequence is resampled to ``int(2·T25 / speed) + 1`` frames).
+        ge : precomputed style vector [B, gin, 1]; when given, ``refer`` is not used.
+
+        Returns
+        -------
+        waveform [B, 1, frames · hop_length] at 32 kHz.
+        """
+        if ge is None and refer is not None:
+            ge = (self.reference_embedding(refer) if isinstance(refer, Tensor)
+                  else self.average_reference_embedding(refer))
+        y_lengths = torch.tensor([codes.shape[2] * self.cfg.semantic_upsample], device=codes.device)
+        text_lengths = torch.tensor([text.shape[-1]], device=text.device)
+        quantized = self.semantic_features(codes)
+        _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed)
+        z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * noise_scale if noise_scale else m_p
+        z = self.flow(z_p, y_mask, g=ge, reverse=True)
+        return self.dec(z * y_mask, g=ge)
+
+    def semantic_features(self, codes: Tensor) -> Tensor:
+        """Codes [n_q, B, T25] → codebook vectors at 50 Hz [B, ssl_dim, T] (each repeated, nearest)."""
+        quantized = self.quantizer.decode(codes)
+        if self.cfg.semantic_upsample != 1:
+            quantized = F.interpolate(quantized, size=quantized.shape[-1] * self.cfg.semantic_upsample,
+                                      mode="nearest")
+        return quantized
+
+    @torch.no_grad()
+    def extract_latent(self, ssl: Tensor) -> Tensor:
+        """HuBERT features [B, ssl_dim, T50] → codes [B, n_q, T25].
+
+        Note the layout: upstream returns ``codes.transpose(0, 1)`` here, i.e. (batch, n_q, T), while
+        :meth:`decode` takes (n_q, batch, T); with B = n_q = 1 both are [1, 1, T25] and callers use ``[0, 0]``.
+        """
+        return self.quantizer.encode(self.ssl_proj(ssl)).transpose(0, 1)
+
+    # ----------------------------------------------------------------------------------------------- training
+
+    def forward(self, ssl: Tensor, y: Tensor, y_lengths: Tensor, text: Tensor,
+                text_lengths: Tensor) -> SoVITSTrainOutput:
+        """Training pass: ssl [B, ssl_dim, T] HuBERT features, y [B, spec_channels, T] linear spectrogram,
+        text [B, L] phone ids. Needs ``enc_q``."""
+        if not self.has_posterior:
+            raise RuntimeError("this SynthesizerTrn was built without enc_q (inference layout); build it with "
+                               "with_posterior=True to train")
+        y_mask = sequence_mask(y_lengths, y.shape[2]).unsqueeze(1).to(y.dtype)
+        ge = self.ref_enc(y[:, : self.cfg.reference_bins] * y_mask, y_mask)
+        if self.cfg.freeze_quantizer:
+            # Upstream puts these two in eval mode (no codebook EMA update) but leaves gradients on, so the
+            # projection still learns through the straight-through path; kept for identical training.
+            self.ssl_proj.eval()
+            self.quantizer.eval()
+        with torch.autocast(device_type=ssl.device.type, enabled=False):
+            quantized, _, commit_loss = self.quantizer(self.ssl_proj(ssl.to(self.ssl_proj.weight.dtype)))
+        if self.cfg.semantic_upsample != 1:
+            quantized = F.interpolate(quantized, size=quantized.shape[-1] * self.cfg.semantic_upsample,
+                                      mode="nearest")
+        _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, ge)
+        z, m_q, logs_q, y_mask = self.enc_q(y, y_lengths, g=ge)
+        z_p = self.flow(z, y_mask, g=ge)
+        z_slice, starts = rand_slice_segments(z, y_lengths, self.cfg.segment_frames)
+        audio = self.dec(z_slice, g=ge)
+        return SoVITSTrainOutput(audio, commit_loss, starts, y_mask, z, z_p, m_p, logs_p, m_q, logs_q, quantized)
