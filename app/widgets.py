@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
@@ -57,19 +57,26 @@ class JobPanel:
     """
 
     def __init__(self, ctx: AppContext, name: str, make_spec: Callable[..., JobSpec], inputs: list[Any],
-                 start_label: str, log_lines: int = 12):
-        self.ctx, self.name, self.make_spec = ctx, name, make_spec
+                 start_label: str, log_lines: int = 12,
+                 extra_starts: Sequence[tuple[str, Callable[..., JobSpec], list[Any]]] = ()):
+        """``extra_starts``: more ``(label, make_spec, inputs)`` buttons that start the same job differently
+        (e.g. one button per formatting step plus the one-click chain); the job runs one at a time."""
+        self.ctx, self.name = ctx, name
         i18n = ctx.i18n
         with gr.Row():
-            self.start_btn = gr.Button(start_label, variant="primary")
+            starts = [(gr.Button(start_label, variant="primary"), make_spec, inputs)]
+            starts += [(gr.Button(label), spec_fn, spec_inputs) for label, spec_fn, spec_inputs in extra_starts]
+            self.start_btn = starts[0][0]
             self.stop_btn = gr.Button(i18n("Stop"), variant="stop", interactive=False)
         self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
         self.progress = gr.HTML("")
         self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
                               autoscroll=True, info=i18n("The last lines of the job's log file."))
         self.timer = gr.Timer(POLL_SECONDS)
-        outputs = [self.status, self.progress, self.log, self.start_btn, self.stop_btn]
-        self.start_btn.click(self._start, inputs=inputs, outputs=outputs)
+        self._start_buttons = [button for button, _, _ in starts]
+        outputs = [self.status, self.progress, self.log, *self._start_buttons, self.stop_btn]
+        for button, spec_fn, spec_inputs in starts:
+            button.click(lambda *values, _fn=spec_fn: self._start(_fn, *values), inputs=spec_inputs, outputs=outputs)
         self.stop_btn.click(self._stop, outputs=outputs)
         self.timer.tick(self.refresh, outputs=outputs)
 
@@ -78,13 +85,14 @@ class JobPanel:
         message = status_text(self.ctx.i18n, status)
         if status.message and status.state is JobState.FAILED:
             message += f"\n\n{status.message}"
-        return (message, progress_html(status), self.ctx.processes.tail(self.name),
-                gr.update(interactive=not status.running), gr.update(interactive=status.running))
+        starts = [gr.update(interactive=not status.running) for _ in self._start_buttons]
+        return (message, progress_html(status), self.ctx.processes.tail(self.name), *starts,
+                gr.update(interactive=status.running))
 
-    def _start(self, *values: Any) -> tuple[Any, ...]:
+    def _start(self, make_spec: Callable[..., JobSpec], *values: Any) -> tuple[Any, ...]:
         i18n = self.ctx.i18n
         try:
-            spec = self.make_spec(*values)
+            spec = make_spec(*values)
             self.ctx.processes.start(self.name, spec)
         except JobBusyError:
             gr.Warning(i18n("This tool is already running; stop it first or wait for it to finish."))
