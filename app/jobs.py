@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.processes import JobSpec, OutputCheck, expect_glob
+from app.processes import JobSpec, OutputCheck, expect_files, expect_glob
 from tools.slice_audio import LoudnessMix
 from tools.slicer import SlicerParams
 
@@ -48,3 +48,55 @@ class SliceJob:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
                        check_outputs=self.check_outputs(), on_finished=on_finished)
+
+
+@dataclass(frozen=True)
+class PrepareJob:
+    """Dataset formatting (1A): one step, or the one-click chain of all three."""
+
+    exp_dir: Path
+    list_path: Path
+    audio_dir: Path | None
+    steps: tuple[str, ...]
+    pretrained_dir: Path
+    bert_dir: Path
+    hubert_dir: Path
+    sovits_g: Path
+    gpus: str = ""  # upstream's "0-0" style GPU list; empty = CPU workers
+    workers: int = 1
+    half: bool = False
+    version: str = "v2"
+
+    module = "GPT_SoVITS.prepare"
+
+    def validate(self) -> None:
+        if self.list_path.is_dir():
+            raise ValueError(f"{self.list_path} is a folder: choose the .list label file inside it.")
+        if not self.list_path.is_file():
+            raise FileNotFoundError(f"Label file not found: {self.list_path}")
+        if self.audio_dir is not None and not self.audio_dir.is_dir():
+            raise FileNotFoundError(f"Audio folder not found: {self.audio_dir} (leave it empty to use the .list paths)")
+        needed = {"text": self.bert_dir, "hubert": self.hubert_dir, "semantic": self.sovits_g}
+        for step in self.steps:
+            if not needed[step].exists():
+                raise FileNotFoundError(f"Pretrained model for step {step} not found: {needed[step]}; "
+                                        f"see pretrained_models/README.md.")
+
+    def to_argv(self) -> list[str]:
+        argv = ["--exp-dir", str(self.exp_dir), "--list", str(self.list_path), "--steps", ",".join(self.steps),
+                "--pretrained-dir", str(self.pretrained_dir), "--bert-dir", str(self.bert_dir),
+                "--hubert-dir", str(self.hubert_dir), "--sovits-g", str(self.sovits_g),
+                "--version", self.version, "--half" if self.half else "--no-half"]
+        if self.audio_dir is not None:
+            argv += ["--audio-dir", str(self.audio_dir)]
+        argv += ["--gpus", self.gpus] if self.gpus else ["--workers", str(self.workers)]
+        return argv
+
+    def check_outputs(self) -> OutputCheck:
+        outputs = {"text": self.exp_dir / "2-name2text.txt", "hubert": self.exp_dir / "4-cnhubert",
+                   "semantic": self.exp_dir / "6-name2semantic.tsv"}
+        return expect_files(*(outputs[step] for step in self.steps))
+
+    def spec(self, log_file: Path | None = None) -> JobSpec:
+        self.validate()
+        return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file, check_outputs=self.check_outputs())
