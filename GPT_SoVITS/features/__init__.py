@@ -1,0 +1,1 @@
+"""Feature extractors: spectrograms, HuBERT SSL features, BERT text features."""
