@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.context import AppContext
+from app.tabs import prepare
 from app.widgets import note
 
 
@@ -15,14 +16,7 @@ def build_tab(ctx: AppContext) -> None:
             label=i18n("Experiment name"),
             info=i18n("Everything of this voice is stored in logs/<name>; use a plain folder name.")))
         with gr.Tab(i18n("1A - Dataset formatting")):
-            with gr.Row():
-                ctx.bind("list_path", gr.Textbox(
-                    label=i18n("Text label file (.list)"),
-                    info=i18n("The proofread .list file: audio path|speaker|language|text per line.")))
-                ctx.bind("audio_dir", gr.Textbox(
-                    label=i18n("Audio folder"),
-                    info=i18n("Optional: folder holding the clips; empty means the paths in the .list are used.")))
-            note(i18n("Not built yet: dataset formatting will come in a later release."))
+            prepare.build_tab(ctx)
         with gr.Tab(i18n("1B - Fine-tuning")):
             note(i18n("Not built yet: SoVITS and GPT fine-tuning will come in a later release."))
         with gr.Tab(i18n("1C - Inference")):
