@@ -270,8 +270,12 @@ class Text2SemanticDecoder(nn.Module):
         hidden, _ = self.hidden_states(xy, valid, phones.shape[1])
         return self.ar_predict_layer(hidden[:, phones.shape[1] - 1:])
 
-    def _training_logits(self, phones: torch.Tensor, phone_lens: torch.Tensor, bert: torch.Tensor,
-                         codes: torch.Tensor, code_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_logits(self, phones: torch.Tensor, phone_lens: torch.Tensor, bert: torch.Tensor,
+                        codes: torch.Tensor, code_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``[B, T+1, V]`` from the last phone onward, and targets ``[B, T+1]`` (codes, then EOS).
+
+        Inputs are right-padded as a collate function makes them (see :meth:`forward`).
+        """
         eos = self.cfg.eos
         x_len = phones.shape[1]
         text = left_align(phones, phone_lens)
@@ -293,7 +297,7 @@ class Text2SemanticDecoder(nn.Module):
         Shapes: ``phones`` [B, X] right-padded, ``phone_lens`` [B], ``bert`` [B, 1024, X], ``codes`` [B, T]
         right-padded semantic codes, ``code_lens`` [B].
         """
-        logits, targets = self._training_logits(phones, phone_lens, bert, codes, code_lens)
+        logits, targets = self.training_logits(phones, phone_lens, bert, codes, code_lens)
         loss = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="sum")
         acc, n = top3_accuracy(logits.detach(), targets, ignore_index=self.cfg.eos)
         return T2SLoss(loss=loss, top3_acc=acc, n_targets=n)
@@ -307,7 +311,7 @@ class Text2SemanticDecoder(nn.Module):
         """
         rejected, rejected_lens = make_rejected_codes(codes, code_lens, self.cfg.eos, generator)
         n = phones.shape[0]
-        both = self._training_logits(
+        both = self.training_logits(
             torch.cat([phones, phones]), torch.cat([phone_lens, phone_lens]), torch.cat([bert, bert]),
             _pad_cat(codes, rejected, self.cfg.eos), torch.cat([code_lens, rejected_lens]))
         logits, targets = both
