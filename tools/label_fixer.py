@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from GPT_SoVITS.audio import load_audio, write_wav
+from GPT_SoVITS.labels import LabelEntry, LabelFileError, find_list_file, read_list, resolve_audio_path, write_list
 from GPT_SoVITS.logs import setup_logging
-from tools.labels import LabelEntry, LabelFileError, find_list_file, read_list, resolve_audio_path, write_list
 
 log = logging.getLogger(__name__)
 

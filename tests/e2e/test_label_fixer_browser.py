@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from GPT_SoVITS import labels
+from GPT_SoVITS.labels import LabelEntry
 from GPT_SoVITS.paths import REPO_ROOT
 from tests.conftest import tone_burst, write_audio
-from tools import labels
-from tools.labels import LabelEntry
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 
 from app.i18n import LOCALE_DIR, I18n
+from GPT_SoVITS.labels import LabelEntry, LabelFileError
 from tests.conftest import tone_burst, write_audio
 from tools import label_fixer, labels
 from tools.label_fixer import MESSAGES, LabelEditError, LabelSession, run_action
-from tools.labels import LabelEntry, LabelFileError
 
 SR = 16000
 LENGTHS = [1.0, 0.5, 0.75, 1.25, 0.6]

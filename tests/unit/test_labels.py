@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from GPT_SoVITS import labels
+from GPT_SoVITS.labels import LabelEntry, LabelFileError
 from tests.conftest import write_audio
-from tools import labels
-from tools.labels import LabelEntry, LabelFileError
 
 
 def _clip(folder: Path, name: str) -> Path:

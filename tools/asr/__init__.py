@@ -22,9 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from GPT_SoVITS.audio import AudioReadError, list_audio_files, load_audio
+from GPT_SoVITS.labels import LabelEntry, write_list
 from GPT_SoVITS.logs import ProgressCallback
 from GPT_SoVITS.paths import REPO_ROOT
-from tools.labels import LabelEntry, write_list
 
 log = logging.getLogger(__name__)
 
