@@ -8,9 +8,10 @@ import pytest
 import soundfile as sf
 
 from app.i18n import LOCALE_DIR, I18n
+from GPT_SoVITS import labels
 from GPT_SoVITS.labels import LabelEntry, LabelFileError
 from tests.conftest import tone_burst, write_audio
-from tools import label_fixer, labels
+from tools import label_fixer
 from tools.label_fixer import MESSAGES, LabelEditError, LabelSession, run_action
 
 SR = 16000
