@@ -361,7 +361,7 @@ class Text2SemanticDecoder(nn.Module):
         if n == 0 or len(bert) != n or (prompts is not None and len(prompts) != n):
             raise ValueError(f"generate: need as many bert tensors and prompts as phone sequences "
                              f"(got {n} phones, {len(bert)} bert, {None if prompts is None else len(prompts)} prompts)")
-        weight = self.ar_predict_layer.weight
+        weight = self.bert_proj.weight
         device, dtype = weight.device, weight.dtype
         prompt_list = [None] * n if prompts is None else list(prompts)
         x_lens = [int(p.numel()) for p in phones]
