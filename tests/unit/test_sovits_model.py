@@ -1,0 +1,233 @@
+"""SoVITS generator on a tiny random config: shapes, masks, training step, save/load, weight-norm folding."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+import torch
+
+from GPT_SoVITS.config import load_config, to_dict
+from GPT_SoVITS.models.commons import WNConvTranspose1d, fold_weight_norm
+from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn, UnsupportedVersionError
+
+TINY = SoVITSConfig(
+    inter_channels=16, hidden_channels=16, filter_channels=32, n_heads=2, n_layers=2, kernel_size=3,
+    resblock_kernel_sizes=(3, 5), resblock_dilation_sizes=((1, 3), (1, 3)), upsample_rates=(8, 2),
+    upsample_initial_channel=32, upsample_kernel_sizes=(16, 4), gin_channels=16, filter_length=64, hop_length=16,
+    segment_size=16 * 8, ssl_dim=32, codebook_size=64, mrte_hidden_channels=16, mrte_heads=2,
+    style_hidden_channels=16, posterior_layers=2, flow_layers=2, n_flows=2,
+)
+SPEC_BINS = TINY.spec_channels  # 33
+
+
+def make_model(seed: int = 0, **kwargs) -> SynthesizerTrn:
+    torch.manual_seed(seed)
+    model = SynthesizerTrn(TINY, **kwargs)
+    # coupling layers start as the identity (post = 0); give them weights so the flow is actually exercised
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".post." in name:
+                param.normal_(0, 0.1)
+    return model
+
+
+def batch(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    frames, phones = 20, 7
+    ssl = torch.randn(2, TINY.ssl_dim, frames, generator=g)
+    spec = torch.rand(2, SPEC_BINS, frames, generator=g)
+    text = torch.randint(0, TINY.n_symbols, (2, phones), generator=g)
+    return ssl, spec, torch.tensor([frames, 16]), text, torch.tensor([phones, 5])
+
+
+def test_training_forward_shapes():
+    model = make_model()
+    ssl, spec, spec_len, text, text_len = batch()
+    out = model(ssl, spec, spec_len, text, text_len)
+    assert out.audio.shape == (2, 1, TINY.segment_size)
+    for t in (out.z, out.z_p, out.m_p, out.logs_p, out.m_q, out.logs_q):
+        assert t.shape == (2, TINY.inter_channels, 20)
+    assert out.quantized.shape == (2, TINY.ssl_dim, 20)
+    assert out.y_mask[1, 0, 16:].abs().sum() == 0 and out.y_mask[1, 0, :16].min() == 1
+    assert out.slice_starts.shape == (2,)
+    assert out.audio.abs().max() <= 1.0
+
+
+def test_one_backward_step_is_finite_and_updates_weights():
+    model = make_model()
+    model.train()
+    ssl, spec, spec_len, text, text_len = batch()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = model.enc_p.proj.weight.detach().clone()
+    out = model(ssl, spec, spec_len, text, text_len)
+    kl = (out.logs_q - out.logs_p + 0.5 * (out.z_p - out.m_p) ** 2 * torch.exp(-2 * out.logs_p)).mean()
+    loss = out.audio.abs().mean() + out.commit_loss + kl
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.dec.ups[0].weight_g.grad is not None and model.dec.ups[0].weight_g.grad.abs().sum() > 0
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert not torch.equal(before, model.enc_p.proj.weight)
+
+
+def test_frozen_quantizer_keeps_codebook_but_unfrozen_updates_it():
+    ssl, spec, spec_len, text, text_len = batch()
+    frozen = make_model()
+    frozen.train()
+    embed = frozen.quantizer.vq.layers[0]._codebook.embed.clone()
+    frozen(ssl, spec, spec_len, text, text_len)
+    assert torch.equal(embed, frozen.quantizer.vq.layers[0]._codebook.embed)
+
+    torch.manual_seed(0)
+    free = SynthesizerTrn(dataclasses.replace(TINY, freeze_quantizer=False))
+    free.train()
+    embed = free.quantizer.vq.layers[0]._codebook.embed.clone()
+    out = free(ssl, spec, spec_len, text, text_len)
+    assert not torch.equal(embed, free.quantizer.vq.layers[0]._codebook.embed)
+    assert out.commit_loss > 0
+
+
+def test_decode_shapes_and_speed():
+    model = make_model().eval()
+    codes = torch.randint(0, TINY.codebook_size, (1, 1, 10))
+    text = torch.randint(0, TINY.n_symbols, (1, 6))
+    refer = torch.rand(1, SPEC_BINS, 30)
+    audio = model.decode(codes, text, refer, noise_scale=0.0)
+    assert audio.shape == (1, 1, 20 * TINY.hop_length)
+    faster = model.decode(codes, text, refer, noise_scale=0.0, speed=1.25)
+    assert faster.shape == (1, 1, (int(20 / 1.25) + 1) * TINY.hop_length)
+    assert torch.isfinite(audio).all() and audio.abs().max() <= 1
+
+
+def test_decode_reference_list_averages_style_vectors():
+    model = make_model().eval()
+    codes = torch.randint(0, TINY.codebook_size, (1, 1, 8))
+    text = torch.randint(0, TINY.n_symbols, (1, 5))
+    ref_a, ref_b = torch.rand(1, SPEC_BINS, 25), 3 * torch.rand(1, SPEC_BINS, 40)
+    with torch.no_grad():
+        ge_mean = (model.reference_embedding(ref_a) + model.reference_embedding(ref_b)) / 2
+    fused = model.decode(codes, text, [ref_a, ref_b], noise_scale=0.0)
+    torch.testing.assert_close(fused, model.decode(codes, text, None, noise_scale=0.0, ge=ge_mean))
+    single = model.decode(codes, text, [ref_a], noise_scale=0.0)
+    assert not torch.allclose(fused, single)
+    torch.testing.assert_close(single, model.decode(codes, text, ref_a, noise_scale=0.0))
+
+
+def test_noise_scale_zero_is_deterministic_and_nonzero_samples():
+    model = make_model().eval()
+    codes = torch.randint(0, TINY.codebook_size, (1, 1, 8))
+    text = torch.randint(0, TINY.n_symbols, (1, 5))
+    refer = torch.rand(1, SPEC_BINS, 25)
+    a = model.decode(codes, text, refer, noise_scale=0.0)
+    torch.testing.assert_close(a, model.decode(codes, text, refer, noise_scale=0.0), rtol=0, atol=0)
+    assert not torch.allclose(a, model.decode(codes, text, refer, noise_scale=0.5))
+
+
+def test_padding_does_not_change_the_valid_part():
+    """A short item padded into a batch gives the same prior as when run alone (masks are applied)."""
+    model = make_model().eval()
+    ssl, _, _, text, _ = batch()
+    ge = torch.randn(2, TINY.gin_channels, 1)
+    with torch.no_grad():
+        _, m_pad, logs_pad, _ = model.enc_p(ssl, torch.tensor([20, 16]), text, torch.tensor([7, 5]), ge)
+        _, m_one, logs_one, _ = model.enc_p(ssl[1:, :, :16], torch.tensor([16]), text[1:, :5], torch.tensor([5]),
+                                            ge[1:])
+    torch.testing.assert_close(m_pad[1:, :, :16], m_one, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logs_pad[1:, :, :16], logs_one, atol=1e-5, rtol=1e-5)
+    assert m_pad[1, :, 16:].abs().sum() == 0
+
+
+def test_extract_latent_picks_nearest_codebook_rows():
+    model = make_model().eval()
+    ssl = torch.randn(2, TINY.ssl_dim, 12)
+    codes = model.extract_latent(ssl)
+    assert codes.shape == (2, 1, 6) and codes.dtype == torch.long
+    with torch.no_grad():
+        projected = model.ssl_proj(ssl).transpose(1, 2)  # [B, 6, D]
+        embed = model.quantizer.vq.layers[0]._codebook.embed
+        nearest = torch.cdist(projected, embed.unsqueeze(0).expand(2, -1, -1)).argmin(-1)
+    assert torch.equal(codes[:, 0], nearest)
+    # codes of a decoded sequence are the codes themselves
+    assert torch.equal(model.quantizer.encode(model.quantizer.decode(codes.transpose(0, 1))), codes.transpose(0, 1))
+
+
+def test_save_load_round_trip_and_inference_layout():
+    model = make_model().eval()
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    clone = SynthesizerTrn(TINY)
+    clone.load_state_dict(state, strict=True)
+    clone.eval()
+    codes = torch.randint(0, TINY.codebook_size, (1, 1, 8))
+    text = torch.randint(0, TINY.n_symbols, (1, 5))
+    refer = torch.rand(1, SPEC_BINS, 25)
+    torch.testing.assert_close(model.decode(codes, text, refer, noise_scale=0.0),
+                               clone.decode(codes, text, refer, noise_scale=0.0), rtol=0, atol=1e-6)
+
+    infer = SynthesizerTrn(TINY, with_posterior=False)
+    infer_state = {k: v for k, v in state.items() if not k.startswith("enc_q.")}
+    infer.load_state_dict(infer_state, strict=True)
+    assert set(infer.state_dict()) == set(infer_state) and len(infer_state) < len(state)
+    with pytest.raises(RuntimeError, match="enc_q"):
+        infer(*batch())
+
+
+def test_weight_norm_keys_and_folding_keep_outputs():
+    model = make_model().eval()
+    keys = model.state_dict().keys()
+    n_weight_norm = sum(k.endswith(".weight_g") for k in keys)
+    assert n_weight_norm > 0 and all(k[:-1] + "v" in keys for k in keys if k.endswith(".weight_g"))
+    up = model.dec.ups[0]
+    assert isinstance(up, WNConvTranspose1d)
+    assert up.weight_g.shape == (up.in_channels, 1, 1)  # dim 0 of a transposed conv is the input channel
+
+    codes = torch.randint(0, TINY.codebook_size, (1, 1, 8))
+    text = torch.randint(0, TINY.n_symbols, (1, 5))
+    refer = torch.rand(1, SPEC_BINS, 25)
+    before = model.decode(codes, text, refer, noise_scale=0.0)
+    model.prepare_for_inference()
+    after = model.decode(codes, text, refer, noise_scale=0.0)
+    torch.testing.assert_close(before, after, rtol=0, atol=1e-6)
+    folded_keys = model.state_dict().keys()
+    assert not any(k.endswith((".weight_g", ".weight_v")) for k in folded_keys)
+    assert fold_weight_norm(model) == 0  # already folded
+
+
+def test_config_from_upstream_s2_json_and_round_trip():
+    s2 = {
+        "train": {"segment_size": 20480, "c_mel": 45},
+        "data": {"filter_length": 2048, "hop_length": 640, "sampling_rate": 32000, "n_mel_channels": 128},
+        "model": {"inter_channels": 192, "hidden_channels": 192, "filter_channels": 768, "n_heads": 2,
+                  "n_layers": 6, "kernel_size": 3, "p_dropout": 0.1, "resblock": "1",
+                  "resblock_kernel_sizes": [3, 7, 11], "resblock_dilation_sizes": [[1, 3, 5]] * 3,
+                  "upsample_rates": [10, 8, 2, 2, 2], "upsample_initial_channel": 512,
+                  "upsample_kernel_sizes": [16, 16, 8, 2, 2], "n_layers_q": 3, "use_spectral_norm": False,
+                  "gin_channels": 512, "semantic_frame_rate": "25hz", "freeze_quantizer": True, "version": "v2",
+                  "lora_rank": 32},
+    }
+    cfg = SoVITSConfig.from_upstream(s2)
+    assert cfg == SoVITSConfig()
+    assert (cfg.n_symbols, cfg.spec_channels, cfg.reference_bins, cfg.segment_frames) == (732, 1025, 704, 32)
+    v1 = SoVITSConfig.from_upstream({**s2, "model": {**s2["model"], "version": "v1"}})
+    assert (v1.n_symbols, v1.reference_bins) == (322, 1025)
+    assert load_config(SoVITSConfig, to_dict(TINY)) == TINY
+
+
+def test_config_rejects_unsupported_values():
+    with pytest.raises(UnsupportedVersionError, match="v3"):
+        SoVITSConfig(version="v3")
+    with pytest.raises(ValueError, match="hop_length"):
+        SoVITSConfig(upsample_rates=(10, 8, 2, 2))
+
+
+def test_v1_layout_uses_full_band_reference_and_322_symbols():
+    model = SynthesizerTrn(dataclasses.replace(TINY, version="v1"), with_posterior=False)
+    state = model.state_dict()
+    assert state["enc_p.text_embedding.weight"].shape[0] == 322
+    assert state["ref_enc.spectral.0.fc.weight"].shape[1] == SPEC_BINS
+
