@@ -56,9 +56,22 @@ def progress_logger(label: str, logger: logging.Logger | None = None, every: int
 
 
 def setup_logging(log_file: Path | None = None, level: int = logging.INFO) -> None:
-    """Log to stderr (and to ``log_file`` if given). Call once, from an entry point's ``main``."""
+    """Log to stderr (and to ``log_file`` if given). Call from an entry point's ``main``.
+
+    Calling it again replaces the handlers it installed before and leaves other handlers alone (a test
+    runner's capture handler, for instance).
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_gpt_sovits", False)]:
+        root.removeHandler(handler)
+        handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    formatter = logging.Formatter(LOG_FORMAT)
+    for handler in handlers:
+        handler._gpt_sovits = True  # type: ignore[attr-defined]
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level)

@@ -44,3 +44,11 @@ def espeak(text: str, path: Path, voice: str = "en") -> Path | None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+    """A tiny random pretrained set in upstream's layout (BERT, HuBERT, SoVITS G/D, GPT), built once per session."""
+    from GPT_SoVITS.dev.make_tiny_pretrained import make_tiny_pretrained
+
+    return make_tiny_pretrained(tmp_path_factory.mktemp("pretrained"))

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
-from GPT_SoVITS.checkpoints import CheckpointError, load_gpt_weights
+from GPT_SoVITS.checkpoints import CheckpointError, load_gpt_weights, load_sovits_weights
 from GPT_SoVITS.config import ConfigError
+from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
 
 
@@ -32,4 +33,33 @@ def load_t2s(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype 
     return model.to(device=device, dtype=dtype).eval(), cfg
 
 
-__all__ = ["T2SConfig", "Text2SemanticDecoder", "load_t2s"]
+def load_sovits(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                for_inference: bool = True) -> tuple[SynthesizerTrn, SoVITSConfig]:
+    """Build the SoVITS generator from a SoVITS weight file (release, pretrained or resume).
+
+    The architecture comes from the file's config (upstream's ``s2.json`` defaults where it has none) and
+    the version found in the weights (v1: 322 phones and a full-band reference encoder). Release files have
+    no ``enc_q``; pretrained files do, and it is kept only when ``for_inference`` is False (training).
+    With ``for_inference`` the model is in eval mode with weight norm folded away.
+    """
+    loaded = load_sovits_weights(path)
+    config = dict(loaded.config)
+    config["model"] = {**dict(config.get("model") or {}), "version": loaded.version}
+    try:
+        cfg = SoVITSConfig.from_upstream(config)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its SoVITS config cannot be used ({exc})") from None
+    has_posterior = any(key.startswith("enc_q.") for key in loaded.state_dict)
+    model = SynthesizerTrn(cfg, with_posterior=has_posterior and not for_inference)
+    state = loaded.state_dict if has_posterior and not for_inference else {
+        k: v for k, v in loaded.state_dict.items() if not k.startswith("enc_q.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the weights do not fit the SoVITS model its config describes "
+                              f"({str(exc).splitlines()[0]})") from None
+    model = model.to(device=device, dtype=dtype)
+    return (model.prepare_for_inference() if for_inference else model), cfg
+
+
+__all__ = ["SoVITSConfig", "SynthesizerTrn", "T2SConfig", "Text2SemanticDecoder", "load_sovits", "load_t2s"]

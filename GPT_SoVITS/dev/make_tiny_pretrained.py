@@ -1,0 +1,148 @@
+"""Write a tiny random pretrained set in upstream's formats and folder layout, for tests and demos.
+
+``python -m GPT_SoVITS.dev.make_tiny_pretrained DIR`` creates, inside DIR (upstream's pretrained_models layout):
+
+- ``chinese-roberta-wwm-ext-large/``: a 2-layer BERT (hidden 1024, as the GPT's ``bert_proj`` expects) with a
+  real Chinese character vocabulary (the 3755 level-1 GB2312 characters, ASCII, punctuation);
+- ``chinese-hubert-base/``: a 1-layer HuBERT (hidden 768, 320× downsampling, so 50 Hz at 16 kHz);
+- ``gsv-v2final-pretrained/s2G2333k.pth`` and ``s2D2333k.pth``: a small SoVITS v2 generator (with ``enc_q``,
+  as upstream's pretrained files) and discriminator;
+- ``gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt``: a 2-layer GPT.
+
+The weights are random, so the audio is noise, but every file goes through the real loading code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from GPT_SoVITS.checkpoints import save_gpt_weights
+from GPT_SoVITS.fileio import atomic_path
+from GPT_SoVITS.logs import setup_logging
+from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
+from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
+from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
+from GPT_SoVITS.paths import PretrainedPaths
+
+log = logging.getLogger(__name__)
+
+#: A SoVITS v2 generator small enough for CPU tests (hop 640 is kept: 25 Hz codes ↔ 32 kHz audio).
+TINY_SOVITS = SoVITSConfig(inter_channels=16, hidden_channels=16, filter_channels=32, n_heads=2, n_layers=2,
+                           resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),),
+                           upsample_rates=(10, 8, 8), upsample_initial_channel=32,
+                           upsample_kernel_sizes=(20, 16, 16), gin_channels=32, mrte_hidden_channels=32,
+                           style_hidden_channels=16, posterior_layers=2, flow_layers=1, n_flows=2,
+                           segment_size=640 * 8)
+TINY_GPT = T2SConfig(embedding_dim=64, hidden_dim=64, head=4, linear_units=128, n_layer=2)
+
+
+def gb2312_level1() -> list[str]:
+    """The 3755 most common simplified characters (GB2312 level 1, rows 16–55)."""
+    chars = []
+    for row in range(0xB0, 0xD8):
+        for col in range(0xA1, 0xFF):
+            try:
+                chars.append(bytes([row, col]).decode("gb2312"))
+            except UnicodeDecodeError:
+                continue
+    return chars
+
+
+def bert_vocabulary() -> list[str]:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    ascii_chars = [chr(c) for c in range(33, 127)]
+    punctuation = list("，。！？；：、…—“”‘’（）《》")
+    return specials + ascii_chars + punctuation + gb2312_level1()
+
+
+def write_bert(folder: Path, seed: int = 0) -> Path:
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(bert_vocabulary()) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=1024, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=512)
+    BertForMaskedLM(config).save_pretrained(str(folder))
+    return folder
+
+
+def write_hubert(folder: Path, seed: int = 0) -> Path:
+    from transformers import HubertConfig, HubertModel
+
+    torch.manual_seed(seed)
+    config = HubertConfig(hidden_size=768, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                          conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+    HubertModel(config).save_pretrained(str(folder))
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "do_normalize": False, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
+        "padding_side": "right", "padding_value": 0, "return_attention_mask": False, "sampling_rate": 16000}))
+    return folder
+
+
+def sovits_upstream_config(cfg: SoVITSConfig) -> dict:
+    """The ``s2.json``-style sections a SoVITS file carries (what :meth:`SoVITSConfig.from_upstream` reads)."""
+    model = {k: v for k, v in vars(cfg).items() if k not in ("filter_length", "hop_length", "segment_size")}
+    return {"model": model, "data": {"filter_length": cfg.filter_length, "hop_length": cfg.hop_length,
+                                     "sampling_rate": 32000, "n_mel_channels": 128, "win_length": 2048},
+            "train": {"segment_size": cfg.segment_size}, "version": cfg.version}
+
+
+def write_sovits(g_path: Path, d_path: Path, cfg: SoVITSConfig = TINY_SOVITS, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    generator = SynthesizerTrn(cfg, with_posterior=True)
+    config = json.loads(json.dumps(sovits_upstream_config(cfg)))  # tuples → lists, as a JSON config has
+    # pretrained generators keep enc_q (training starts from them), so they are written whole
+    state = {k: v.detach().half() if v.is_floating_point() else v for k, v in generator.state_dict().items()}
+    g_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(g_path) as tmp:
+        torch.save({"weight": state, "config": config, "info": "tiny random pretrained"}, tmp)
+    discriminator = MultiPeriodDiscriminator()
+    with atomic_path(d_path) as tmp:
+        torch.save({"weight": {k: v.detach().half() for k, v in discriminator.state_dict().items()}}, tmp)
+
+
+def write_gpt(path: Path, cfg: T2SConfig = TINY_GPT, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    model = Text2SemanticDecoder(cfg)
+    config = cfg.to_upstream()
+    config["train"] = {"seed": 1234, "epochs": 20, "batch_size": 8, "save_every_n_epoch": 1,
+                       "precision": "32", "gradient_clip": 1.0}
+    config["optimizer"] = {"lr": 0.01, "lr_init": 0.00001, "lr_end": 0.0001, "warmup_steps": 2000,
+                           "decay_steps": 40000}
+    save_gpt_weights(path, model.state_dict(), config, epoch=0)
+
+
+def make_tiny_pretrained(root: Path, seed: int = 0) -> PretrainedPaths:
+    """Write the whole tiny set into ``root`` (upstream's layout); returns its :class:`PretrainedPaths`."""
+    paths = PretrainedPaths(Path(root))
+    write_bert(paths.bert, seed)
+    write_hubert(paths.hubert, seed)
+    write_sovits(paths.sovits_g("v2"), paths.sovits_d("v2"), seed=seed)
+    write_gpt(paths.gpt("v2"), seed=seed)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m GPT_SoVITS.dev.make_tiny_pretrained",
+                                     description="Write tiny random models in upstream's pretrained layout.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("root", type=Path, help="folder to create (upstream's pretrained_models layout)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights")
+    args = parser.parse_args(argv)
+    setup_logging()
+    make_tiny_pretrained(args.root, args.seed)
+    log.info("tiny pretrained set written to %s", args.root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
