@@ -90,6 +90,9 @@ def spectrogram(wave: Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
     if wave.dim() == 1:
         wave = wave.unsqueeze(0)
     pad = (n_fft - hop_length) // 2
+    if wave.shape[-1] <= pad:
+        raise ValueError(f"audio too short for a spectrogram: {wave.shape[-1]} samples, need more than {pad} "
+                         f"(reflect padding of {pad} samples on each side)")
     padded = torch.nn.functional.pad(wave.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
     window = _hann_window(win_length, wave.dtype, str(wave.device))
     stft = torch.stft(padded, n_fft, hop_length=hop_length, win_length=win_length, window=window, center=False,
