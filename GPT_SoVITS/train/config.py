@@ -1,0 +1,210 @@
+"""Typed run configs of the two trainers (frozen dataclasses; ``configs/{sovits,gpt}_v2.yaml`` only override).
+
+Defaults are upstream's ``s2.json`` (SoVITS) and ``s1longer-v2.yaml`` (GPT); the launcher's own defaults
+(epochs, save frequency, batch size from memory) live in the YAML files and in the 1B tab. A run config is
+written into the experiment folder by the launcher and is the permanent record of the run; it is also stored
+inside every training-state file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from GPT_SoVITS.config import ConfigError, to_dict
+from GPT_SoVITS.models.sovits import SoVITSConfig
+from GPT_SoVITS.models.t2s import T2SConfig
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class SaveConfig:
+    """When and what to save (shared by both trainers)."""
+
+    every_n_epochs: int = 4  # save a training state (and release weights) every N epochs, and at the last one
+    latest_only: bool = True  # keep only the newest training state (upstream's if_save_latest)
+    release_weights: bool = True  # also write small inference weights at each save point (if_save_every_weights)
+    keep_last_n: int = 3  # training states kept when latest_only is off (0 = keep all)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how to run (shared by both trainers)."""
+
+    device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda"; under torchrun each rank takes cuda:LOCAL_RANK
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16; auto = fp16 mixed on CUDA ≥ 5.3, else fp32
+    num_workers: int = 2  # DataLoader worker processes per rank
+    log_every_n_steps: int = 10  # loss lines and TensorBoard scalars
+    max_steps: int = 0  # stop after this many optimizer steps (0 = no limit); for tests and benchmarks
+    from_scratch: bool = False  # explicitly allow training without pretrained weights (gives noise at first!)
+
+
+@dataclass(frozen=True)
+class SoVITSTrainConfig:
+    """Upstream ``s2.json`` ``train`` section (the keys it uses)."""
+
+    seed: int = 1234
+    epochs: int = 100
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    eps: float = 1e-9
+    batch_size: int = 32  # per GPU (per process)
+    grad_accum: int = 1  # optimizer step every N batches (for small GPUs); upstream has none
+    lr_decay: float = 0.999875  # ExponentialLR gamma, stepped once per epoch
+    c_mel: float = 45.0
+    c_kl: float = 1.0
+    text_low_lr_rate: float = 0.4  # LR ratio of enc_p.text_embedding / encoder_text / mrte
+
+
+@dataclass(frozen=True)
+class SoVITSDataConfig:
+    """Upstream ``s2.json`` ``data`` section plus the dataset filters of spec §11."""
+
+    sampling_rate: int = 32000
+    win_length: int = 2048
+    n_mel_channels: int = 128
+    mel_fmin: float = 0.0
+    mel_fmax: float | None = None
+    min_seconds: float = 0.6  # clips outside [min_seconds, max_seconds] are left out (counted in the log)
+    max_seconds: float = 54.0
+    # bucket boundaries in spectrogram frames (50 per second); items outside (first, last] are left out
+    boundaries: tuple[int, ...] = (32, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500,
+                                   1600, 1700, 1800, 1900)
+    min_items: int = 100  # smaller datasets are repeated max(2, min_items // n) times, as upstream
+
+
+@dataclass(frozen=True)
+class SoVITSRunConfig:
+    """Everything one SoVITS fine-tuning run needs (``python -m GPT_SoVITS.train.sovits --config``)."""
+
+    exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 4-cnhubert/, 5-wav32k/)
+    name: str = ""  # release-file prefix; empty = the experiment folder's name
+    version: str = "v2"
+    pretrained_g: Path | None = None  # upstream s2G*.pth (or a compatible file)
+    pretrained_d: Path | None = None  # upstream s2D*.pth
+    init_weights: Path | None = None  # optional release .pth loaded over the pretrained G (incremental training)
+    weights_dir: Path = Path("SoVITS_weights_v2")  # release files go to <weights_dir>/<name>_e<E>_s<S>.pth
+    train: SoVITSTrainConfig = SoVITSTrainConfig()
+    data: SoVITSDataConfig = SoVITSDataConfig()
+    model: SoVITSConfig = SoVITSConfig()
+    save: SaveConfig = SaveConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def run_name(self) -> str:
+        return self.name or Path(self.exp_dir).name
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.exp_dir) / f"logs_s2_{self.version}"
+
+    def upstream_config(self) -> dict[str, Any]:
+        """The ``config`` stored in release files: upstream's s2.json sections (what inference reads)."""
+        model = to_dict(self.model)
+        data = to_dict(self.data)
+        return {
+            "train": {**to_dict(self.train), "segment_size": self.model.segment_size},
+            "data": {"max_wav_value": 32768.0, "sampling_rate": data["sampling_rate"],
+                     "filter_length": self.model.filter_length, "hop_length": self.model.hop_length,
+                     "win_length": data["win_length"], "n_mel_channels": data["n_mel_channels"],
+                     "mel_fmin": data["mel_fmin"], "mel_fmax": data["mel_fmax"], "exp_dir": str(self.exp_dir)},
+            "model": model,
+            "name": self.run_name,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class GPTTrainConfig:
+    """Upstream ``s1longer-v2.yaml`` ``train`` section plus the behaviour its trainer hard-codes."""
+
+    seed: int = 1234
+    epochs: int = 20
+    batch_size: int = 8  # per GPU; halved when dpo is on (as upstream)
+    grad_accum: int = 4  # upstream steps the optimizer every 4th batch (hard-coded in its Lightning module)
+    gradient_clip: float = 1.0  # recorded; upstream's manual optimisation never applies it (ScaledAdam clips)
+    dpo: bool = False  # add the (experimental) DPO loss (upstream's if_dpo)
+    dpo_beta: float = 0.2
+
+
+@dataclass(frozen=True)
+class GPTOptimizerConfig:
+    """Upstream ``optimizer`` section. Upstream computes a warmup-cosine LR and then overrides it with a
+    constant 0.002; ``schedule: constant`` (the default) keeps that behaviour, ``warmup_cosine`` uses the
+    values below as written."""
+
+    name: str = "scaled_adam"  # scaled_adam (upstream's) or adamw
+    schedule: str = "constant"  # constant | warmup_cosine
+    constant_lr: float = 0.002
+    lr: float = 0.01
+    lr_init: float = 1e-5
+    lr_end: float = 1e-4
+    warmup_steps: int = 2000
+    decay_steps: int = 40000
+    betas: tuple[float, float] = (0.9, 0.95)
+    clipping_scale: float = 2.0  # ScaledAdam: clip at 2 × the median recent gradient norm
+    clipping_update_period: int = 1000
+    weight_decay: float = 0.0  # adamw only
+
+
+@dataclass(frozen=True)
+class GPTDataConfig:
+    """Upstream ``data`` section plus the dataset filters of spec §11."""
+
+    max_sec: int = 54  # semantic length limit: max_sec · 25 tokens; phones ≤ max_sec · 25 / 2.5
+    min_phones_per_sec: float = 3.0
+    max_phones_per_sec: float = 25.0
+    min_items: int = 100  # smaller datasets are repeated max(2, min_items // n) times, as upstream
+    bucket_seconds: float = 2.0  # width of the duration buckets batches are drawn from
+
+
+@dataclass(frozen=True)
+class GPTRunConfig:
+    """Everything one GPT fine-tuning run needs (``python -m GPT_SoVITS.train.gpt --config``)."""
+
+    exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 3-bert/, 6-name2semantic.tsv)
+    name: str = ""  # release-file prefix; empty = the experiment folder's name
+    version: str = "v2"
+    pretrained: Path | None = None  # upstream s1bert25hz-*.ckpt (or a compatible GPT weights file)
+    init_weights: Path | None = None  # optional release .ckpt to start from instead (incremental training)
+    weights_dir: Path = Path("GPT_weights_v2")  # release files go to <weights_dir>/<name>-e<E>.ckpt
+    train: GPTTrainConfig = GPTTrainConfig()
+    optimizer: GPTOptimizerConfig = GPTOptimizerConfig()
+    data: GPTDataConfig = GPTDataConfig()
+    model: T2SConfig = T2SConfig()
+    save: SaveConfig = field(default_factory=lambda: SaveConfig(every_n_epochs=5))
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def run_name(self) -> str:
+        return self.name or Path(self.exp_dir).name
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.exp_dir) / f"logs_s1_{self.version}"
+
+    def upstream_config(self) -> dict[str, Any]:
+        """The ``config`` stored in release files: upstream's s1longer-v2.yaml layout (what inference reads)."""
+        sections = self.model.to_upstream()
+        train = to_dict(self.train)
+        return {
+            "train": {"seed": train["seed"], "epochs": train["epochs"], "batch_size": train["batch_size"],
+                      "save_every_n_epoch": self.save.every_n_epochs, "precision": self.runtime.precision,
+                      "gradient_clip": train["gradient_clip"], "if_dpo": train["dpo"], "exp_name": self.run_name},
+            "optimizer": {k: v for k, v in to_dict(self.optimizer).items()
+                          if k in ("lr", "lr_init", "lr_end", "warmup_steps", "decay_steps")},
+            "data": {**sections["data"], "max_eval_sample": 8, "num_workers": self.runtime.num_workers},
+            "model": sections["model"],
+            "inference": sections["inference"],
+        }
+
+
+def validate_common(save: SaveConfig, runtime: RuntimeConfig, epochs: int, batch_size: int, grad_accum: int) -> None:
+    """Raise :class:`ConfigError` on values no trainer can run with."""
+    if runtime.precision not in PRECISIONS:
+        raise ConfigError(f"runtime.precision must be one of {', '.join(PRECISIONS)} (got {runtime.precision!r})")
+    if epochs < 1 or batch_size < 1 or grad_accum < 1 or save.every_n_epochs < 1:
+        raise ConfigError(f"epochs ({epochs}), batch_size ({batch_size}), grad_accum ({grad_accum}) and "
+                          f"save.every_n_epochs ({save.every_n_epochs}) must all be at least 1")

@@ -1,0 +1,187 @@
+"""Pieces both trainers share: stop requests, resume bookkeeping, weight loading reports, progress lines.
+
+Progress lines
+--------------
+Each logged step writes ``TRAIN epoch=E step=S loss=L key=value ...`` (parsed by :func:`parse_train_line` for
+the launcher's loss plot) and a ``PROGRESS done/total epoch E/N`` line (parsed by the job runner for its bar).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from GPT_SoVITS.checkpoints import TrainState, latest_train_state, load_train_state, rotate_train_states
+from GPT_SoVITS.logs import format_progress
+
+log = logging.getLogger(__name__)
+
+_TRAIN_RE = re.compile(r"TRAIN epoch=(\d+) step=(\d+) ((?:\w+=[-+0-9.eE]+(?:nan|inf)? ?)+)")
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Pretrained weights are missing or do not fit, and training from scratch was not asked for."""
+
+
+class AlreadyDoneError(RuntimeError):
+    """The requested number of epochs is already trained."""
+
+
+class StopRequest:
+    """Set by SIGTERM/SIGINT (the launcher's stop button): the loop saves its state and leaves after the batch."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def install(self) -> None:
+        """Route SIGTERM and SIGINT here (call from the entry point's main thread)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        log.warning("received signal %d: stopping after the current batch and saving the training state", signum)
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far training got: optimizer steps, completed epochs, and batches done inside the next epoch."""
+
+    step: int = 0
+    epochs_done: int = 0
+    batches_done: int = 0
+
+
+def position_of(state: TrainState) -> Position:
+    return Position(state.step, state.epoch, int(state.extra.get("batches_done", 0)))
+
+
+def check_not_done(pos: Position, epochs: int, what: str, state_file: Path | None) -> None:
+    """Raise :class:`AlreadyDoneError` with a plain message when nothing is left to train."""
+    if pos.epochs_done >= epochs and pos.batches_done == 0:
+        raise AlreadyDoneError(
+            f"{what}: nothing to do, {pos.epochs_done} of {epochs} epoch(s) are already trained (training state "
+            f"{state_file}). Raise the number of epochs to continue training, or use a new experiment name to "
+            "start over.")
+
+
+def find_resume_state(folder: Path, kind: str) -> tuple[Path, TrainState] | None:
+    """The newest readable training state of ``kind`` in ``folder`` (or None)."""
+    path = latest_train_state(folder, kind)
+    if path is None:
+        return None
+    return path, load_train_state(path)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """How well a state dict fitted a model."""
+
+    matched: int
+    total: int
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[str, ...]
+
+    def summary(self) -> str:
+        text = f"{self.matched}/{self.total} keys matched"
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("shape mismatch", self.mismatched)):
+            if keys:
+                text += f", {len(keys)} {label} (e.g. {keys[0]})"
+        return text
+
+
+def load_matching(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                  ignore_missing: Iterable[str] = ()) -> LoadReport:
+    """Copy every key whose name and shape match; report the rest (upstream's lenient load, made visible)."""
+    own = model.state_dict()
+    prefixes = tuple(ignore_missing)
+    usable = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    mismatched = tuple(k for k, v in state_dict.items() if k in own and own[k].shape != v.shape)
+    unexpected = tuple(k for k in state_dict if k not in own)
+    missing = tuple(k for k in own if k not in state_dict and not (prefixes and k.startswith(prefixes)))
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in usable.items()}}, strict=True)
+    return LoadReport(len(usable), len(own), missing, unexpected, mismatched)
+
+
+def require_good_fit(report: LoadReport, what: str, path: Path) -> None:
+    """Refuse weights that leave the model partly random (missing/mismatched keys)."""
+    if report.matched == 0 or report.missing or report.mismatched:
+        raise PretrainedWeightsError(
+            f"{what} {path} does not fit the model ({report.summary()}); pick the file of the same model "
+            "version, or set runtime.from_scratch: true to train from random weights on purpose.")
+
+
+def save_points(epoch: int, total_epochs: int, every: int) -> bool:
+    """Save after every ``every``-th epoch and always after the last one (upstream skips the last otherwise)."""
+    return epoch % every == 0 or epoch == total_epochs
+
+
+def rotate(folder: Path, kinds: Iterable[str], latest_only: bool, keep_last_n: int) -> None:
+    keep = 1 if latest_only else keep_last_n
+    if keep >= 1:
+        for kind in kinds:
+            for old in rotate_train_states(folder, kind, keep):
+                log.info("removed old training state %s", old.name)
+
+
+def log_step(epoch: int, step: int, values: Mapping[str, float], done: int, total: int, epochs: int) -> None:
+    """One loss line for the plot and one progress line for the bar."""
+    fields = " ".join(f"{k}={v:.5g}" for k, v in values.items())
+    log.info("TRAIN epoch=%d step=%d %s", epoch, step, fields)
+    log.info(format_progress(done, total, f"epoch {epoch}/{epochs}"))
+
+
+def parse_train_line(line: str) -> tuple[int, int, dict[str, float]] | None:
+    """``(epoch, step, {name: value})`` from a ``TRAIN`` log line, else None."""
+    m = _TRAIN_RE.search(line)
+    if not m:
+        return None
+    values = {}
+    for pair in m.group(3).split():
+        key, _, value = pair.partition("=")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            continue
+    return int(m.group(1)), int(m.group(2)), values
+
+
+def tensorboard_writer(folder: Path, enabled: bool) -> Any:
+    """A SummaryWriter on rank 0 (None elsewhere or if tensorboard is missing)."""
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional at run time
+        log.warning("tensorboard is not installed: no TensorBoard logs")
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return SummaryWriter(log_dir=str(folder))
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
