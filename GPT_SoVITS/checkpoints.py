@@ -195,6 +195,11 @@ def safe_load(path: Path) -> tuple[Any, str | None]:
         raise CheckpointError(
             f"{path}: refused to load: the file contains Python objects that a weight file should not "
             f"contain ({first_line[:200]}). Only load model files from sources you trust.") from None
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:
+        # an allow-listed stand-in used in a way upstream's files never do (e.g. called with arguments)
+        raise CheckpointError(f"{path}: refused to load: unexpected content for a weight file "
+                              f"({type(exc).__name__}: {str(exc)[:200]}). Only load model files from sources "
+                              f"you trust.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: the file is truncated or corrupt ({type(exc).__name__}: "
                               f"{str(exc).strip()[:200]}). Copy or download it again.") from None

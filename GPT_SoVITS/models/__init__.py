@@ -29,7 +29,7 @@ def load_t2s(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype 
         model.load_state_dict(loaded.state_dict, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the weights do not fit the model its config describes "
-                              f"({str(exc).splitlines()[0]})") from None
+                              f"({' '.join(str(exc).split())[:400]})") from None
     return model.to(device=device, dtype=dtype).eval(), cfg
 
 
@@ -57,7 +57,7 @@ def load_sovits(path: Path, device: str | torch.device = "cpu", dtype: torch.dty
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the weights do not fit the SoVITS model its config describes "
-                              f"({str(exc).splitlines()[0]})") from None
+                              f"({' '.join(str(exc).split())[:400]})") from None
     model = model.to(device=device, dtype=dtype)
     return (model.prepare_for_inference() if for_inference else model), cfg
 

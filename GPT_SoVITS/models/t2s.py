@@ -80,8 +80,11 @@ class T2SConfig:
 
     def to_upstream(self) -> dict[str, Any]:
         """The model/data/inference sections in upstream's spelling (merge into a full training config)."""
+        model: dict[str, Any] = {}
+        if self.bert_dim != 1024:  # only toy models change it; upstream has it fixed at 1024
+            model["bert_dim"] = self.bert_dim
         return {
-            "model": {"vocab_size": self.vocab_size, "phoneme_vocab_size": self.phoneme_vocab_size,
+            "model": {**model, "vocab_size": self.vocab_size, "phoneme_vocab_size": self.phoneme_vocab_size,
                       "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "head": self.head,
                       "linear_units": self.linear_units, "n_layer": self.n_layer, "dropout": self.dropout,
                       "EOS": self.eos, "random_bert": self.random_bert},
