@@ -100,3 +100,162 @@ class PrepareJob:
     def spec(self, log_file: Path | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file, check_outputs=self.check_outputs())
+
+
+@dataclass(frozen=True)
+class AsrJob:
+    """Batch ASR (0c): a folder of clips → ``<output_dir>/<input folder name>.list``."""
+
+    input_dir: Path
+    output_dir: Path
+    backend: str = "faster-whisper"
+    size: str = "large-v3"
+    language: str = "auto"
+    precision: str = "int8"
+    device: str = "auto"
+    model_path: Path | None = None
+
+    module = "tools.asr"
+
+    @property
+    def list_path(self) -> Path:
+        from tools.asr import list_path_for
+
+        return list_path_for(self.input_dir, self.output_dir)
+
+    def validate(self) -> None:
+        from tools.asr import BACKENDS
+
+        info = BACKENDS.get(self.backend)
+        if info is None:
+            raise ValueError(f"Unknown ASR backend {self.backend!r}; choose one of {', '.join(BACKENDS)}.")
+        if self.language not in info.languages:
+            raise ValueError(f"{self.backend} does not offer language {self.language!r} "
+                             f"(choose one of {', '.join(info.languages)}).")
+        if not self.input_dir.is_dir():
+            raise FileNotFoundError(f"Input folder not found: {self.input_dir} (give the folder of sliced clips).")
+
+    def to_argv(self) -> list[str]:
+        argv = ["-i", str(self.input_dir), "-o", str(self.output_dir), "--backend", self.backend,
+                "-s", self.size, "-l", self.language, "-p", self.precision, "--device", self.device]
+        return argv + (["--model-path", str(self.model_path)] if self.model_path else [])
+
+    def check_outputs(self) -> OutputCheck:
+        return expect_files(self.list_path)
+
+    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+        self.validate()
+        return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
+                       check_outputs=self.check_outputs(), on_finished=on_finished)
+
+
+@dataclass(frozen=True)
+class DenoiseJob:
+    """Denoise (0bb): every clip of a folder → the same names in the output folder."""
+
+    input_dir: Path
+    output_dir: Path
+    method: str = "spectral"
+    prop_decrease: float = 0.9
+    stationary: bool = True
+
+    module = "tools.denoise"
+
+    def validate(self) -> None:
+        if not self.input_dir.is_dir():
+            raise FileNotFoundError(f"Input folder not found: {self.input_dir} (give the folder of clips).")
+        if self.input_dir.resolve() == self.output_dir.resolve():
+            raise ValueError("The output folder must differ from the input folder (the originals are kept).")
+        if not 0.0 <= self.prop_decrease <= 1.0:
+            raise ValueError(f"Noise reduction strength must be between 0 and 1 (got {self.prop_decrease}).")
+
+    def to_argv(self) -> list[str]:
+        return ["-i", str(self.input_dir), "-o", str(self.output_dir), "--method", self.method,
+                "--prop-decrease", str(self.prop_decrease), "--stationary" if self.stationary else "--no-stationary"]
+
+    def check_outputs(self) -> OutputCheck:
+        return expect_files(self.output_dir)
+
+    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+        self.validate()
+        return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
+                       check_outputs=self.check_outputs(), on_finished=on_finished)
+
+
+@dataclass(frozen=True)
+class VocalSeparationJob:
+    """Vocal separation (0a): songs → vocal and accompaniment files, with a UVR5 model."""
+
+    input: Path
+    model: str
+    model_dir: Path
+    vocals_dir: Path
+    others_dir: Path
+    output_format: str = "flac"
+    aggressiveness: int = 10
+
+    module = "tools.vocal_separation"
+
+    def options(self):
+        from tools.vocal_separation import SeparationOptions
+
+        return SeparationOptions(self.model, self.model_dir, self.vocals_dir, self.others_dir, self.output_format,
+                                 self.aggressiveness)
+
+    def validate(self) -> None:
+        from tools.vocal_separation import check_model
+
+        self.options().validate()
+        if not self.input.exists():
+            raise FileNotFoundError(f"Input not found: {self.input} (give a song or a folder of songs).")
+        check_model(self.model_dir, self.model)
+
+    def to_argv(self) -> list[str]:
+        return ["-i", str(self.input), "--model", self.model, "--model-dir", str(self.model_dir),
+                "--vocals-dir", str(self.vocals_dir), "--others-dir", str(self.others_dir),
+                "--format", self.output_format, "--aggressiveness", str(self.aggressiveness)]
+
+    def check_outputs(self) -> OutputCheck:
+        return expect_glob(self.vocals_dir, f"vocal_*.{self.output_format}")
+
+    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+        self.validate()
+        return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
+                       check_outputs=self.check_outputs(), on_finished=on_finished)
+
+
+@dataclass(frozen=True)
+class LabelFixerJob:
+    """The label fixer sub-WebUI (0d): a server that runs until it is closed."""
+
+    list_path: Path
+    port: int = 9871
+    host: str = "127.0.0.1"
+    batch_size: int = 10
+    language: str = "en_US"
+    audio_dir: Path | None = None
+
+    module = "tools.label_fixer"
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}/"
+
+    def validate(self) -> Path:
+        """The .list file the fixer will open (a folder with one .list is accepted); raises ``LabelFileError``."""
+        from GPT_SoVITS.labels import find_list_file
+
+        found = find_list_file(self.list_path)
+        if self.audio_dir is not None and not self.audio_dir.is_dir():
+            raise FileNotFoundError(f"Audio folder not found: {self.audio_dir} (leave it empty to use the .list paths)")
+        return found
+
+    def to_argv(self) -> list[str]:
+        argv = ["--list", str(self.list_path), "--port", str(self.port), "--host", self.host,
+                "--batch-size", str(self.batch_size), "--lang", self.language]
+        return argv + (["--audio-dir", str(self.audio_dir)] if self.audio_dir else [])
+
+    def spec(self, log_file: Path | None = None) -> JobSpec:
+        self.validate()
+        return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file)

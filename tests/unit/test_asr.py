@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from GPT_SoVITS import labels
 from tests.conftest import espeak, tone_burst, write_audio
-from tools import asr, labels
+from tools import asr
 from tools.asr import ModelNotFoundError, Transcript
 from tools.asr import __main__ as asr_cli
 from tools.asr import faster_whisper as fw_backend
@@ -183,3 +184,18 @@ def test_funasr_model_routing_and_local_folders(tmp_path):
         (folder / "model.pt").write_bytes(b"x")
     resolved = funasr_backend.resolve_models(zh, tmp_path, allow_download=False)
     assert resolved[funasr_backend.PARAFORMER_ZH] == str(expected)
+
+
+def test_asr_job_argv_round_trip(tmp_path):
+    from app.jobs import AsrJob
+
+    (tmp_path / "clips").mkdir()
+    job = AsrJob(tmp_path / "clips", tmp_path / "out", "faster-whisper", "medium", "ja", "float32", "cpu",
+                 tmp_path / "model")
+    args = asr_cli.build_parser().parse_args(job.spec().argv)
+    assert (args.input_folder, args.output_folder, args.backend, args.model_size, args.language, args.precision,
+            args.device, args.model_path) == (job.input_dir, job.output_dir, job.backend, job.size, job.language,
+                                              job.precision, job.device, job.model_path)
+    assert job.list_path == tmp_path / "out" / "clips.list"
+    with pytest.raises(ValueError, match="does not offer language 'ja'"):
+        AsrJob(tmp_path / "clips", tmp_path / "out", "funasr", "large", "ja").spec()

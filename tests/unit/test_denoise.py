@@ -65,3 +65,14 @@ def test_clear_errors_for_bad_requests(noisy_folder, tmp_path, capfd):
     empty.mkdir()
     (empty / "x.wav").write_bytes(b"junk")
     assert denoise.main(["-i", str(empty), "-o", str(tmp_path / "o2")]) == 1
+
+
+def test_denoise_job_argv_round_trip(noisy_folder, tmp_path):
+    from app.jobs import DenoiseJob
+
+    job = DenoiseJob(noisy_folder, tmp_path / "out", "spectral", 0.7, stationary=False)
+    args = denoise.build_parser().parse_args(job.spec().argv)
+    assert (args.input_folder, args.output_folder, args.method, args.prop_decrease, args.stationary) == \
+           (job.input_dir, job.output_dir, job.method, job.prop_decrease, job.stationary)
+    with pytest.raises(ValueError, match="must differ"):
+        DenoiseJob(noisy_folder, noisy_folder).spec()

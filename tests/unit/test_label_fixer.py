@@ -145,3 +145,16 @@ def test_every_message_is_translated():
 def test_ui_builds(dataset):
     demo = label_fixer.build_ui(LabelSession(dataset), I18n("en_US"), batch_size=3)
     assert demo is not None
+
+
+def test_label_fixer_job_argv_round_trip(dataset):
+    from app.jobs import LabelFixerJob
+
+    job = LabelFixerJob(dataset.parent, 9999, "0.0.0.0", 7, "zh_CN", dataset.parent.parent / "clips")
+    assert job.validate() == dataset  # the folder resolves to its .list
+    args = label_fixer.build_parser().parse_args(job.spec().argv)
+    assert (args.list_path, args.port, args.host, args.batch_size, args.lang, args.audio_dir) == \
+           (job.list_path, 9999, "0.0.0.0", 7, "zh_CN", job.audio_dir)
+    assert job.url == "http://127.0.0.1:9999/"
+    with pytest.raises(LabelFileError):
+        LabelFixerJob(dataset.parent.parent / "clips").spec()
