@@ -16,10 +16,11 @@ from GPT_SoVITS.text.zh_normalization.rules import RULES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["normalize_sentence", "split_sentences", "to_simplified", "normalize_sentences"]
+__all__ = ["normalize_sentence", "normalize_sentences", "split_sentences", "to_simplified", "to_traditional"]
 
-# Removed before splitting (Chinese text has no meaningful spaces; brackets and quotes are not read).
-_DROPPED_BEFORE_SPLIT = re.compile(r"[—《》【】<=>{}()（）#&@“”^_|\\]")
+# Removed before splitting (Chinese text has no meaningful spaces; brackets and quotes are not read). Deviation:
+# upstream also removes "=" here, which makes its own arithmetic rule read 1+1=2 as 一加十二; we keep "=".
+_DROPPED_BEFORE_SPLIT = re.compile(r"[—《》【】<>{}()（）#&@“”^_|\\]")
 _SENTENCE_END = re.compile(r"([：、，；。？！,;?!][”’]?)")
 _DROPPED_AFTER = re.compile(r"[-—《》【】<=>{}()（）#&@“”^_|\\]")
 
@@ -43,18 +44,25 @@ _SYMBOL_WORDS = {
 _SYMBOLS = re.compile("|".join(re.escape(symbol) for symbol in _SYMBOL_WORDS))
 
 
-@lru_cache(maxsize=1)
-def _t2s_converter():
+@lru_cache(maxsize=2)
+def _opencc(config: str):
     import opencc
 
-    return opencc.OpenCC("t2s")
+    return opencc.OpenCC(config)
 
 
 def to_simplified(text: str) -> str:
     """Traditional → simplified Chinese (OpenCC ``t2s``; loaded once on first use)."""
     if text.isascii():
         return text
-    return _t2s_converter().convert(text)
+    return _opencc("t2s").convert(text)
+
+
+def to_traditional(text: str) -> str:
+    """Simplified → traditional Chinese as used in Taiwan (OpenCC ``s2tw``), the script G2PW was trained on."""
+    if text.isascii():
+        return text
+    return _opencc("s2tw").convert(text)
 
 
 def split_sentences(text: str) -> list[str]:

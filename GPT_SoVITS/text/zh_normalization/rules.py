@@ -101,8 +101,21 @@ RE_POWER = re.compile(r"[" + _SUPERSCRIPTS + r"]+")
 _POWER_DIGITS = dict(zip(_SUPERSCRIPTS, "0123456789xyn", strict=True))
 
 
+_EXPRESSION_NEIGHBOURS = set("+-×÷=") | set("加减乘除于")
+
+
 def _arithmetic(match: re.Match) -> str:
-    return match.group(1) + _OPERATORS[match.group(8)] + match.group(9)
+    operator = match.group(8)
+    numbers_only = match.group(7) is None and match.group(15) is None
+    if operator == "-" and numbers_only:
+        text = match.string
+        before = text[match.start() - 1] if match.start() > 0 else ""
+        after = text[match.end()] if match.end() < len(text) else ""
+        if before not in _EXPRESSION_NEIGHBOURS and after not in _EXPRESSION_NEIGHBOURS:
+            # Deviation: upstream reads every number-number dash as 减 (3-5天 → 三减五天). A dash that is not part
+            # of a longer expression is left to the range, landline and negative-number rules (三到五天).
+            return match.group(0)
+    return match.group(1) + _OPERATORS[operator] + match.group(9)
 
 
 def _power(match: re.Match) -> str:
