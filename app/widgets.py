@@ -108,3 +108,75 @@ class JobPanel:
 def note(text: str) -> gr.Markdown:
     """A one-line note, e.g. for a feature that is not built yet."""
     return gr.Markdown(f"*{text}*")
+
+
+def port_open(url: str, timeout: float = 0.2) -> bool:
+    """Whether something answers on the host and port of ``url`` (a sub-WebUI has finished starting)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class SubWebUIPanel:
+    """Open/close buttons for a tool with its own WebUI (a server job), with a link to it while it runs.
+
+    ``make_spec(*input_values) -> (JobSpec, url)``; it raises :class:`UserInputError` (or ``ValueError`` /
+    ``FileNotFoundError``) with a message for the user on bad input.
+    """
+
+    def __init__(self, ctx: AppContext, name: str, make_spec: Callable[..., tuple[JobSpec, str]], inputs: list[Any],
+                 open_label: str, close_label: str, log_lines: int = 6):
+        self.ctx, self.name, self.make_spec = ctx, name, make_spec
+        self.url = ""
+        i18n = ctx.i18n
+        with gr.Row():
+            self.open_btn = gr.Button(open_label, variant="primary")
+            self.close_btn = gr.Button(close_label, variant="stop", visible=False)
+        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
+        self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
+                              autoscroll=True, info=i18n("The last lines of the job's log file."))
+        self.timer = gr.Timer(POLL_SECONDS)
+        outputs = [self.status, self.log, self.open_btn, self.close_btn]
+        self.open_btn.click(self._open, inputs=inputs, outputs=outputs)
+        self.close_btn.click(self._close, outputs=outputs)
+        self.timer.tick(self.refresh, outputs=outputs)
+
+    def status_markdown(self, status: JobStatus) -> str:
+        i18n = self.ctx.i18n
+        if status.running:
+            if self.url and port_open(self.url):
+                return f"**{i18n('Running')}** · {i18n('Open in your browser:')} [{self.url}]({self.url})"
+            return f"**{i18n('Running')}** · {i18n('Starting; the link appears when the page is ready.')}"
+        if status.state is JobState.STOPPED:
+            return f"**{i18n('Closed')}**"
+        message = status_text(i18n, status)
+        if status.state is JobState.FAILED and status.message:
+            message += f"\n\n{status.message}"
+        return message
+
+    def refresh(self) -> tuple[Any, ...]:
+        status = self.ctx.processes.status(self.name)
+        return (self.status_markdown(status), self.ctx.processes.tail(self.name),
+                gr.update(visible=not status.running), gr.update(visible=status.running))
+
+    def _open(self, *values: Any) -> tuple[Any, ...]:
+        i18n = self.ctx.i18n
+        try:
+            spec, url = self.make_spec(*values)
+            self.ctx.processes.start(self.name, spec)
+            self.url = url
+        except JobBusyError:
+            gr.Warning(i18n("This tool is already running; stop it first or wait for it to finish."))
+        except (UserInputError, ValueError, FileNotFoundError) as exc:
+            gr.Warning(str(exc))
+        return self.refresh()
+
+    def _close(self) -> tuple[Any, ...]:
+        self.ctx.processes.stop(self.name)
+        return self.refresh()

@@ -7,10 +7,12 @@ import os
 import gradio as gr
 
 from app.context import AppContext
-from app.jobs import SliceJob
-from app.widgets import JobPanel, UserInputError, note
+from app.jobs import AsrJob, DenoiseJob, LabelFixerJob, SliceJob, VocalSeparationJob
+from app.widgets import JobPanel, SubWebUIPanel, UserInputError
+from tools.asr import BACKENDS
 from tools.slice_audio import LoudnessMix
 from tools.slicer import SlicerParams
+from tools.vocal_separation import FORMATS, MODELS_DIR, list_models
 
 
 def build_tab(ctx: AppContext) -> None:
@@ -19,15 +21,159 @@ def build_tab(ctx: AppContext) -> None:
         gr.Markdown(i18n("Prepare a training set: separate vocals, slice long recordings, denoise, "
                          "transcribe, then proofread the labels."))
         with gr.Accordion(i18n("0a - Vocal separation"), open=False):
-            note(i18n("Not built yet: vocal separation will come in a later release."))
+            _build_vocal_separation(ctx)
         with gr.Accordion(i18n("0b - Audio slicer"), open=True):
             _build_slicer(ctx)
         with gr.Accordion(i18n("0bb - Denoise"), open=False):
-            note(i18n("Not built yet: denoising will come in a later release."))
+            _build_denoise(ctx)
         with gr.Accordion(i18n("0c - Batch ASR"), open=False):
-            note(i18n("Not built yet: batch speech recognition will come in a later release."))
+            _build_asr(ctx)
         with gr.Accordion(i18n("0d - Label fixer"), open=False):
-            note(i18n("Not built yet: the label proofreading WebUI will come in a later release."))
+            _build_label_fixer(ctx)
+
+
+def _required(value: str, message: str) -> str:
+    if not str(value or "").strip():
+        raise UserInputError(message)
+    return str(value)
+
+
+def _build_vocal_separation(ctx: AppContext) -> None:
+    i18n = ctx.i18n
+    gr.Markdown(i18n("Separate vocals from accompaniment, or remove reverb and echo, with UVR5 models. For a clean "
+                     "voice: first a vocal model (e.g. HP5 or a Roformer), then DeEcho-Aggressive on its output."))
+    out_default = str(ctx.path(ctx.settings.output_root) / "uvr5_opt")
+
+    def model_choices(folder: str) -> tuple[list[str], str]:
+        models = list_models(ctx.path(folder))
+        if models:
+            return models, ""
+        return [], i18n("No model found in {folder}. Put a UVR5 model file there, e.g. HP5_only_main_vocal.pth "
+                        "or UVR-MDX-NET-Inst_HQ_3.onnx (a Roformer .ckpt needs its .yaml next to it).",
+                        folder=ctx.path(folder))
+
+    models, hint = model_choices(str(MODELS_DIR))
+    with gr.Row():
+        model_dir = gr.Textbox(str(MODELS_DIR), label=i18n("Model folder"),
+                               info=i18n("Folder holding the UVR5 model files (.pth, .onnx, .ckpt + .yaml)."))
+        model = gr.Dropdown(models, value=models[0] if models else None, label=i18n("Model"),
+                            info=i18n("HP2/HP5: keep vocals; DeEcho/DeReverb: remove echo or reverb."))
+        refresh = gr.Button(i18n("Refresh models"), scale=0)
+    missing = gr.Markdown(hint)
+    with gr.Row():
+        source = gr.Textbox(label=i18n("Input file or folder"), info=i18n("A song, or a folder of songs."))
+        vocals_dir = gr.Textbox(out_default, label=i18n("Vocals folder"),
+                                info=i18n("Where the vocal (or dry) files are written."))
+        others_dir = gr.Textbox(out_default, label=i18n("Accompaniment folder"),
+                                info=i18n("Where the accompaniment, reverb or echo files are written."))
+    with gr.Row():
+        fmt = gr.Radio(list(FORMATS), value="flac", label=i18n("Output format"),
+                       info=i18n("flac is lossless and smaller than wav."))
+        aggressiveness = gr.Slider(0, 20, 10, step=1, label=i18n("Aggressiveness"),
+                                   info=i18n("VR models: how hard vocals are extracted; higher removes more."))
+
+    def on_refresh(folder: str):
+        choices, text = model_choices(folder)
+        return gr.update(choices=choices, value=choices[0] if choices else None), text
+
+    refresh.click(on_refresh, inputs=model_dir, outputs=[model, missing])
+
+    def make_spec(folder, model_v, source_v, vocals_v, others_v, fmt_v, aggr):
+        _required(model_v, i18n("Choose a model (put one in the model folder and press Refresh models)."))
+        _required(source_v, i18n("Enter a song or a folder of songs."))
+        job = VocalSeparationJob(ctx.path(source_v), str(model_v), ctx.path(folder), ctx.path(vocals_v),
+                                 ctx.path(others_v), str(fmt_v), int(aggr))
+        return job.spec()
+
+    JobPanel(ctx, "vocal_separation", make_spec,
+             [model_dir, model, source, vocals_dir, others_dir, fmt, aggressiveness], i18n("Start separation"))
+
+
+def _build_denoise(ctx: AppContext) -> None:
+    i18n = ctx.i18n
+    with gr.Row():
+        inp = ctx.bind("denoise_input", gr.Textbox(label=i18n("Input folder"),
+                                                   info=i18n("Folder of clips to denoise (the slicer output).")))
+        out = ctx.bind("denoise_output", gr.Textbox(
+            label=i18n("Output folder"), info=i18n("Denoised clips keep their names, sample rate and length.")))
+    with gr.Row():
+        method = gr.Dropdown(["spectral", "frcrn"], value="spectral", label=i18n("Method"),
+                             info=i18n("spectral: built in, no model; frcrn: upstream's model, needs ModelScope "
+                                       "and tools/denoise-model/speech_frcrn_ans_cirm_16k."))
+        strength = gr.Slider(0, 1, 0.9, step=0.05, label=i18n("Strength"),
+                             info=i18n("Share of the estimated noise removed; lower sounds more natural."))
+        stationary = gr.Checkbox(True, label=i18n("Steady noise"),
+                                 info=i18n("On for hiss and hum; off for noise that changes over time."))
+
+    def make_spec(inp_v, out_v, method_v, strength_v, stationary_v):
+        _required(inp_v, i18n("Enter the folder of clips to denoise."))
+        output = ctx.path(_required(out_v, i18n("Enter an output folder.")))
+        job = DenoiseJob(ctx.path(inp_v), output, str(method_v), float(strength_v), bool(stationary_v))
+
+        def flow_on() -> None:  # upstream: the denoised folder becomes the input of ASR and the 1A audio folder
+            ctx.workflow.push(asr_input=str(output), audio_dir=str(output))
+
+        return job.spec(on_finished=flow_on)
+
+    JobPanel(ctx, "denoise", make_spec, [inp, out, method, strength, stationary], i18n("Start denoising"))
+
+
+def _build_asr(ctx: AppContext) -> None:
+    i18n = ctx.i18n
+    first = BACKENDS["faster-whisper"]
+    with gr.Row():
+        inp = ctx.bind("asr_input", gr.Textbox(label=i18n("Input folder"),
+                                               info=i18n("Folder of clips to transcribe (slicer or denoise output).")))
+        out = ctx.bind("asr_output", gr.Textbox(
+            label=i18n("Output folder"), info=i18n("The label file <input folder name>.list is written here.")))
+    with gr.Row():
+        backend = gr.Dropdown(list(BACKENDS), value=first.name, label=i18n("ASR model"),
+                              info=i18n("faster-whisper: many languages; funasr / sensevoice: Chinese, Cantonese "
+                                        "(need the funasr package)."))
+        size = gr.Dropdown(list(first.sizes), value=first.default_size, label=i18n("Model size"),
+                           info=i18n("Larger is more accurate and slower."))
+        language = gr.Dropdown(list(first.languages), value=first.default_language, label=i18n("Language"),
+                               info=i18n("Language spoken in the clips; auto detects it per clip."))
+        precision = gr.Dropdown(list(first.precisions), value=first.default_precision(cuda=False),
+                                label=i18n("Precision"), info=i18n("int8 is fastest on CPU; float16 on a GPU."))
+
+    def on_backend(name: str):
+        info = BACKENDS[name]
+        return (gr.update(choices=list(info.sizes), value=info.default_size),
+                gr.update(choices=list(info.languages), value=info.default_language),
+                gr.update(choices=list(info.precisions), value=info.default_precision(cuda=False)))
+
+    backend.change(on_backend, inputs=backend, outputs=[size, language, precision])
+
+    def make_spec(inp_v, out_v, backend_v, size_v, language_v, precision_v):
+        source = ctx.path(_required(inp_v, i18n("Enter the folder of clips to transcribe.")))
+        job = AsrJob(source, ctx.path(_required(out_v, i18n("Enter an output folder."))), str(backend_v),
+                     str(size_v), str(language_v), str(precision_v))
+
+        def flow_on() -> None:  # upstream: the .list goes to the label fixer and 1A, the clips folder to 1A
+            ctx.workflow.push(list_path=str(job.list_path), audio_dir=str(source))
+
+        return job.spec(on_finished=flow_on)
+
+    JobPanel(ctx, "asr", make_spec, [inp, out, backend, size, language, precision], i18n("Start ASR"))
+
+
+def _build_label_fixer(ctx: AppContext) -> None:
+    i18n = ctx.i18n
+    with gr.Row():
+        list_path = ctx.bind("list_path", gr.Textbox(
+            label=i18n("Label file (.list)"),
+            info=i18n("The .list file to proofread (a folder holding one .list also works).")))
+        batch = gr.Slider(1, 50, 10, step=1, label=i18n("Lines per page"),
+                          info=i18n("How many clips the label fixer shows at once."))
+
+    def make_spec(list_v, batch_v):
+        job = LabelFixerJob(ctx.path(_required(list_v, i18n("Enter the path of the .list file."))),
+                            ctx.settings.ports.label_fixer, ctx.settings.host, int(batch_v), ctx.i18n.language)
+        return job.spec(), job.url
+
+    SubWebUIPanel(ctx, "label_fixer", make_spec, [list_path, batch], i18n("Open label fixer"),
+                  i18n("Close label fixer"))
 
 
 def _build_slicer(ctx: AppContext) -> None:

@@ -158,3 +158,30 @@ def test_label_fixer_job_argv_round_trip(dataset):
     assert job.url == "http://127.0.0.1:9999/"
     with pytest.raises(LabelFileError):
         LabelFixerJob(dataset.parent.parent / "clips").spec()
+
+
+@pytest.mark.slow
+def test_launcher_opens_and_closes_the_label_fixer(dataset, tmp_path):
+    import socket
+    import time
+
+    from app.jobs import LabelFixerJob
+    from app.processes import ProcessManager
+    from app.widgets import port_open
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    job = LabelFixerJob(dataset.parent, port, language="en_US")
+    processes = ProcessManager(tmp_path / "jobs")
+    processes.start("label_fixer", job.spec())
+    try:
+        deadline = time.monotonic() + 90
+        while not port_open(job.url):
+            assert processes.status("label_fixer").running, processes.tail("label_fixer")
+            assert time.monotonic() < deadline, "label fixer did not start within 90 s"
+            time.sleep(0.5)
+        assert "voice.list" in processes.tail("label_fixer")
+    finally:
+        assert processes.stop("label_fixer")
+    assert not port_open(job.url)
