@@ -88,7 +88,7 @@ class SoVITSRunConfig:
     weights_dir: Path = Path("SoVITS_weights_v2")  # release files go to <weights_dir>/<name>_e<E>_s<S>.pth
     train: SoVITSTrainConfig = SoVITSTrainConfig()
     data: SoVITSDataConfig = SoVITSDataConfig()
-    model: SoVITSConfig = SoVITSConfig()
+    model: SoVITSConfig | None = None  # architecture; None = from the pretrained file (s2.json defaults without)
     save: SaveConfig = SaveConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
@@ -100,14 +100,14 @@ class SoVITSRunConfig:
     def state_dir(self) -> Path:
         return Path(self.exp_dir) / f"logs_s2_{self.version}"
 
-    def upstream_config(self) -> dict[str, Any]:
+    def upstream_config(self, model_cfg: SoVITSConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s2.json sections (what inference reads)."""
-        model = to_dict(self.model)
+        model = to_dict(model_cfg)
         data = to_dict(self.data)
         return {
-            "train": {**to_dict(self.train), "segment_size": self.model.segment_size},
+            "train": {**to_dict(self.train), "segment_size": model_cfg.segment_size},
             "data": {"max_wav_value": 32768.0, "sampling_rate": data["sampling_rate"],
-                     "filter_length": self.model.filter_length, "hop_length": self.model.hop_length,
+                     "filter_length": model_cfg.filter_length, "hop_length": model_cfg.hop_length,
                      "win_length": data["win_length"], "n_mel_channels": data["n_mel_channels"],
                      "mel_fmin": data["mel_fmin"], "mel_fmax": data["mel_fmax"], "exp_dir": str(self.exp_dir)},
             "model": model,
@@ -173,7 +173,7 @@ class GPTRunConfig:
     train: GPTTrainConfig = GPTTrainConfig()
     optimizer: GPTOptimizerConfig = GPTOptimizerConfig()
     data: GPTDataConfig = GPTDataConfig()
-    model: T2SConfig = T2SConfig()
+    model: T2SConfig | None = None  # architecture; None = from the pretrained file (s1longer-v2 defaults without)
     save: SaveConfig = field(default_factory=lambda: SaveConfig(every_n_epochs=5))
     runtime: RuntimeConfig = RuntimeConfig()
 
@@ -185,9 +185,9 @@ class GPTRunConfig:
     def state_dir(self) -> Path:
         return Path(self.exp_dir) / f"logs_s1_{self.version}"
 
-    def upstream_config(self) -> dict[str, Any]:
+    def upstream_config(self, model_cfg: T2SConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s1longer-v2.yaml layout (what inference reads)."""
-        sections = self.model.to_upstream()
+        sections = model_cfg.to_upstream()
         train = to_dict(self.train)
         return {
             "train": {"seed": train["seed"], "epochs": train["epochs"], "batch_size": train["batch_size"],

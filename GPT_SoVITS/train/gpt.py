@@ -1,0 +1,354 @@
+"""GPT (text-to-semantic) fine-tuning: ``python -m GPT_SoVITS.train.gpt --config <exp>/gpt_train.yaml``.
+
+Upstream behaviour kept: ScaledAdam at a constant LR of 0.002 (upstream computes a warmup-cosine schedule and
+then overrides it), one optimizer step per 4 batches, summed cross-entropy, optional DPO loss, batch size
+halved with DPO and capped at a quarter of the dataset, small datasets repeated to ~100 items, release files
+``GPT_weights_v2/<exp>-e<E>.ckpt``. Changed: refuses to start without pretrained weights (unless
+``runtime.from_scratch``), saves after the last epoch too, resumes inside an epoch, reports data filters.
+Several GPUs or machines: run it under ``torchrun`` (see docs/training.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from GPT_SoVITS.checkpoints import (
+    CheckpointError,
+    describe_pretrained,
+    read_weights,
+    save_gpt_weights,
+    save_train_state,
+    train_state_path,
+)
+from GPT_SoVITS.config import ConfigError, load_config, to_dict
+from GPT_SoVITS.logs import setup_logging
+from GPT_SoVITS.models.t2s import T2SConfig, T2SLoss, Text2SemanticDecoder
+from GPT_SoVITS.paths import ExperimentPaths
+from GPT_SoVITS.train import distributed as dist_utils
+from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig, validate_common
+from GPT_SoVITS.train.data import GPTBatch, GPTDataset, collate_gpt
+from GPT_SoVITS.train.distributed import DistInfo
+from GPT_SoVITS.train.loop import (
+    AlreadyDoneError,
+    Position,
+    PretrainedWeightsError,
+    StopRequest,
+    check_not_done,
+    find_resume_state,
+    load_matching,
+    log_step,
+    position_of,
+    require_good_fit,
+    rotate,
+    save_points,
+    seed_everything,
+    tensorboard_writer,
+)
+from GPT_SoVITS.train.optim import ScaledAdam
+from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
+from GPT_SoVITS.train.samplers import BucketBatchSampler, uniform_boundaries
+
+log = logging.getLogger(__name__)
+
+STATE_KIND = "t2s"
+
+
+@dataclass
+class TrainResult:
+    """What a run did (returned by :func:`train`; the CLI only logs it)."""
+
+    position: Position
+    stopped: bool = False  # left early (stop request or max_steps); state saved
+    losses: list[float] = field(default_factory=list)  # per optimizer step, this run only
+    release_files: list[Path] = field(default_factory=list)
+    state_files: list[Path] = field(default_factory=list)
+
+
+def lr_at(step: int, opt: GPTOptimizerConfig) -> float:
+    """Learning rate after ``step`` optimizer steps."""
+    if opt.schedule == "constant":
+        return opt.constant_lr
+    if opt.schedule != "warmup_cosine":
+        raise ConfigError(f"optimizer.schedule must be constant or warmup_cosine, got {opt.schedule!r}")
+    if step < opt.warmup_steps:
+        return opt.lr_init + (opt.lr - opt.lr_init) * step / max(1, opt.warmup_steps)
+    if step > opt.warmup_steps + opt.decay_steps:
+        return opt.lr_end
+    ratio = (step - opt.warmup_steps) / max(1, opt.decay_steps)
+    return opt.lr_end + 0.5 * (opt.lr - opt.lr_end) * (1 + math.cos(math.pi * ratio))
+
+
+def build_optimizer(model: nn.Module, opt: GPTOptimizerConfig) -> tuple[torch.optim.Optimizer,
+                                                                           torch.optim.lr_scheduler.LambdaLR]:
+    base = lr_at(0, opt) if opt.schedule == "constant" else opt.lr
+    if opt.name == "scaled_adam":
+        optimizer: torch.optim.Optimizer = ScaledAdam(model.parameters(), lr=base, betas=opt.betas,
+                                                      clipping_scale=opt.clipping_scale,
+                                                      clipping_update_period=opt.clipping_update_period)
+    elif opt.name == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=base, betas=opt.betas, weight_decay=opt.weight_decay)
+    else:
+        raise ConfigError(f"optimizer.name must be scaled_adam or adamw, got {opt.name!r}")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, opt) / base)
+    return optimizer, scheduler
+
+
+def _state_config(cfg: GPTRunConfig, model_cfg: T2SConfig) -> dict:
+    return {"run": to_dict(cfg), "model": to_dict(model_cfg), "version": cfg.version}
+
+
+def init_model(cfg: GPTRunConfig) -> tuple[Text2SemanticDecoder, T2SConfig, object | None]:
+    """Resume state if any, else pretrained (or release) weights; refuses random weights unless asked.
+
+    Returns the model, its config and the training state to continue (or None).
+    """
+    found = find_resume_state(cfg.state_dir, STATE_KIND)
+    if found is not None:
+        path, state = found
+        model_cfg = T2SConfig(**state.config["model"])
+        check_not_done(position_of(state), cfg.train.epochs, "GPT training", path)
+        model = Text2SemanticDecoder(model_cfg)
+        model.load_state_dict(state.model, strict=True)
+        pos = position_of(state)
+        log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
+                 f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")
+        return model, model_cfg, state
+    source = cfg.init_weights or cfg.pretrained
+    try:
+        if source is None:
+            raise FileNotFoundError("no pretrained GPT file is configured (pretrained: <path to s1bert25hz-*.ckpt>)")
+        if not Path(source).exists():
+            raise FileNotFoundError(describe_pretrained(Path(source)))
+        loaded = read_weights(Path(source), expect="gpt")
+    except (FileNotFoundError, CheckpointError) as exc:
+        if not cfg.runtime.from_scratch:
+            raise PretrainedWeightsError(f"GPT training refused to start: {exc} Training from random weights "
+                                         "produces noise; set runtime.from_scratch: true only if that is what "
+                                         "you want.") from None
+        model_cfg = cfg.model or T2SConfig()
+        log.warning("training the GPT FROM SCRATCH (random weights), as requested: %s", exc)
+        return Text2SemanticDecoder(model_cfg), model_cfg, None
+    model_cfg = cfg.model or T2SConfig.from_upstream(loaded.config)
+    model = Text2SemanticDecoder(model_cfg)
+    report = load_matching(model, loaded.state_dict)
+    require_good_fit(report, "GPT weights", Path(source))
+    log.info("loaded GPT weights %s (%s): %s", source, loaded.info or loaded.container, report.summary())
+    return model, model_cfg, None
+
+
+def _batch_size(cfg: GPTRunConfig, n_items: int) -> int:
+    bs = max(1, cfg.train.batch_size // 2) if cfg.train.dpo else cfg.train.batch_size
+    return max(min(bs, n_items // 4), 1)  # as upstream: at most a quarter of the dataset
+
+
+class GPTTrainer:
+    """One rank's training run; :func:`train` drives it."""
+
+    def __init__(self, cfg: GPTRunConfig, info: DistInfo, device: torch.device, stop: StopRequest) -> None:
+        self.cfg, self.info, self.device, self.stop = cfg, info, device, stop
+        validate_common(cfg.save, cfg.runtime, cfg.train.epochs, cfg.train.batch_size, cfg.train.grad_accum)
+        seed_everything(cfg.train.seed + info.rank)
+        self.precision: PrecisionChoice = precision_for_device(device, cfg.runtime.precision)
+        log.info("precision: %s (%s)", self.precision.name, self.precision.reason)
+        model, self.model_cfg, state = init_model(cfg)
+        self.raw_model = model.to(device)
+        self.model: nn.Module = T2STrainWrapper(self.raw_model, cfg.train.dpo, cfg.train.dpo_beta)
+        if info.distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer, self.scheduler = build_optimizer(self.raw_model, cfg.optimizer)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.uses_scaler)
+        self.pos = Position()
+        if state is not None:
+            self.optimizer.load_state_dict(state.optimizer)
+            self.scheduler.load_state_dict(state.scheduler)
+            if state.scaler:
+                self.scaler.load_state_dict(state.scaler)
+            if "rng" in state.extra:
+                torch.set_rng_state(state.extra["rng"])
+            self.pos = position_of(state)
+        exp = ExperimentPaths(Path(cfg.exp_dir))
+        self.dataset = GPTDataset(exp, cfg.version, cfg.data.max_sec, cfg.data.min_phones_per_sec,
+                                  cfg.data.max_phones_per_sec, cfg.data.min_items)
+        log.info("GPT dataset: %s", self.dataset.report.summary())
+        bs = _batch_size(cfg, len(self.dataset))
+        width = int(cfg.data.bucket_seconds * 25)
+        self.sampler = BucketBatchSampler(self.dataset.lengths, uniform_boundaries(max(self.dataset.lengths), width),
+                                          bs, info.rank, info.world_size, cfg.train.seed)
+        log.info("batch size %d per process × %d process(es), optimizer step every %d batch(es); %d batches per "
+                 "epoch", bs, info.world_size, cfg.train.grad_accum, self.sampler.batches_per_epoch())
+        self.tb = tensorboard_writer(Path(cfg.exp_dir) / "tb" / "gpt", info.is_main)
+        self.result = TrainResult(self.pos)
+
+    def loader(self, epoch: int, skip: int) -> torch.utils.data.DataLoader:
+        self.sampler.set_epoch(epoch, skip)
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler,
+                                           collate_fn=partial(collate_gpt, pad_code=self.model_cfg.eos),
+                                           num_workers=self.cfg.runtime.num_workers,
+                                           pin_memory=self.device.type == "cuda")
+
+    def loss(self, batch: GPTBatch) -> tuple[torch.Tensor, float]:
+        with self.precision.autocast(self.device.type):
+            result = self.model(batch)
+        return result.loss, result.top3_acc
+
+    def optimizer_step(self) -> None:
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    def run_epoch(self, epoch: int) -> bool:
+        """Train epoch ``epoch`` (1-based) from ``pos.batches_done``; False if a stop cut it short."""
+        cfg, accum = self.cfg, self.cfg.train.grad_accum
+        per_epoch = self.sampler.batches_per_epoch()
+        start = self.pos.batches_done
+        pending: list[tuple[float, float]] = []
+        self.model.train()
+        for i, batch in enumerate(self.loader(epoch, start), start=start):
+            batch = batch.to(self.device)
+            step_now = (i + 1) % accum == 0 or i + 1 == per_epoch
+            sync = self.model.no_sync() if self.info.distributed and not step_now else contextlib.nullcontext()
+            with sync:
+                loss, acc = self.loss(batch)
+                self.scaler.scale(loss).backward()
+            pending.append((float(loss.detach()), acc))
+            if not step_now:
+                continue
+            self.optimizer_step()
+            step = self.pos.step + 1
+            self.pos = Position(step, self.pos.epochs_done, i + 1)
+            mean_loss = sum(p[0] for p in pending) / len(pending)
+            self.result.losses.append(mean_loss)
+            if step % cfg.runtime.log_every_n_steps == 0 or i + 1 == per_epoch:
+                self._log(epoch, step, mean_loss, sum(p[1] for p in pending) / len(pending), i + 1, per_epoch)
+            pending = []
+            limit = cfg.runtime.max_steps and step >= cfg.runtime.max_steps
+            if dist_utils.any_rank(self.stop.requested or bool(limit), self.device) and i + 1 < per_epoch:
+                return False
+        self.pos = Position(self.pos.step, epoch, 0)
+        return True
+
+    def _log(self, epoch: int, step: int, loss: float, acc: float, done_in_epoch: int, per_epoch: int) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.info.is_main:
+            log_step(epoch, step, {"loss": loss, "top3_acc": acc, "lr": lr},
+                     (epoch - 1) * per_epoch + done_in_epoch, self.cfg.train.epochs * per_epoch, self.cfg.train.epochs)
+        if self.tb is not None:
+            self.tb.add_scalar("gpt/total_loss", loss, step)
+            self.tb.add_scalar("gpt/top_3_acc", acc, step)
+            self.tb.add_scalar("gpt/lr", lr, step)
+
+    def save(self, release: bool) -> None:
+        """Training state (always) and, if asked, a release file; rank 0 writes, every rank waits."""
+        cfg = self.cfg
+        if self.info.is_main:
+            path = save_train_state(
+                train_state_path(cfg.state_dir, STATE_KIND, self.pos.step), kind=STATE_KIND,
+                model=self.raw_model.state_dict(), step=self.pos.step, epoch=self.pos.epochs_done,
+                config=_state_config(cfg, self.model_cfg), optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
+                extra={"batches_done": self.pos.batches_done, "rng": torch.get_rng_state()})
+            self.result.state_files.append(path)
+            rotate(cfg.state_dir, [STATE_KIND], cfg.save.latest_only, cfg.save.keep_last_n)
+            if release:
+                target = Path(cfg.weights_dir) / f"{cfg.run_name}-e{self.pos.epochs_done}.ckpt"
+                self.result.release_files.append(save_gpt_weights(
+                    target, self.raw_model.state_dict(), cfg.upstream_config(self.model_cfg), self.pos.epochs_done))
+        dist_utils.barrier()
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        for epoch in range(self.pos.epochs_done + 1, cfg.train.epochs + 1):
+            finished = self.run_epoch(epoch)
+            if not finished:
+                self.save(release=False)
+                log.info("stopped at step %d (epoch %d, batch %d); the training state is saved: start the same "
+                         "run again to continue", self.pos.step, epoch, self.pos.batches_done)
+                self.result.stopped = True
+                break
+            if save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs):
+                self.save(release=cfg.save.release_weights)
+            limit = cfg.runtime.max_steps and self.pos.step >= cfg.runtime.max_steps
+            if (self.stop.requested or limit) and epoch < cfg.train.epochs:
+                if not save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs):
+                    self.save(release=False)
+                self.result.stopped = True
+                break
+        self.result.position = self.pos
+        if self.tb is not None:
+            self.tb.close()
+        return self.result
+
+
+class T2STrainWrapper(nn.Module):
+    """Puts the plain or DPO loss behind ``forward`` (what DDP wraps), under upstream's ``model.`` key prefix."""
+
+    def __init__(self, model: Text2SemanticDecoder, dpo: bool, dpo_beta: float) -> None:
+        super().__init__()
+        self.model, self.dpo, self.dpo_beta = model, dpo, dpo_beta
+
+    def forward(self, batch: GPTBatch) -> T2SLoss:
+        args = (batch.phones, batch.phone_lengths, batch.bert, batch.codes, batch.code_lengths)
+        if self.dpo:
+            return self.model.forward_dpo(*args, beta=self.dpo_beta)
+        return self.model(*args)
+
+
+def train(cfg: GPTRunConfig, info: DistInfo = DistInfo(), stop: StopRequest | None = None) -> TrainResult:
+    """Run (or continue) GPT fine-tuning for ``cfg``; see the module docstring."""
+    device = dist_utils.select_device(cfg.runtime.device, info)
+    dist_utils.init(info, device)
+    return GPTTrainer(cfg, info, device, stop or StopRequest()).fit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m GPT_SoVITS.train.gpt", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True, help="run config YAML (GPTRunConfig)")
+    parser.add_argument("--log-file", type=Path, default=None,
+                        help="also log here (default: <exp_dir>/logs/train_gpt.log)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    info = DistInfo.from_env(os.environ)
+    try:
+        cfg = load_config(GPTRunConfig, args.config)
+    except ConfigError as exc:
+        setup_logging(None)
+        log.error("%s", exc)
+        return 2
+    setup_logging(args.log_file or Path(cfg.exp_dir) / "logs" / "train_gpt.log" if info.is_main else None,
+                  logging.INFO if info.is_main else logging.WARNING)
+    stop = StopRequest()
+    stop.install()
+    try:
+        result = train(cfg, info, stop)
+    except AlreadyDoneError as exc:
+        log.info("%s", exc)
+        return 0
+    except (PretrainedWeightsError, ConfigError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        dist_utils.shutdown()
+    log.info("GPT training %s at step %d (%d epoch(s) done)%s", "stopped" if result.stopped else "finished",
+             result.position.step, result.position.epochs_done,
+             "; release files: " + ", ".join(map(str, result.release_files)) if result.release_files else "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
