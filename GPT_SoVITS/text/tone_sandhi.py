@@ -61,6 +61,15 @@ def _jieba():
     return jieba
 
 
+@lru_cache(maxsize=65536)
+def _split_in_two(word: str) -> tuple[str, str]:
+    pieces = sorted(_jieba().cut_for_search(word), key=len)
+    first = pieces[0]
+    if word.find(first) == 0:
+        return first, word[len(first) :]
+    return word[: -len(first)], first
+
+
 class ToneSandhi:
     """Tone sandhi rules. ``finals_of(word)`` returns the dictionary finals of a word (tone3 style, neutral as 5);
     it is used to find runs of third tones before the per-word readings are known."""
@@ -75,11 +84,7 @@ class ToneSandhi:
     # ------------------------------------------------------------------------------------------- word splitting
     def _split_word(self, word: str) -> list[str]:
         """Split a word in two around its shortest search-mode sub-word (e.g. 纸老虎 → 纸 / 老虎)."""
-        pieces = sorted(_jieba().cut_for_search(word), key=len)
-        first = pieces[0]
-        if word.find(first) == 0:
-            return [first, word[len(first) :]]
-        return [word[: -len(first)], first]
+        return list(_split_in_two(word))
 
     # --------------------------------------------------------------------------------------------- the rules
     def _bu(self, word: str, finals: list[str]) -> list[str]:

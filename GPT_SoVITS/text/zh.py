@@ -120,16 +120,28 @@ def syllable_to_phones(initial: str, final: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------------------ readings
-def _finals_tone3(word: str) -> list[str]:
+# pypinyin is the hot spot of the front-end and words repeat, so dictionary readings are memoised per word.
+@lru_cache(maxsize=65536)
+def _cached_finals(word: str) -> tuple[str, ...]:
     from pypinyin import Style, lazy_pinyin
 
-    return lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3)
+    return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3))
+
+
+@lru_cache(maxsize=65536)
+def _cached_initials(word: str) -> tuple[str, ...]:
+    from pypinyin import Style, lazy_pinyin
+
+    return tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS))
+
+
+def _finals_tone3(word: str) -> list[str]:
+    """pypinyin's finals of a word (strict, tone3, neutral tone 5); a fresh list the caller may modify."""
+    return list(_cached_finals(word))
 
 
 def _initials(word: str) -> list[str]:
-    from pypinyin import Style, lazy_pinyin
-
-    return lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS)
+    return list(_cached_initials(word))
 
 
 class MandarinG2P:
