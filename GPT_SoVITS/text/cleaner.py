@@ -5,6 +5,8 @@ Each language lives in its own module ``GPT_SoVITS.text.<code>`` exposing::
     normalize(text: str) -> str
     g2p(norm_text: str) -> tuple[list[str], list[int] | None]     # phones, word2ph (None: no per-char alignment)
 
+and, where the v1 models were trained with a different front-end, ``g2p_v1`` with the same signature.
+
 Language modules are imported lazily on first use, so a missing optional package only matters for the language
 that needs it; such a module raises :class:`LanguageUnavailableError` naming the package to install.
 """
@@ -59,6 +61,12 @@ def _language_module(language: str) -> ModuleType:
     return importlib.import_module(f"GPT_SoVITS.text.{language}")
 
 
+def _g2p_function(module: ModuleType, version: str):
+    if symbol_version(version) == "v1" and hasattr(module, "g2p_v1"):
+        return module.g2p_v1
+    return module.g2p
+
+
 def _check_language(language: str, version: str) -> None:
     allowed = supported_languages(version)
     if language not in allowed:
@@ -81,7 +89,7 @@ def clean_text(text: str, language: str, version: str = "v2") -> CleanedText:
             return _clean_with_pause(text.replace(marker, ","), module, pause, version)
 
     norm_text = module.normalize(text)
-    phones, word2ph = module.g2p(norm_text)
+    phones, word2ph = _g2p_function(module, version)(norm_text)
     phones = list(phones)
     if language in ("zh", "yue"):
         _check_alignment(phones, word2ph, norm_text, language)
@@ -96,7 +104,7 @@ def clean_text(text: str, language: str, version: str = "v2") -> CleanedText:
 
 def _clean_with_pause(text: str, module: ModuleType, pause: str, version: str) -> CleanedText:
     norm_text = module.normalize(text)
-    phones, word2ph = module.g2p(norm_text)
+    phones, word2ph = _g2p_function(module, version)(norm_text)
     table = symbol_to_id(version)
     out = []
     for phone in phones:

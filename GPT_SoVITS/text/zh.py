@@ -22,7 +22,10 @@ from GPT_SoVITS.text.zh_normalization import normalize_sentences
 
 log = logging.getLogger(__name__)
 
-__all__ = ["G2PW_DIR", "MandarinG2P", "default_g2p", "g2p", "normalize", "split_pinyin", "syllable_to_phones"]
+__all__ = [
+    "G2PW_DIR", "MandarinG2P", "default_g2p", "default_g2p_v1", "g2p", "g2p_v1", "normalize", "split_pinyin",
+    "syllable_to_phones",
+]  # fmt: skip
 
 G2PW_DIR = Path(__file__).resolve().parent / "G2PWModel"
 
@@ -146,9 +149,10 @@ def _initials(word: str) -> list[str]:
 
 class MandarinG2P:
     """Segmentation + readings + sandhi. ``g2pw`` is an optional polyphone model (:class:`.g2pw.G2PW`) whose
-    readings replace pypinyin's for the characters it predicts. Building one loads jieba's dictionary."""
+    readings replace pypinyin's for the characters it predicts. ``erhua=False`` skips the erhua tone rule (the v1
+    front-end has none). Building one loads jieba's dictionary."""
 
-    def __init__(self, g2pw: object | None = None) -> None:
+    def __init__(self, g2pw: object | None = None, erhua: bool = True) -> None:
         import jieba
         import jieba.posseg
 
@@ -157,6 +161,7 @@ class MandarinG2P:
         self._posseg = jieba.posseg
         self.sandhi = ToneSandhi(_finals_tone3)
         self.g2pw = g2pw
+        self.erhua = erhua
 
     def _word_readings(self, word: str, predicted: list[str | None] | None) -> tuple[list[str], list[str]]:
         initials, finals = _initials(word), _finals_tone3(word)
@@ -183,7 +188,8 @@ class MandarinG2P:
                 continue
             initials, finals = self._word_readings(word, predicted[start:offset] if predicted else None)
             finals = self.sandhi.modify(word, pos, finals)
-            initials, finals = self.sandhi.erhua(word, pos, initials, finals)
+            if self.erhua:
+                initials, finals = self.sandhi.erhua(word, pos, initials, finals)
             for initial, final in zip(initials, finals, strict=True):
                 if initial == final and initial not in PUNCTUATION:
                     # A character pypinyin cannot read: keep the alignment; the cleaner turns it into UNK.
@@ -216,6 +222,17 @@ def default_g2p() -> MandarinG2P:
     return MandarinG2P(g2pw=load_default_g2pw(G2PW_DIR))
 
 
+@lru_cache(maxsize=1)
+def default_g2p_v1() -> MandarinG2P:
+    """The v1 front-end (upstream ``chinese.py``): pypinyin readings and tone sandhi, no G2PW, no erhua rule."""
+    return MandarinG2P(g2pw=None, erhua=False)
+
+
 def g2p(norm_text: str) -> tuple[list[str], list[int]]:
     """Phones and per-character phone counts for normalised Mandarin text (output of :func:`normalize`)."""
     return default_g2p()(norm_text)
+
+
+def g2p_v1(norm_text: str) -> tuple[list[str], list[int]]:
+    """:func:`g2p` as the v1 models were trained: without G2PW and without the erhua tone rule."""
+    return default_g2p_v1()(norm_text)

@@ -210,6 +210,14 @@ def test_unreadable_character_keeps_alignment():
     assert norm == "好好" and word2ph == [2, 2]
 
 
+def test_v1_front_end_has_no_erhua_tone_rule():
+    # Upstream's v1 Mandarin module (chinese.py) predates the erhua rule: 儿 keeps its dictionary tone.
+    v1 = clean_text("一点儿", "zh", version="v1")
+    v2 = clean_text("一点儿", "zh", version="v2")
+    assert v1.phones[-1] == "er2" and v2.phones[-1] == "er3"
+    assert v1.phones[:-1] == v2.phones[:-1] and v1.word2ph == v2.word2ph
+
+
 def test_dictionaries_load_once():
     assert default_g2p() is default_g2p()
 
