@@ -1,0 +1,121 @@
+"""The pieces the engine is built from, behind small interfaces so tests can build them tiny.
+
+* :class:`ModelPair`: the loaded GPT and SoVITS models (one immutable snapshot; switching makes a new one).
+* :class:`TextFeaturizer`: text + language code → phone ids, phone-level BERT features, normalised text.
+* the SSL featurizer: 16 kHz waveform → HuBERT features ``[1, 768, T50]`` (any callable).
+
+:func:`load_model_pair` and :func:`default_text_featurizer` build the real ones from files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from GPT_SoVITS.paths import PretrainedPaths
+
+log = logging.getLogger(__name__)
+
+#: 16 kHz waveform (float32, [-1, 1]) → HuBERT features [1, hidden, T50] on the model's device.
+SSLFeaturizer = Callable[[np.ndarray], torch.Tensor]
+
+_generation = itertools.count(1)
+
+
+class ModelMismatchError(ValueError):
+    """The GPT and SoVITS files cannot work together (e.g. a v2 SoVITS with a v1 GPT phone table)."""
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """One piece of text as the GPT reads it."""
+
+    phones: list[int]  # phone ids in the model version's symbol table
+    bert: torch.Tensor  # [bert_dim, len(phones)] phone-level features (zeros for non-Chinese segments)
+    norm_text: str
+
+
+class TextFeaturizer(Protocol):
+    def __call__(self, text: str, lang: str, version: str) -> TextFeatures: ...
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """A GPT (text→semantic) and a SoVITS (semantic→audio) model that are used together."""
+
+    t2s: torch.nn.Module  # Text2SemanticDecoder
+    sovits: torch.nn.Module  # SynthesizerTrn (inference layout)
+    gpt_path: Path | None = None
+    sovits_path: Path | None = None
+    generation: int = field(default_factory=lambda: next(_generation))  # identifies this pair in caches
+
+    @property
+    def version(self) -> str:
+        """Model version of the SoVITS side ("v1" or "v2"): decides the phone table and languages."""
+        return str(self.sovits.cfg.version)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.t2s.parameters()).device
+
+    def check(self) -> None:
+        """Raise :class:`ModelMismatchError` if the GPT cannot read this SoVITS version's phone ids."""
+        from GPT_SoVITS.text.symbols import symbols
+
+        needed = len(symbols(self.version))
+        have = int(self.t2s.cfg.phoneme_vocab_size)
+        if have < needed:
+            raise ModelMismatchError(
+                f"The GPT model {self.gpt_path or ''} reads {have} phone ids but the {self.version} SoVITS model "
+                f"{self.sovits_path or ''} uses {needed}; pick a GPT file of the same version (a v1 GPT has 512, "
+                "v2 has 732).")
+
+    def with_gpt(self, t2s: torch.nn.Module, path: Path | None) -> ModelPair:
+        return ModelPair(t2s, self.sovits, path, self.sovits_path)
+
+    def with_sovits(self, sovits: torch.nn.Module, path: Path | None) -> ModelPair:
+        return ModelPair(self.t2s, sovits, self.gpt_path, path)
+
+
+def load_gpt(path: Path, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    from GPT_SoVITS.models import load_t2s
+
+    model, _ = load_t2s(Path(path), device=device, dtype=dtype)
+    return model
+
+
+def load_sovits_model(path: Path, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    from GPT_SoVITS.models import load_sovits
+
+    model, _ = load_sovits(Path(path), device=device, dtype=dtype, for_inference=True)
+    return model
+
+
+def load_model_pair(gpt: Path, sovits: Path, device: str = "cpu", half: bool = False) -> ModelPair:
+    """Load both weight files (any container the checkpoint readers accept) and check they fit together."""
+    dtype = torch.float16 if half else torch.float32
+    pair = ModelPair(load_gpt(gpt, device, dtype), load_sovits_model(sovits, device, dtype), Path(gpt), Path(sovits))
+    pair.check()
+    log.info("models ready: GPT %s, SoVITS %s (%s, %s, %s)", gpt, sovits, pair.version, device, dtype)
+    return pair
+
+
+def load_ssl_featurizer(pretrained: PretrainedPaths, device: str = "cpu", half: bool = False) -> SSLFeaturizer:
+    from GPT_SoVITS.features.hubert import HubertFeaturizer
+
+    return HubertFeaturizer.from_pretrained(pretrained.hubert, device, torch.float16 if half else torch.float32)
+
+
+def default_text_featurizer(pretrained: PretrainedPaths, device: str = "cpu", half: bool = False
+                            ) -> TextFeaturizer:
+    """The project's text front-end (language segmentation, g2p, BERT) behind :class:`TextFeaturizer`."""
+    from GPT_SoVITS.text import frontend
+
+    return frontend.make_text_featurizer(pretrained, device=device, half=half)

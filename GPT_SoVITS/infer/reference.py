@@ -1,0 +1,152 @@
+"""Reference preparation: prompt tokens, style vector and prompt phones/BERT, cached per reference.
+
+Everything here depends only on the reference (its files, transcript and language) and on the loaded
+models, so it is computed once and reused until one of them changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from GPT_SoVITS.audio import AudioReadError, load_audio
+from GPT_SoVITS.features.spectrogram import reference_spectrogram
+from GPT_SoVITS.infer.components import ModelPair, SSLFeaturizer, TextFeatures, TextFeaturizer
+from GPT_SoVITS.infer.options import REFERENCE_MAX_SECONDS, REFERENCE_MIN_SECONDS, Reference, check_language
+from GPT_SoVITS.text.split import SENTENCE_ENDS
+
+log = logging.getLogger(__name__)
+
+SSL_RATE = 16000
+SAMPLE_RATE = 32000
+#: Upstream appends this many zeros (0.3 · 32000, at 16 kHz: 0.6 s) to the reference before HuBERT, so the
+#: prompt tokens end in silence and the continuation starts cleanly.
+PROMPT_PADDING = 9600
+
+
+class ReferenceAudioError(ValueError):
+    """The reference audio cannot be used (unreadable, too short or too long); the message says why."""
+
+
+@dataclass(frozen=True)
+class PreparedReference:
+    """What the engine needs from a reference, on the models' device."""
+
+    codes: torch.Tensor | None  # [T25] prompt semantic tokens; None in the no-reference-text mode
+    ge: torch.Tensor  # [1, gin, 1] style vector (averaged over the main and extra references)
+    text: TextFeatures | None  # prompt phones/BERT; None in the no-reference-text mode
+    seconds: float  # length of the main reference audio
+
+
+def _file_identity(path: Path) -> tuple[str, int, int]:
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        raise ReferenceAudioError(f"Reference audio not found: {path}") from None
+    return str(resolved), stat.st_mtime_ns, stat.st_size
+
+
+def prompt_text_for(text: str, lang: str) -> str:
+    """Upstream's prompt-text clean-up: one line, ending with a sentence mark (``.`` for English)."""
+    text = text.strip("\n").replace("\n", " ").strip()
+    if text and text[-1] not in SENTENCE_ENDS:
+        text += "." if lang == "en" else "。"
+    return text
+
+
+def load_reference_16k(path: Path) -> np.ndarray:
+    """Load the main reference at 16 kHz and enforce the 3–10 s rule, with an explanation."""
+    try:
+        audio, _ = load_audio(path, sr=SSL_RATE)
+    except AudioReadError as exc:
+        raise ReferenceAudioError(f"Reference audio cannot be read: {exc}") from None
+    seconds = len(audio) / SSL_RATE
+    if not REFERENCE_MIN_SECONDS * SSL_RATE <= len(audio) <= REFERENCE_MAX_SECONDS * SSL_RATE:
+        raise ReferenceAudioError(
+            f"Reference audio {Path(path).name} is {seconds:.2f} s long; it must be between "
+            f"{REFERENCE_MIN_SECONDS:g} and {REFERENCE_MAX_SECONDS:g} s. The models were trained on clips of that "
+            "length: a shorter reference carries too little voice, a longer one gives silence or garbled speech. "
+            "Cut a 3-10 s clip of clean speech (and use its exact transcript as the reference text).")
+    return audio
+
+
+class ReferenceCache:
+    """Prepares references and keeps the last few (LRU), keyed by files, transcript and model pair."""
+
+    def __init__(self, ssl: SSLFeaturizer, text: TextFeaturizer, text_lock: threading.Lock, size: int = 8) -> None:
+        self.ssl = ssl
+        self.text = text
+        self.text_lock = text_lock
+        self.size = size
+        self._items: OrderedDict[tuple, PreparedReference] = OrderedDict()
+        self._lock = threading.Lock()  # one preparation at a time: HuBERT is the slow part and shared
+        self.computed = 0  # number of preparations done (tests and logs use it to see cache hits)
+
+    def key(self, ref: Reference, models: ModelPair) -> tuple:
+        extras = tuple(_file_identity(p) for p in ref.extra_audios)
+        text = "" if ref.text_free else ref.text.strip()
+        return (models.generation, _file_identity(ref.audio), extras, text, ref.lang if text else "")
+
+    def get(self, ref: Reference, models: ModelPair) -> PreparedReference:
+        key = self.key(ref, models)
+        with self._lock:
+            cached = self._items.get(key)
+            if cached is not None:
+                self._items.move_to_end(key)
+                return cached
+            prepared = self._prepare(ref, models)
+            self.computed += 1
+            self._items[key] = prepared
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return prepared
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    @torch.inference_mode()
+    def _prepare(self, ref: Reference, models: ModelPair) -> PreparedReference:
+        audio16 = load_reference_16k(ref.audio)
+        sovits = models.sovits
+        dtype = next(sovits.parameters()).dtype
+        device = models.device
+        codes = text = None
+        if not ref.text_free:
+            lang = check_language(ref.lang, models.version, "reference language")
+            padded = np.concatenate([audio16, np.zeros(PROMPT_PADDING, dtype=np.float32)])
+            ssl = self.ssl(padded).to(device=device, dtype=dtype)
+            codes = sovits.extract_latent(ssl)[0, 0].to(torch.long)
+            with self.text_lock:
+                text = self.text(prompt_text_for(ref.text, lang), lang, models.version)
+            if not text.phones:
+                raise ReferenceAudioError(f"The reference text {ref.text!r} gives no phones in language {lang!r}; "
+                                          "check the text and its language, or leave it empty for the "
+                                          "no-reference-text mode.")
+        cfg = sovits.cfg
+        specs = [self._spectrogram(p, cfg.filter_length, cfg.hop_length, device, dtype)
+                 for p in (ref.audio, *ref.extra_audios)]
+        ge = sovits.average_reference_embedding(specs) if len(specs) > 1 else sovits.reference_embedding(specs[0])
+        log.info("reference prepared: %s (%.2f s, %d extra, %s)", Path(ref.audio).name, len(audio16) / SSL_RATE,
+                 len(ref.extra_audios), "no text" if text is None else f"{len(text.phones)} phones")
+        return PreparedReference(codes=codes, ge=ge, text=text, seconds=len(audio16) / SSL_RATE)
+
+    @staticmethod
+    def _spectrogram(path: Path, n_fft: int, hop: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        try:
+            audio, _ = load_audio(path, sr=SAMPLE_RATE)
+        except AudioReadError as exc:
+            raise ReferenceAudioError(f"Reference audio cannot be read: {exc}") from None
+        if len(audio) < n_fft:
+            raise ReferenceAudioError(f"Reference audio {Path(path).name} is too short for a spectrogram "
+                                      f"({len(audio)} samples at 32 kHz); use at least a few seconds of speech.")
+        spec = reference_spectrogram(audio, n_fft=n_fft, hop_length=hop, win_length=n_fft)
+        return spec.to(device=device, dtype=dtype)
+

@@ -1,0 +1,287 @@
+"""The synthesis engine with tiny random models: audio shape and length, caching, switching, streaming, checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from GPT_SoVITS.infer import (
+    TTS,
+    EmptyTextError,
+    InvalidOptionError,
+    ModelMismatchError,
+    Reference,
+    ReferenceAudioError,
+    SynthesisOptions,
+)
+from GPT_SoVITS.infer.components import load_model_pair
+from GPT_SoVITS.infer.streaming import ChunkStitcher, generate_token_chunks
+from GPT_SoVITS.models.sampling import SamplingOptions
+from tests.conftest import tone_burst, write_audio
+from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights, tiny_pair
+
+SAMPLES_PER_TOKEN = 1280  # 2 frames of 640 samples per 25 Hz token at speed 1
+TEXT = "今天天气很好。我们去公园吧！"
+MAX_TOKENS = 30
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("infer")
+    gpt, sovits = save_tiny_weights(root, seed=0, name="a")
+    gpt_b, sovits_b = save_tiny_weights(root, seed=1, name="b")
+    gpt_v1, sovits_v1 = save_tiny_weights(root, version="v1", seed=2, name="old")
+    return {"gpt": gpt, "sovits": sovits, "gpt_b": gpt_b, "sovits_b": sovits_b, "gpt_v1": gpt_v1,
+            "sovits_v1": sovits_v1, "ref": reference_wav(root / "ref.wav"),
+            "ref2": reference_wav(root / "ref2.wav", seconds=5.0, freq=240.0)}
+
+
+def make_tts(files: dict[str, Path] | None = None, **kwargs) -> TTS:
+    pair = load_model_pair(files["gpt"], files["sovits"]) if files else tiny_pair()
+    return TTS(pair, ToySSL(), CharFeaturizer(), max_new_tokens=kwargs.pop("max_new_tokens", MAX_TOKENS), **kwargs)
+
+
+def ref_of(files: dict[str, Path], text: str = "这是参考文本。") -> Reference:
+    return Reference(files["ref"], text, "all_zh")
+
+
+def test_synthesize_gives_finite_32k_audio_whose_length_follows_the_tokens(files) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(seed=3, text_split="cut5", pause=0.25)
+    result = tts.synthesize_detailed(TEXT, "zh", ref_of(files), opts)
+    assert result.sample_rate == 32000
+    assert result.audio.dtype == np.float32 and np.isfinite(result.audio).all()
+    assert [s.text for s in result.sentences] == ["今天天气很好。", "我们去公园吧！"]
+    for s in result.sentences:
+        assert 11 <= s.n_tokens <= MAX_TOKENS  # EOS is blocked for 11 steps; the cap holds
+        assert s.seconds == pytest.approx(s.n_tokens * SAMPLES_PER_TOKEN / 32000)
+    pause = int(0.25 * 32000)
+    assert len(result.audio) == sum(s.n_tokens * SAMPLES_PER_TOKEN + pause for s in result.sentences)
+    assert float(np.abs(result.audio).max()) > 1e-4  # not silence
+    assert float(np.abs(result.audio[-pause:]).max()) == 0.0  # trailing pause
+
+
+def test_seed_makes_output_reproducible_and_unseeded_requests_report_their_seed(files) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(seed=11)
+    _, a = tts.synthesize(TEXT, "zh", ref_of(files), opts)
+    _, b = tts.synthesize(TEXT, "zh", ref_of(files), opts)
+    np.testing.assert_array_equal(a, b)
+    free = tts.synthesize_detailed(TEXT, "zh", ref_of(files), SynthesisOptions())
+    again = tts.synthesize_detailed(TEXT, "zh", ref_of(files), SynthesisOptions(seed=free.seed))
+    assert [s.n_tokens for s in again.sentences] == [s.n_tokens for s in free.sentences]
+
+
+def test_speed_changes_length(files) -> None:
+    tts = make_tts(files)
+    slow = tts.synthesize_detailed("今天天气很好。", "zh", ref_of(files), SynthesisOptions(seed=5, pause=0))
+    fast = tts.synthesize_detailed("今天天气很好。", "zh", ref_of(files), SynthesisOptions(seed=5, pause=0, speed=2.0))
+    assert slow.sentences[0].n_tokens == fast.sentences[0].n_tokens
+    assert len(fast.audio) < 0.6 * len(slow.audio)
+
+
+def test_reference_features_are_cached_until_the_reference_changes(files, tmp_path: Path) -> None:
+    tts = make_tts(files)
+    ssl, text = tts.references.ssl, tts._text
+    ref_path = reference_wav(tmp_path / "r.wav")
+    ref = Reference(ref_path, "参考。", "all_zh")
+    for _ in range(2):
+        tts.synthesize("你好呀朋友。", "zh", ref, SynthesisOptions(seed=1))
+    assert tts.references.computed == 1 and ssl.calls == 1
+    tts.synthesize("你好呀朋友。", "zh", Reference(ref_path, "另一个参考。", "all_zh"), SynthesisOptions(seed=1))
+    assert tts.references.computed == 2
+    stat = ref_path.stat()
+    os.utime(ref_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the file changed on disk
+    tts.synthesize("你好呀朋友。", "zh", ref, SynthesisOptions(seed=1))
+    assert tts.references.computed == 3 and ssl.calls == 3
+    calls_before = text.calls
+    tts.synthesize("你好呀朋友。", "zh", Reference(ref_path, "", "all_zh", (files["ref2"],)), SynthesisOptions(seed=1))
+    assert ssl.calls == 3  # no-reference-text mode needs no prompt tokens
+    assert text.calls == calls_before + 1  # only the target text was featurized
+
+
+def test_extra_references_change_the_timbre_only(files) -> None:
+    tts = make_tts(files)
+    plain = tts.references.get(ref_of(files), tts.models)
+    mixed = tts.references.get(Reference(files["ref"], "这是参考文本。", "all_zh", (files["ref2"],)), tts.models)
+    assert torch.equal(plain.codes, mixed.codes)
+    assert plain.text.phones == mixed.text.phones
+    assert not torch.allclose(plain.ge, mixed.ge)
+
+
+def test_model_switching_reloads_and_v1_files_run_the_v1_pipeline(files) -> None:
+    tts = make_tts(files)
+    ref = ref_of(files)
+    before = tts.synthesize_detailed(TEXT, "zh", ref, SynthesisOptions(seed=2))
+    tts.set_gpt(files["gpt_b"])
+    after_gpt = tts.synthesize_detailed(TEXT, "zh", ref, SynthesisOptions(seed=2))
+    assert tts.models.gpt_path == files["gpt_b"]
+    assert tts.references.computed == 2  # the cache is per model pair
+    assert not np.array_equal(before.audio, after_gpt.audio)
+    tts.set_sovits(files["sovits_v1"])
+    assert tts.version == "v1"
+    with pytest.raises(InvalidOptionError, match="not supported by v1"):
+        tts.synthesize("안녕하세요.", "ko", ref)
+    tts.set_gpt(files["gpt_v1"])
+    _, audio = tts.synthesize(TEXT, "zh", ref, SynthesisOptions(seed=2))
+    assert np.isfinite(audio).all() and audio.size > 0
+    with pytest.raises(ModelMismatchError, match="same version"):
+        tts.set_sovits(files["sovits"])  # v2 SoVITS with the v1 GPT (512 phone ids < 732)
+    assert tts.version == "v1"
+    tts.set_models(gpt=files["gpt"], sovits=files["sovits"])  # both at once
+    assert tts.version == "v2" and tts.models.gpt_path == files["gpt"]
+
+
+def test_failed_switch_keeps_the_old_models(files, tmp_path: Path) -> None:
+    tts = make_tts(files)
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    pair = tts.models
+    with pytest.raises((ValueError, FileNotFoundError)):
+        tts.set_gpt(broken)
+    with pytest.raises(ModelMismatchError):
+        tts.set_gpt(files["gpt_v1"])  # a v1 GPT cannot read the v2 phone table
+    assert tts.models is pair
+
+
+def test_sentence_streaming_yields_the_same_audio_in_order(files) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(seed=4, text_split="cut5", pause=0.1)
+    result = tts.synthesize_detailed(TEXT, "zh", ref_of(files), opts)
+    chunks = list(tts.stream(TEXT, "zh", ref_of(files), opts))
+    assert len(chunks) == 4  # sentence, pause, sentence, pause
+    assert len(chunks[0]) == result.sentences[0].n_tokens * SAMPLES_PER_TOKEN
+    np.testing.assert_array_equal(np.concatenate(chunks), result.audio)
+
+
+def test_token_streaming_sends_small_chunks_first_and_keeps_the_length(files) -> None:
+    tts = make_tts(files, max_new_tokens=40)
+    opts = SynthesisOptions(seed=6, pause=0.0)
+    chunks = list(tts.stream("今天天气很好。", "zh", ref_of(files), opts, chunk_tokens=8))
+    assert len(chunks) >= 3
+    assert len(chunks[0]) <= 8 * SAMPLES_PER_TOKEN
+    total = sum(len(c) for c in chunks)
+    assert total % SAMPLES_PER_TOKEN == 0 and 11 * SAMPLES_PER_TOKEN <= total <= 40 * SAMPLES_PER_TOKEN
+    assert all(np.isfinite(c).all() for c in chunks)
+
+
+def test_token_chunks_equal_the_batch_generator() -> None:
+    pair = tiny_pair(seed=3)
+    phones = torch.arange(1, 9)
+    bert = torch.randn(pair.t2s.cfg.bert_dim, 8, generator=torch.Generator().manual_seed(0))
+    prompt = torch.randint(0, 1024, (12,), generator=torch.Generator().manual_seed(1))
+    opts = SamplingOptions(top_k=5, max_new_tokens=25)
+    whole = pair.t2s.generate([phones], [bert], [prompt], opts, torch.Generator().manual_seed(9)).tokens[0]
+    pieces = list(generate_token_chunks(pair.t2s, phones, bert, prompt, opts, 7, torch.Generator().manual_seed(9)))
+    assert [len(p) for p in pieces[:-1]] == [7] * (len(pieces) - 1)
+    assert torch.equal(torch.cat(pieces), whole)
+
+
+def test_chunk_stitcher_keeps_length_and_crossfades() -> None:
+    stitcher = ChunkStitcher(fade=4)
+    first = stitcher.push(np.ones(20, dtype=np.float32), 0, 2)  # 10 samples per token
+    second = stitcher.push(np.full(30, 3.0, dtype=np.float32), 1, 2)
+    out = np.concatenate([first, second, stitcher.flush()])
+    assert len(out) == 40
+    assert out[0] == 1.0 and out[-1] == 3.0
+    seam = out[16:20]
+    assert np.all(np.diff(seam) > 0) and 1.0 < seam[1] < 3.0
+
+
+def eos_bias(t2s: torch.nn.Module, bias: float) -> None:
+    """Give the tiny GPT's output layer a bias on the EOS column (+: stops as soon as allowed; -: never)."""
+    old = t2s.ar_predict_layer
+    layer = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    with torch.no_grad():
+        layer.weight.copy_(old.weight)
+        layer.bias.zero_()
+        layer.bias[t2s.cfg.eos] = bias
+    t2s.ar_predict_layer = layer
+
+
+def test_token_count_check_regenerates_swallowed_and_runaway_sentences(files) -> None:
+    ref = ref_of(files)
+    text = "今天天气很好我们一起去公园散步然后回家吃饭。"  # 21 phones with the char featurizer
+    tts = make_tts(files)
+    eos_bias(tts.models.t2s, 1e4)  # stops after the 11 blocked steps: 21 phones in 0.44 s = 48 phones/s
+    opts = SynthesisOptions(seed=1, check_tokens=True, max_retries=2)
+    report = tts.synthesize_detailed(text, "zh", ref, opts).sentences[0]
+    assert report.n_tokens == 11 and report.attempts == 3 and "too short" in report.problem
+    unchecked = tts.synthesize_detailed(text, "zh", ref, opts.replace(check_tokens=False)).sentences[0]
+    assert unchecked.attempts == 1 and unchecked.problem is None
+    loose = tts.synthesize_detailed(text, "zh", ref, opts.replace(max_phone_rate=100.0)).sentences[0]
+    assert loose.attempts == 1 and loose.problem is None
+
+    tts = make_tts(files, max_new_tokens=1500)
+    eos_bias(tts.models.t2s, -1e4)  # never stops: runaway, cut at the check's own cap instead of 1500 tokens
+    runaway = tts.synthesize_detailed("你好呀朋友们。", "zh", ref, opts.replace(max_retries=1)).sentences[0]
+    assert runaway.attempts == 2 and "runaway" in runaway.problem
+    assert runaway.n_tokens == int(np.ceil(6 * 25 / 3.0)) + 1
+
+
+def test_concurrent_requests_do_not_disturb_each_other(files) -> None:
+    tts = make_tts(files)
+    ref = ref_of(files)
+    seeds = [21, 22, 23]
+    expected = {s: tts.synthesize("你好呀朋友。", "zh", ref, SynthesisOptions(seed=s))[1] for s in seeds}
+    results: dict[int, np.ndarray] = {}
+
+    def run(seed: int) -> None:
+        results[seed] = tts.synthesize("你好呀朋友。", "zh", ref, SynthesisOptions(seed=seed))[1]
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in seeds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in seeds:
+        np.testing.assert_array_equal(results[s], expected[s])
+
+
+def test_switching_models_does_not_change_a_request_in_flight(files) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(seed=8, text_split="cut5", pause=0.0)
+    expected = list(tts.stream(TEXT, "zh", ref_of(files), opts))
+    stream = tts.stream(TEXT, "zh", ref_of(files), opts)
+    first = next(stream)
+    tts.set_gpt(files["gpt_b"])
+    tts.set_sovits(files["sovits_b"])
+    rest = list(stream)
+    np.testing.assert_array_equal(np.concatenate([first, *rest]), np.concatenate(expected))
+
+
+def test_progress_is_reported_per_sentence(files) -> None:
+    tts = make_tts(files)
+    seen: list[tuple[int, int]] = []
+    tts.synthesize(TEXT, "zh", ref_of(files), SynthesisOptions(seed=1, text_split="cut5", batch_size=2),
+                   progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("seconds", [2.0, 11.0])
+def test_reference_outside_3_to_10_seconds_is_refused_with_the_reason(files, tmp_path: Path, seconds: float) -> None:
+    tts = make_tts(files)
+    path = write_audio(tmp_path / "ref.wav", tone_burst(seconds))
+    with pytest.raises(ReferenceAudioError, match=r"between 3 and 10 s.*trained on clips"):
+        tts.synthesize("你好。", "zh", Reference(path, "参考。", "all_zh"))
+
+
+def test_unreadable_or_missing_reference_and_bad_inputs(files, tmp_path: Path) -> None:
+    tts = make_tts(files)
+    with pytest.raises(ReferenceAudioError, match="not found"):
+        tts.synthesize("你好。", "zh", Reference(tmp_path / "missing.wav", "参考。", "all_zh"))
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF nonsense")
+    with pytest.raises(ReferenceAudioError, match="cannot be read"):
+        tts.synthesize("你好。", "zh", Reference(junk, "参考。", "all_zh"))
+    with pytest.raises(EmptyTextError):
+        tts.synthesize(" 。！ ", "zh", ref_of(files))
+    with pytest.raises(InvalidOptionError, match="text language"):
+        tts.synthesize("你好。", "klingon", ref_of(files))
+    with pytest.raises(InvalidOptionError, match="reference language"):
+        tts.synthesize("你好。", "zh", Reference(files["ref"], "参考。", "xx"))
