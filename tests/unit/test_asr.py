@@ -21,6 +21,18 @@ from tools.asr import faster_whisper as fw_backend
 from tools.asr import funasr as funasr_backend
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main()`` reconfigures the root logger onto pytest's captured stderr; undo that after each test."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def _byte_level_alphabet() -> list[str]:
     """GPT-2's byte → printable character table (the base vocabulary of Whisper's BPE)."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
@@ -199,3 +211,20 @@ def test_asr_job_argv_round_trip(tmp_path):
     assert job.list_path == tmp_path / "out" / "clips.list"
     with pytest.raises(ValueError, match="does not offer language 'ja'"):
         AsrJob(tmp_path / "clips", tmp_path / "out", "funasr", "large", "ja").spec()
+
+
+@pytest.mark.slow
+def test_asr_job_runs_under_the_job_runner(tiny_whisper, clips, tmp_path):
+    from app.jobs import AsrJob
+    from app.processes import JobState, ProcessManager
+
+    (clips / "c_broken.wav").unlink()
+    job = AsrJob(clips, tmp_path / "asr_opt", "faster-whisper", "large-v3", "en", "int8", "cpu", tiny_whisper)
+    pushed = []
+    processes = ProcessManager(tmp_path / "jobs")
+    processes.start("asr", job.spec(on_finished=lambda: pushed.append(str(job.list_path))))
+    status = processes.wait("asr", timeout=120)
+    assert status.state is JobState.FINISHED, processes.tail("asr")
+    assert (status.progress.done, status.progress.total) == (2, 2)
+    assert pushed == [str(tmp_path / "asr_opt" / "voice.list")]
+    assert len(labels.read_list(job.list_path).valid_entries()) == 2
