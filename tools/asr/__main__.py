@@ -24,12 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
                         default=DEFAULT_OUTPUT_DIR, help="where <input folder name>.list is written")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="faster-whisper", help="ASR engine")
     parser.add_argument("-s", "--model-size", "--model_size", dest="model_size", default=None,
-                        help="model size (faster-whisper: medium, medium.en, large-v2, large-v3, large-v3-turbo; "
-                             "default: the backend's largest)")
+                        help="model size (faster-whisper: medium, medium.en, large-v2, large-v3, large-v3-turbo); "
+                             "None means the backend's largest")
     parser.add_argument("-l", "--language", default=None,
-                        help="language spoken in the clips, or auto (default: the backend's first language)")
+                        help="language spoken in the clips, or auto; None means the backend's first language")
     parser.add_argument("-p", "--precision", default=None, choices=("float32", "float16", "int8"),
-                        help="compute precision (default: float16 on a GPU; int8 on CPU for faster-whisper)")
+                        help="compute precision; None means float16 on a GPU, int8 on CPU (faster-whisper)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto")
     parser.add_argument("--model-path", type=Path, default=None,
                         help="model folder to use instead of tools/asr/models/<model name>")
