@@ -35,6 +35,9 @@ FORMATS = ("wav", "flac", "mp3")
 MODEL_SUFFIXES = (".pth", ".ckpt", ".onnx")
 #: Stems that are the "kept" voice: vocals for a separation model, the dry signal for de-reverb / de-echo models.
 PRIMARY_STEMS = ("(Vocals)", "(No Reverb)", "(No Echo)", "(Dry)", "(No Noise)")
+#: audio-separator replaces its whole VR settings dict when one is given, so pass every key.
+VR_DEFAULTS = {"batch_size": 1, "window_size": 512, "aggression": 10, "enable_tta": False,
+               "enable_post_process": False, "post_process_threshold": 0.2, "high_end_process": False}
 EXAMPLE_MODELS = ("HP5_only_main_vocal.pth", "HP2_all_vocals.pth", "VR-DeEchoAggressive.pth",
                   "UVR-MDX-NET-Inst_HQ_3.onnx", "model_bs_roformer_ep_317_sdr_12.9755.ckpt (+ its .yaml)")
 
@@ -108,13 +111,21 @@ class AudioSeparatorBackend:
                 "docs/dataset_tools.md).") from None
         self.options = options
         self._separator_cls = UVRSeparator
+        self._loaded: tuple[Path, object] | None = None
+
+    def _separator(self, out_dir: Path):
+        # Loading a model takes seconds: keep one loaded separator per output folder (one per run).
+        if self._loaded is None or self._loaded[0] != out_dir:
+            opts = self.options
+            separator = self._separator_cls(model_file_dir=str(opts.model_dir), output_dir=str(out_dir),
+                                            output_format=opts.output_format.upper(),
+                                            vr_params={**VR_DEFAULTS, "aggression": opts.aggressiveness})
+            separator.load_model(model_filename=opts.model)
+            self._loaded = (out_dir, separator)
+        return self._loaded[1]
 
     def separate(self, path: Path, out_dir: Path) -> dict[str, Path]:
-        opts = self.options
-        separator = self._separator_cls(model_file_dir=str(opts.model_dir), output_dir=str(out_dir),
-                                        output_format=opts.output_format.upper(),
-                                        vr_params={"aggression": opts.aggressiveness})
-        separator.load_model(model_filename=opts.model)
+        separator = self._separator(out_dir)
         stems: dict[str, Path] = {}
         for name in separator.separate(str(path)):
             produced = Path(name) if Path(name).is_absolute() else Path(out_dir) / name
@@ -163,24 +174,24 @@ def separate_files(files: list[Path], options: SeparationOptions, separator: Sep
     """Separate each file; results are moved to upstream's names in the vocals and accompaniment folders."""
     options.validate()
     options.vocals_dir.mkdir(parents=True, exist_ok=True)
+    options.others_dir.mkdir(parents=True, exist_ok=True)
     report = SeparationReport()
-    for done, src in enumerate(files, start=1):
-        vocal_out, other_out = output_names(src, options)
-        try:
-            with tempfile.TemporaryDirectory(dir=options.vocals_dir, prefix=".separating-") as tmp:
+    with tempfile.TemporaryDirectory(dir=options.vocals_dir, prefix=".separating-") as tmp:
+        for done, src in enumerate(files, start=1):
+            vocal_out, other_out = output_names(src, options)
+            try:
                 voice, other = _file_stems(separator.separate(src, Path(tmp)))
-                options.others_dir.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(voice), vocal_out)
                 shutil.move(str(other), other_out)
-        except (OSError, RuntimeError, ValueError) as exc:
-            report.failed.append((src, f"{src}: {type(exc).__name__}: {exc}"))
-            log.warning("FAILED %s", report.failed[-1][1])
-        else:
-            report.vocals.append(vocal_out)
-            report.others.append(other_out)
-            log.info("%s -> %s, %s", src.name, vocal_out.name, other_out.name)
-        if progress:
-            progress(done, len(files))
+            except (OSError, RuntimeError, ValueError) as exc:
+                report.failed.append((src, f"{src}: {type(exc).__name__}: {exc}"))
+                log.warning("FAILED %s", report.failed[-1][1])
+            else:
+                report.vocals.append(vocal_out)
+                report.others.append(other_out)
+                log.info("%s -> %s, %s", src.name, vocal_out.name, other_out.name)
+            if progress:
+                progress(done, len(files))
     return report
 
 
