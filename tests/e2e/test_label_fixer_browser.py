@@ -1,4 +1,4 @@
-"""The label fixer in a real browser: headless Chromium edits a line, saves, and the file on disk changes.
+"""The label fixer in a real browser: headless Chromium edits, saves, pages and merges; the file on disk changes.
 
 Needs Debian's chromium (/usr/bin/chromium) and Playwright for Python; ``bash install.sh --dev`` installs both.
 """
@@ -92,5 +92,18 @@ def test_edit_save_and_page_in_chromium(label_fixer_url):
             page.wait_for_function("document.querySelector('#text-0 textarea').value === 'original text 3'",
                                    timeout=30_000)
             assert labels.read_list(list_path).entries[2].text == "Edited before paging."
+
+            # Back to the first page, select the first two clips and merge them.
+            page.click("#prev")
+            page.wait_for_function("document.querySelector('#text-0 textarea').value === 'Proofread in the browser.'",
+                                   timeout=30_000)
+            page.locator("#select-0 input").check()
+            page.locator("#select-1 input").check()
+            page.get_by_role("button", name="Merge selected").click()
+            page.locator("#status").get_by_text("Merged c0.wav, c1.wav into c0_merged.wav").wait_for(timeout=30_000)
+            merged = labels.read_list(list_path)
+            assert [e.name for e in merged.entries] == ["c0_merged.wav", "c2.wav", "c3.wav"]
+            assert merged.entries[0].text == "Proofread in the browser. original text 1"
+            assert not merged.problems  # the merged audio file exists
         finally:
             browser.close()
