@@ -172,3 +172,30 @@ def test_works_without_nltk_data(monkeypatch: pytest.MonkeyPatch) -> None:
         assert phones[-1] == "."
     finally:
         importlib.reload(en)
+
+
+def test_numpy_g2p_equals_g2p_en_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    # g2p_en's own predict() on the same weights; its constructor needs NLTK data, so stub exactly that.
+    nltk = pytest.importorskip("nltk")
+    monkeypatch.setattr(nltk, "download", lambda *args, **kwargs: False)
+    g2p_module = importlib.import_module("g2p_en.g2p")
+
+    class NoCorpus:
+        def dict(self) -> dict:
+            return {}
+
+    monkeypatch.setattr(g2p_module, "cmudict", NoCorpus())
+    reference = g2p_module.G2p()
+    words = ["blorptastic", "sovits", "kubernetes", "huggingface", "xylophonic", "fintech", "o'neil", "zq"]
+    for word in words:
+        assert en.neural_g2p()(word) == reference.predict(word), word
+
+
+def test_tokenizer_agrees_with_tweet_tokenizer() -> None:
+    tweet = pytest.importorskip("nltk.tokenize").TweetTokenizer().tokenize  # needs no downloaded data
+    texts = [c["norm_text"] for c in _english_cases()] + [
+        "Well - it's the 'best' thing, isn't it? Rock-n-roll!",
+        "O' Neil's dog-friendly cafe's menu, a.m. A M.",
+    ]
+    for text in texts:
+        assert en.tokenize(text) == tweet(text)
