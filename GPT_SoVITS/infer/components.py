@@ -113,9 +113,26 @@ def load_ssl_featurizer(pretrained: PretrainedPaths, device: str = "cpu", half: 
     return HubertFeaturizer.from_pretrained(pretrained.hubert, device, torch.float16 if half else torch.float32)
 
 
+class FrontendFeaturizer:
+    """:class:`TextFeaturizer` over the project's text front-end: one BERT model, one front-end per version."""
+
+    def __init__(self, bert: object | None) -> None:
+        self.bert = bert
+        self._frontends: dict[str, object] = {}
+
+    def __call__(self, text: str, lang: str, version: str) -> TextFeatures:
+        from GPT_SoVITS.text.frontend import TextFrontend
+
+        frontend = self._frontends.get(version)
+        if frontend is None:
+            frontend = self._frontends[version] = TextFrontend(self.bert, version)
+        result = frontend(text, lang)
+        return TextFeatures(list(result.phone_ids), result.bert, result.norm_text)
+
+
 def default_text_featurizer(pretrained: PretrainedPaths, device: str = "cpu", half: bool = False
                             ) -> TextFeaturizer:
-    """The project's text front-end (language segmentation, g2p, BERT) behind :class:`TextFeaturizer`."""
-    from GPT_SoVITS.text import frontend
+    """The project's text front-end (language segmentation, g2p, BERT from ``pretrained.bert``)."""
+    from GPT_SoVITS.features.bert import BertFeaturizer
 
-    return frontend.make_text_featurizer(pretrained, device=device, half=half)
+    return FrontendFeaturizer(BertFeaturizer(pretrained.bert, device=device, half=half))

@@ -1,0 +1,420 @@
+"""HTTP API over the synthesis engine, compatible with upstream's ``api_v2.py`` (plus an OpenAI-style endpoint).
+
+``python -m app.api --gpt G.ckpt --sovits S.pth [-a 127.0.0.1] [-p 9880] [--pretrained-dir DIR]``
+
+Endpoints (see docs/inference.md for the compatibility table):
+
+* ``GET/POST /tts``: upstream's parameter names and defaults; ``media_type`` wav/raw/ogg/aac (+ flac/mp3/opus);
+  ``streaming_mode`` 0/false, 1/true (sentence by sentence), 2 and 3 (token chunks of ``min_chunk_length``).
+* ``GET /set_gpt_weights?weights_path=…``, ``GET /set_sovits_weights?weights_path=…``,
+  ``GET /set_refer_audio?refer_audio_path=…``, ``GET /control?command=exit|restart`` (only with
+  ``--allow-control``).
+* ``POST /v1/audio/speech``: OpenAI's speech request; ``voice`` names a preset ``<voices-dir>/<voice>.json``.
+
+Errors are HTTP 400 with ``{"message": …}`` as upstream (403 for paths outside the allowed folders and for a
+disabled /control). Requests run in worker threads on one shared engine; see :mod:`GPT_SoVITS.infer.tts` for why
+they cannot corrupt each other and why model switches do not affect requests in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from GPT_SoVITS.audio import resample
+from GPT_SoVITS.checkpoints import CheckpointError
+from GPT_SoVITS.infer import TTS, EmptyTextError, InvalidOptionError, Reference, ReferenceAudioError, SynthesisOptions
+from GPT_SoVITS.infer.components import ModelMismatchError
+from GPT_SoVITS.infer.media import (
+    CONTENT_TYPES,
+    StreamEncoder,
+    UnsupportedMediaTypeError,
+    check_media_type,
+    encode_audio,
+)
+from GPT_SoVITS.infer.options import check_language
+from GPT_SoVITS.infer.safety import ForbiddenPathError, PathPolicy, weight_roots
+from GPT_SoVITS.logs import setup_logging
+from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR, REPO_ROOT, PretrainedPaths
+
+log = logging.getLogger(__name__)
+
+#: Errors caused by the request (HTTP 400): bad values, unusable reference, empty text, unknown format.
+REQUEST_ERRORS = (InvalidOptionError, ReferenceAudioError, EmptyTextError, UnsupportedMediaTypeError,
+                  ModelMismatchError, CheckpointError, FileNotFoundError, ValueError)
+
+
+@dataclass(frozen=True)
+class TTSRequest:
+    """The fields of upstream's ``/tts`` request with upstream's defaults (extras are ours)."""
+
+    text: str = ""
+    text_lang: str = ""
+    ref_audio_path: str = ""
+    aux_ref_audio_paths: tuple[str, ...] = ()
+    prompt_text: str = ""
+    prompt_lang: str = ""
+    top_k: int = 15
+    top_p: float = 1.0
+    temperature: float = 1.0
+    text_split_method: str = "cut5"
+    batch_size: int = 1
+    batch_threshold: float = 0.75  # accepted, no effect (batches are consecutive sentences)
+    split_bucket: bool = True  # accepted, no effect
+    speed_factor: float = 1.0
+    fragment_interval: float = 0.3
+    seed: int = -1
+    media_type: str = "wav"
+    streaming_mode: int = 0  # 0 off; 1 sentence by sentence; 2/3 token chunks
+    parallel_infer: bool = True  # False = one sentence at a time
+    repetition_penalty: float = 1.35
+    sample_steps: int = 32  # v3/v4 only: accepted, no effect
+    super_sampling: bool = False  # v3 only: accepted, no effect
+    overlap_length: int = 2  # accepted; token streaming re-decodes its own fixed context
+    min_chunk_length: int = 16  # tokens per streamed chunk in modes 2/3
+    check_tokens: bool = False  # ours: the token-count check (docs/inference.md)
+    max_retries: int = 2  # ours
+
+
+_FIELD_TYPES = {name: f.type for name, f in TTSRequest.__dataclass_fields__.items()}
+
+
+class RequestError(ValueError):
+    """A request field has the wrong type or is missing."""
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELD_TYPES[name]
+    if name == "streaming_mode" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return 1 if value.strip().lower() == "true" else 0  # upstream's older boolean form
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind.startswith("tuple"):
+            items = json.loads(value) if isinstance(value, str) and value.strip().startswith("[") else value
+            items = [items] if isinstance(items, str) else list(items or [])
+            return tuple(str(v) for v in items if str(v).strip())
+        return "" if value is None else str(value)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise RequestError(f"{name}: {value!r} is not a valid {kind}") from None
+
+
+def parse_tts_request(params: Mapping[str, Any]) -> TTSRequest:
+    """Build a request from query parameters or a JSON body (unknown keys are ignored, as upstream)."""
+    values = {name: _coerce(name, value) for name, value in params.items() if name in _FIELD_TYPES}
+    return TTSRequest(**values)
+
+
+@dataclass
+class ApiState:
+    """What the server holds: the engine, path rules, presets and the default reference."""
+
+    tts: TTS
+    ref_policy: PathPolicy
+    weights_policy: PathPolicy
+    allow_control: bool = False
+    voices_dir: Path | None = None
+    default_ref: Path | None = None
+    argv: list[str] = field(default_factory=list)  # for /control?command=restart
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _error(message: str, status: int = 400, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"message": message, **extra})
+
+
+def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, SynthesisOptions]:
+    if not req.text:
+        raise RequestError("text is required")
+    if not req.text_lang:
+        raise RequestError("text_lang is required")
+    ref_value = req.ref_audio_path or (str(state.default_ref) if state.default_ref else "")
+    if not ref_value:
+        raise RequestError("ref_audio_path is required")
+    if not req.prompt_lang and req.prompt_text:
+        raise RequestError("prompt_lang is required")
+    version = state.tts.version
+    text_lang = check_language(req.text_lang, version, "text_lang")
+    prompt_lang = check_language(req.prompt_lang or text_lang, version, "prompt_lang")
+    ref = Reference(state.ref_policy.resolve(ref_value), req.prompt_text, prompt_lang,
+                    tuple(state.ref_policy.resolve(p) for p in req.aux_ref_audio_paths))
+    opts = SynthesisOptions(top_k=req.top_k, top_p=req.top_p, temperature=req.temperature,
+                            repetition_penalty=req.repetition_penalty, seed=None if req.seed < 0 else req.seed,
+                            speed=req.speed_factor, pause=req.fragment_interval, text_split=req.text_split_method,
+                            batch_size=req.batch_size if req.parallel_infer else 1,
+                            check_tokens=req.check_tokens, max_retries=req.max_retries)
+    check_media_type(req.media_type)
+    if req.streaming_mode not in (0, 1, 2, 3):
+        raise RequestError(f"streaming_mode: {req.streaming_mode} is not one of 0, 1, 2, 3")
+    return req.text, text_lang, ref, opts
+
+
+async def _stream_response(tts: TTS, chunks: Iterator[np.ndarray], media_type: str) -> StreamingResponse | None:
+    """Start a stream: the first chunk is made before the response begins, so request errors still give a 400."""
+    first = await run_in_threadpool(next, chunks, None)
+    encoder = StreamEncoder(media_type, tts.sample_rate)
+
+    def body() -> Iterator[bytes]:
+        yield encoder.start()
+        if first is not None:
+            yield encoder.push(first)
+        for chunk in chunks:
+            data = encoder.push(chunk)
+            if data:
+                yield data
+        tail = encoder.finish()
+        if tail:
+            yield tail
+
+    return StreamingResponse(body(), media_type=CONTENT_TYPES[media_type])
+
+
+async def handle_tts(state: ApiState, params: Mapping[str, Any]) -> Response:
+    try:
+        req = parse_tts_request(params)
+        text, lang, ref, opts = _build_job(state, req)
+        media_type = check_media_type(req.media_type)
+        tts = state.tts
+        if req.streaming_mode:
+            chunk_tokens = 0 if req.streaming_mode == 1 else max(1, req.min_chunk_length)
+            return await _stream_response(tts, tts.stream(text, lang, ref, opts, chunk_tokens), media_type)
+        result = await run_in_threadpool(tts.synthesize_detailed, text, lang, ref, opts)
+        data = await run_in_threadpool(encode_audio, result.audio, result.sample_rate, media_type)
+        headers = {"X-Seed": str(result.seed)}
+        if result.regenerated:
+            headers["X-Regenerated-Sentences"] = ",".join(str(s.index) for s in result.regenerated)
+        return Response(data, media_type=CONTENT_TYPES[media_type], headers=headers)
+    except ForbiddenPathError as exc:
+        return _error(str(exc), 403)
+    except RequestError as exc:
+        return _error(str(exc))
+    except REQUEST_ERRORS as exc:
+        return _error("tts failed", Exception=str(exc))
+
+
+def _switch(state: ApiState, kind: str, value: str | None) -> JSONResponse:
+    if not value:
+        return _error("weights_path is required")
+    try:
+        path = state.weights_policy.resolve(value)
+        if kind == "gpt":
+            state.tts.set_gpt(path)
+        else:
+            state.tts.set_sovits(path)
+    except ForbiddenPathError as exc:
+        return _error(str(exc), 403)
+    except REQUEST_ERRORS as exc:
+        return _error(f"change {kind} weight failed", Exception=str(exc))
+    return JSONResponse({"message": "success"})
+
+
+def _preset(state: ApiState, voice: str) -> dict[str, Any]:
+    if state.voices_dir is None:
+        raise RequestError("this server has no voice presets; start it with --voices-dir <folder>")
+    names = sorted(p.stem for p in state.voices_dir.glob("*.json"))
+    if voice not in names:
+        raise RequestError(f"voice {voice!r} not found; available voices: {', '.join(names) or 'none'}")
+    data = json.loads((state.voices_dir / f"{voice}.json").read_text(encoding="utf-8"))
+    for key in ("ref_audio_path",):
+        if key not in data:
+            raise RequestError(f"voice preset {voice}.json has no {key!r}")
+    ref_path = Path(data["ref_audio_path"])
+    data["ref_audio_path"] = str(ref_path if ref_path.is_absolute() else state.voices_dir / ref_path)
+    data["aux_ref_audio_paths"] = [str(p if Path(p).is_absolute() else state.voices_dir / p)
+                                   for p in data.get("aux_ref_audio_paths", [])]
+    return data
+
+
+OPENAI_FORMATS = {"mp3": "mp3", "opus": "opus", "aac": "aac", "flac": "flac", "wav": "wav", "pcm": "raw"}
+OPENAI_PCM_RATE = 24000  # OpenAI's pcm output is 24 kHz 16-bit mono; clients assume that rate
+
+
+def _openai_error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"message": message, "type": "invalid_request_error",
+                                                               "param": None, "code": None}})
+
+
+async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Response:
+    try:
+        text = str(body.get("input") or "")
+        voice = str(body.get("voice") or "")
+        fmt = str(body.get("response_format") or "mp3").lower()
+        if fmt not in OPENAI_FORMATS:
+            raise RequestError(f"response_format {fmt!r} is not supported; use one of {', '.join(OPENAI_FORMATS)}")
+        preset = _preset(state, voice)
+        text_lang = check_language(preset.get("text_lang", "auto"), state.tts.version, "text_lang")
+        prompt_lang = check_language(preset.get("prompt_lang", text_lang), state.tts.version, "prompt_lang")
+        ref = Reference(Path(preset["ref_audio_path"]), preset.get("prompt_text", ""), prompt_lang,
+                        tuple(Path(p) for p in preset["aux_ref_audio_paths"]))
+        opts = SynthesisOptions(speed=float(body.get("speed", 1.0)), text_split=preset.get("text_split_method", "cut5"),
+                                top_k=int(preset.get("top_k", 15)), top_p=float(preset.get("top_p", 1.0)),
+                                temperature=float(preset.get("temperature", 1.0)))
+        if not text:
+            raise RequestError("input is required")
+        result = await run_in_threadpool(state.tts.synthesize_detailed, text, text_lang, ref, opts)
+    except RequestError as exc:
+        return _openai_error(str(exc))
+    except REQUEST_ERRORS as exc:
+        return _openai_error(str(exc))
+    audio, rate = result.audio, result.sample_rate
+    if fmt == "pcm":
+        audio, rate = resample(audio, rate, OPENAI_PCM_RATE), OPENAI_PCM_RATE
+    data = await run_in_threadpool(encode_audio, audio, rate, OPENAI_FORMATS[fmt])
+    content_type = "audio/pcm" if fmt == "pcm" else CONTENT_TYPES[OPENAI_FORMATS[fmt]]
+    return Response(data, media_type=content_type)
+
+
+def create_app(state: ApiState) -> FastAPI:
+    """The FastAPI application over ``state.tts`` (nothing is loaded here)."""
+    app = FastAPI(title="GPT-SoVITS API", description="Compatible with upstream api_v2")
+
+    @app.get("/tts")
+    async def tts_get(request: Request) -> Response:
+        return await handle_tts(state, dict(request.query_params))
+
+    @app.post("/tts")
+    async def tts_post(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error("the request body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error("the request body must be a JSON object")
+        return await handle_tts(state, body)
+
+    @app.get("/set_gpt_weights")
+    async def set_gpt_weights(weights_path: str | None = None) -> JSONResponse:
+        return await run_in_threadpool(_switch, state, "gpt", weights_path)
+
+    @app.get("/set_sovits_weights")
+    async def set_sovits_weights(weights_path: str | None = None) -> JSONResponse:
+        return await run_in_threadpool(_switch, state, "sovits", weights_path)
+
+    @app.get("/set_refer_audio")
+    async def set_refer_audio(refer_audio_path: str | None = None) -> JSONResponse:
+        if not refer_audio_path:
+            return _error("refer_audio_path is required")
+        try:
+            path = state.ref_policy.resolve(refer_audio_path)
+            # validates the file (3–10 s) and caches its spectrogram; used when a request has no ref_audio_path
+            await run_in_threadpool(state.tts.references.get, Reference(path), state.tts.models)
+        except ForbiddenPathError as exc:
+            return _error(str(exc), 403)
+        except REQUEST_ERRORS as exc:
+            return _error("set refer audio failed", Exception=str(exc))
+        state.default_ref = path
+        return JSONResponse({"message": "success"})
+
+    @app.get("/control")
+    async def control(command: str | None = None) -> Response:
+        if not state.allow_control:
+            return _error("/control is disabled; start the server with --allow-control to allow exit/restart", 403)
+        if command not in ("exit", "restart"):
+            return _error("command must be 'exit' or 'restart'")
+        action = _restart if command == "restart" else _exit
+        return JSONResponse({"message": f"{command} scheduled"}, background=BackgroundTask(action, state.argv))
+
+    @app.post("/v1/audio/speech")
+    async def openai_speech(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _openai_error("the request body must be a JSON object")
+        if not isinstance(body, dict):
+            return _openai_error("the request body must be a JSON object")
+        return await handle_openai_speech(state, body)
+
+    @app.get("/v1/models")
+    async def openai_models() -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": "gpt-sovits", "object": "model",
+                                                          "owned_by": "local"}]})
+
+    return app
+
+
+def _exit(_argv: list[str]) -> None:
+    log.info("exit requested through /control")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _restart(argv: list[str]) -> None:
+    log.info("restart requested through /control")
+    os.execv(sys.executable, [sys.executable, "-m", "app.api", *argv])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app.api", description="GPT-SoVITS HTTP API (api_v2 compatible)",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--gpt", type=Path, required=True, help="GPT weights (.ckpt)")
+    parser.add_argument("--sovits", type=Path, required=True, help="SoVITS weights (.pth)")
+    parser.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
+                        help="folder in upstream's pretrained_models layout (BERT and HuBERT are read from it)")
+    parser.add_argument("-a", "--bind-addr", "--bind_addr", dest="bind_addr", default="127.0.0.1",
+                        help="address to listen on; 0.0.0.0 exposes the API to your network")
+    parser.add_argument("-p", "--port", type=int, default=9880, help="port")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
+    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False,
+                        help="float16 weights (GPU only)")
+    parser.add_argument("--ref-dir", type=Path, action="append", default=[],
+                        help="folder clients may use reference audio from (repeatable; default: the repository)")
+    parser.add_argument("--weights-dir", type=Path, action="append", default=[],
+                        help="extra folder clients may load weights from (GPT_weights*/, SoVITS_weights*/ and the "
+                             "pretrained folder are always allowed)")
+    parser.add_argument("--voices-dir", type=Path, default=None,
+                        help="folder of <voice>.json presets for POST /v1/audio/speech")
+    parser.add_argument("--allow-control", action="store_true", help="enable GET /control?command=exit|restart")
+    return parser
+
+
+def make_state(tts: TTS, args: argparse.Namespace, argv: list[str]) -> ApiState:
+    ref_roots = args.ref_dir or [REPO_ROOT]
+    ref_policy = PathPolicy.of(ref_roots, what="reference audio", flag="--ref-dir")
+    weights_policy = PathPolicy.of(weight_roots(REPO_ROOT, args.pretrained_dir, args.weights_dir),
+                                   suffixes=(".ckpt", ".pth"), what="weights_path", flag="--weights-dir")
+    return ApiState(tts, ref_policy, weights_policy, args.allow_control,
+                    args.voices_dir.resolve() if args.voices_dir else None, argv=argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half)
+    app = create_app(make_state(tts, args, argv))
+    log.info("API on http://%s:%d", args.bind_addr, args.port)
+    uvicorn.run(app, host=args.bind_addr, port=args.port, workers=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
