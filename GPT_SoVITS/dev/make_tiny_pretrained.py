@@ -66,7 +66,7 @@ def write_bert(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(bert_vocabulary()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+    tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
     tokenizer.save_pretrained(str(folder))
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=1024, num_hidden_layers=2,
