@@ -117,6 +117,22 @@ _DECIMAL = re.compile(r"(\d+)\.(\d+)")
 _FRACTION = re.compile(r"\b(\d+)/(\d+)\b")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _PERCENT = re.compile(r"(\d)\s?%")
+_UNITS = {
+    "km": ("kilometer", "kilometers"), "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),
+    "kg": ("kilogram", "kilograms"), "mg": ("milligram", "milligrams"), "ml": ("milliliter", "milliliters"),
+    "mph": ("mile per hour", "miles per hour"), "km/h": ("kilometer per hour", "kilometers per hour"),
+    "KB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"), "GB": ("gigabyte", "gigabytes"),
+    "TB": ("terabyte", "terabytes"), "Hz": ("hertz", "hertz"), "kHz": ("kilohertz", "kilohertz"),
+    "MHz": ("megahertz", "megahertz"), "GHz": ("gigahertz", "gigahertz"),
+    "°C": ("degree Celsius", "degrees Celsius"), "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
+}  # fmt: skip
+_UNIT = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s?("
+    + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+    + r")(?!\w)"
+)
+# Full-width ASCII (Ａ-Ｚ, ０-９, ！, ...) as typed with CJK input methods.
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _NEGATIVE = re.compile(r"(?<![\w-])-(?=\d)")
 _NUMBER = re.compile(r"\d+")
 _CURRENCY = {
@@ -218,6 +234,16 @@ def _fraction(m: re.Match[str]) -> str:
     return f"{cardinal(num)} {name}"
 
 
+def _plain_number(number: str) -> str:
+    whole, _, frac = number.partition(".")
+    return cardinal(int(whole)) + (f" point {_digits(frac)}" if frac else "")
+
+
+def _unit(m: re.Match[str]) -> str:
+    one, many = _UNITS[m.group(2)]
+    return f"{_plain_number(m.group(1))} {one if m.group(1) == '1' else many}"
+
+
 def _number(m: re.Match[str]) -> str:
     s = m.group(0)
     if len(s) > 1 and s.startswith("0"):  # codes, zip codes, "007": digit by digit
@@ -230,12 +256,13 @@ def _strip_accents(text: str) -> str:
 
 
 def normalize_numbers(text: str) -> str:
-    """Spell out every number-like expression in ``text`` (money, times, decimals, ordinals, %)."""
+    """Spell out every number-like expression in ``text`` (money, times, units, decimals, ordinals, %)."""
     text = _COMMA_NUMBER.sub("", text)
     text = _TIME.sub(_time, text)
     text = _MONEY.sub(_money, text)
     text = _PERCENT.sub(r"\1 percent", text)
-    text = _DECIMAL.sub(lambda m: f"{cardinal(int(m.group(1)))} point {_digits(m.group(2))}", text)
+    text = _UNIT.sub(_unit, text)
+    text = _DECIMAL.sub(lambda m: _plain_number(m.group(0)), text)
     text = _FRACTION.sub(_fraction, text)
     text = _ORDINAL.sub(lambda m: ordinal(int(m.group(1))), text)
     text = _NEGATIVE.sub("minus ", text)
@@ -244,6 +271,7 @@ def normalize_numbers(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Full English normalisation: punctuation mapping, abbreviations, numbers, character filter, acronyms."""
+    text = text.translate(_FULL_WIDTH)
     text = text.translate(_PUNCTUATION_MAP) if ":" not in text else _translate_keeping_times(text)
     text = _TITLE_BEFORE_NAME.sub(lambda m: _TITLES[m.group(1)] + " ", text)
     for pattern, words in _LATIN_ABBREVIATIONS:

@@ -124,6 +124,12 @@ def test_year(n: int, words: str) -> None:
         ("Café “déjà vu”…", "Cafe 'deja vu'."),
         ("Wait!!! What??", "Wait! What?"),
         ("The 21st century", "The twenty-first century"),
+        (
+            "5km at 60 mph, 1 kg, 2.5kg",
+            "five kilometers at sixty miles per hour, one kilogram, two point five kilograms",
+        ),
+        ("16GB and 37°C", "sixteen gigabytes and thirty-seven degrees Celsius"),
+        ("ＯＫ，２０２４！", "O K,twenty twenty-four!"),
     ],
 )
 def test_normalize_table(text: str, norm: str) -> None:
