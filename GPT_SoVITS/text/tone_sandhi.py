@@ -46,7 +46,7 @@ def _with_tone(final: str, tone: str) -> str:
 
 
 def _all_third(finals: Sequence[str]) -> bool:
-    return all(final[-1] == "3" for final in finals)
+    return all(final[-1:] == "3" for final in finals)
 
 
 def _is_reduplication(word: str) -> bool:
@@ -92,7 +92,7 @@ class ToneSandhi:
             finals[1] = _with_tone(finals[1], "5")
             return finals
         for i, char in enumerate(word[:-1]):
-            if char == "不" and finals[i + 1][-1] == "4":  # 不怕 → bu2
+            if char == "不" and finals[i + 1][-1:] == "4":  # 不怕 → bu2
                 finals[i] = _with_tone(finals[i], "2")
         return finals
 
@@ -107,7 +107,7 @@ class ToneSandhi:
             for i, char in enumerate(word[:-1]):
                 if char != "一":
                     continue
-                if finals[i + 1][-1] == "4":  # 一段 → yi2
+                if finals[i + 1][-1:] == "4":  # 一段 → yi2
                     finals[i] = _with_tone(finals[i], "2")
                 elif word[i + 1] not in _PUNCTUATION:  # 一天 → yi4
                     finals[i] = _with_tone(finals[i], "4")
@@ -165,8 +165,8 @@ class ToneSandhi:
                 for i, half in enumerate(halves):
                     if _all_third(half) and len(half) == 2:  # 所有/人
                         half[0] = _with_tone(half[0], "2")
-                    elif i == 1 and not _all_third(half) and half and half[0][-1] == "3" and halves[0] and \
-                            halves[0][-1][-1] == "3":  # 好/喜欢  # fmt: skip
+                    elif i == 1 and not _all_third(half) and half and half[0][-1:] == "3" and halves[0] and \
+                            halves[0][-1][-1:] == "3":  # 好/喜欢  # fmt: skip
                         halves[0][-1] = _with_tone(halves[0][-1], "2")
                 finals = halves[0] + halves[1]
         elif len(word) == 4:  # idioms: two halves of two
@@ -196,7 +196,7 @@ class ToneSandhi:
         if len(finals) != len(word) or len(word) < 2:
             return initials, finals
         if word[-1] == "儿" and finals[-1] in {"er2", "er5"} and word[-2:] not in self.not_erhua:
-            finals[-1] = "er" + finals[-2][-1]
+            finals[-1] = "er" + finals[-2][-1:]
         return initials, finals
 
     # ------------------------------------------------------------------------------------------ pre-merging
@@ -258,7 +258,7 @@ class ToneSandhi:
                 if whole_words:
                     joinable = _all_third(finals[i - 1]) and _all_third(finals[i])
                 else:
-                    joinable = finals[i - 1][-1][-1] == "3" and finals[i][0][-1] == "3"
+                    joinable = finals[i - 1][-1][-1:] == "3" and finals[i][0][-1:] == "3"
                 previous = seg[i - 1][0]
                 if joinable and not _is_reduplication(previous) and len(previous) + len(word) <= 3:
                     out[-1][0] += word

@@ -107,9 +107,7 @@ def syllable_to_phones(initial: str, final: str) -> tuple[str, ...]:
     """
     if initial == final:
         return (initial,)
-    base, tone = final[:-1], final[-1]
-    if not tone.isdigit():
-        base, tone = final, "5"
+    base, tone = (final[:-1], final[-1]) if final[-1:].isdigit() else (final, "5")
     if initial:
         pinyin = initial + _COMPACT_FINALS.get(base, base)
     elif base in _ZERO_INITIAL_FIX:
@@ -147,6 +145,14 @@ def _initials(word: str) -> list[str]:
     return list(_cached_initials(word))
 
 
+def _syllabic_nasal(char: str) -> tuple[str, str]:
+    from pypinyin import Style, lazy_pinyin
+
+    reading = lazy_pinyin(char, style=Style.TONE3, neutral_tone_with_five=True)[0]
+    base, tone = (reading[:-1], reading[-1]) if reading[-1:].isdigit() else (reading, "5")
+    return _SYLLABLE_ALIASES.get(base, base), tone
+
+
 class MandarinG2P:
     """Segmentation + readings + sandhi. ``g2pw`` is an optional polyphone model (:class:`.g2pw.G2PW`) whose
     readings replace pypinyin's for the characters it predicts. ``erhua=False`` skips the erhua tone rule (the v1
@@ -165,9 +171,17 @@ class MandarinG2P:
 
     def _word_readings(self, word: str, predicted: list[str | None] | None) -> tuple[list[str], list[str]]:
         initials, finals = _initials(word), _finals_tone3(word)
-        if not predicted or len(initials) != len(word):
+        if len(initials) != len(word):
             return initials, finals
         from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
+
+        for i, final in enumerate(finals):
+            if not final:  # syllabic nasals (嗯 n2, 呣 m2, 噷 hm5) have no strict final: read an alias syllable
+                base, tone = _syllabic_nasal(word[i])
+                initials[i] = to_initials(base, strict=True)
+                finals[i] = to_finals_tone3(base, strict=True) + tone
+        if not predicted:
+            return initials, finals
 
         for i, reading in enumerate(predicted):
             if reading:

@@ -25,10 +25,11 @@ _SENTENCE_END = re.compile(r"([：、，；。？！,;?!][”’]?)")
 _DROPPED_AFTER = re.compile(r"[-—《》【】<=>{}()（）#&@“”^_|\\]")
 
 # Full-width ASCII letters and digits (U+FF10–FF19, FF21–FF3A, FF41–FF5A) and the ideographic space → ASCII.
-# Upstream converts only these; we also convert the full-width percent sign so that 50％ reads 百分之五十.
+# Upstream converts only these; we also convert the full-width signs that numbers use (％ ． ＋ － ＝ ／), so that
+# ５０％ reads 百分之五十 and １２．５ reads 十二点五.
 _FULL_TO_HALF = str.maketrans(
     {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F) if chr(code - 0xFEE0).isalnum()}
-    | {"\u3000": " ", "％": "%"}
+    | {"\u3000": " ", "％": "%", "．": ".", "＋": "+", "－": "-", "＝": "=", "／": "/"}
 )
 
 _SYMBOL_WORDS = {

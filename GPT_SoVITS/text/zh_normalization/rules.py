@@ -166,7 +166,9 @@ def _landline(match: re.Match) -> str:
 
 # ----------------------------------------------------------------------------------- ranges and plain numbers
 RE_RANGE = re.compile(r"(?:" + _NUMBER + r")[-~～](?:" + _NUMBER + r")")
-RE_NEGATIVE_INTEGER = re.compile(r"(-)(\d+)")
+# Deviation: upstream's pattern also matches the integer part of a negative decimal, so -0.5 read 负零零点五; the
+# look-ahead leaves negative decimals to RE_DECIMAL (负零点五).
+RE_NEGATIVE_INTEGER = re.compile(r"(-)(\d+)(?!\.\d)")
 RE_VERSION = re.compile(r"(\d+)((?:\.\d+){2,})")
 RE_DECIMAL = re.compile(r"(-?)((\d+)(\.\d+))|(\.(\d+))")
 RE_QUANTIFIER = re.compile(
