@@ -63,6 +63,8 @@ class TextFrontend:
 
     def __call__(self, text: str, language: str) -> FrontendResult:
         """Phone ids, BERT features ``(hidden_size, n_phones)`` and normalised text for ``text``."""
+        if not text.strip():
+            raise ValueError("The text to read is empty; enter some text (or remove the empty line).")
         result = self._process(text, language)
         if len(result.phone_ids) < MIN_PHONES:
             result = self._process("." + text, language)

@@ -77,3 +77,8 @@ def test_v1_rejects_v2_only_codes_and_languages() -> None:
     with pytest.raises(ValueError, match="ko"):
         v1("안녕하세요 여러분", "auto")
     assert max(v1("今天天气很好。", "all_zh").phone_ids) < 322
+
+
+def test_empty_text_is_rejected(frontend: TextFrontend) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        frontend("  \n", "auto")
