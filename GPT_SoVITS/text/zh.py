@@ -23,8 +23,8 @@ from GPT_SoVITS.text.zh_normalization import normalize_sentences
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "G2PW_DIR", "MandarinG2P", "default_g2p", "default_g2p_v1", "g2p", "g2p_v1", "normalize", "split_pinyin",
-    "syllable_to_phones",
+    "G2PW_DIR", "MandarinG2P", "default_g2p", "default_g2p_v1", "g2p", "g2p_v1", "normalize", "normalize_mixed",
+    "split_pinyin", "syllable_to_phones",
 ]  # fmt: skip
 
 G2PW_DIR = Path(__file__).resolve().parent / "G2PWModel"
@@ -44,11 +44,15 @@ _SENTENCE_BREAK = re.compile(r"(?<=[" + _PUNCT_CLASS + r"])\s*")
 _LATIN = re.compile(r"[a-zA-Z]+")
 
 
-def map_punctuation(text: str) -> str:
-    """Map Chinese punctuation to the phone set's marks and delete everything but CJK and those marks."""
+_NOT_KEPT_MIXED = re.compile(r"[^\u4e00-\u9fa5A-Za-z" + _PUNCT_CLASS + r"]+")
+
+
+def map_punctuation(text: str, keep_latin: bool = False) -> str:
+    """Map Chinese punctuation to the phone set's marks and delete everything but CJK and those marks (and Latin
+    letters when ``keep_latin``)."""
     text = text.replace("嗯", "恩").replace("呣", "母")
     text = _PUNCTUATION_RE.sub(lambda match: _PUNCTUATION_MAP[match.group(0)], text)
-    return _NOT_KEPT.sub("", text)
+    return (_NOT_KEPT_MIXED if keep_latin else _NOT_KEPT).sub("", text)
 
 
 def collapse_punctuation(text: str) -> str:
@@ -58,6 +62,14 @@ def collapse_punctuation(text: str) -> str:
 def normalize(text: str) -> str:
     """Normalise Mandarin text: verbalise numbers and symbols, map punctuation, keep only CJK and ``!?…,.-``."""
     return collapse_punctuation("".join(map_punctuation(sentence) for sentence in normalize_sentences(text)))
+
+
+def normalize_mixed(text: str) -> str:
+    """:func:`normalize` that keeps Latin letters (upstream ``mix_text_normalize``): used on Chinese text with
+    English words before language segmentation. Spaces are dropped, as in :func:`normalize`; upstream upper-cases
+    the letters before calling it."""
+    sentences = normalize_sentences(text)
+    return collapse_punctuation("".join(map_punctuation(sentence, keep_latin=True) for sentence in sentences))
 
 
 # ---------------------------------------------------------------------------------- pinyin → opencpop phones

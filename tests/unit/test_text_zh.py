@@ -12,7 +12,15 @@ import pytest
 
 from GPT_SoVITS.text import SYMBOLS_V2, clean_text
 from GPT_SoVITS.text.g2pw import G2PW, G2PWModelError, check_model_dir, load_default_g2pw, read_config
-from GPT_SoVITS.text.zh import MandarinG2P, default_g2p, g2p, normalize, split_pinyin, syllable_to_phones
+from GPT_SoVITS.text.zh import (
+    MandarinG2P,
+    default_g2p,
+    g2p,
+    normalize,
+    normalize_mixed,
+    split_pinyin,
+    syllable_to_phones,
+)
 
 
 def readings(text: str) -> list[str]:
@@ -96,6 +104,10 @@ def test_deliberate_deviations_from_upstream(text, ours, upstream):
 def test_dash_between_letters_is_still_minus_as_upstream():
     # Pinned by the kit: "GPT-SoVITS" cleaned as Chinese is read 减.
     assert normalize("GPT-SoVITS很好") == "减很好"
+
+
+def test_mixed_normalisation_keeps_latin_letters():
+    assert normalize_mixed("我用ChatGPT写了3个程序！！") == "我用ChatGPT写了三个程序!"
 
 
 def test_normalised_text_has_only_cjk_and_phone_punctuation():
