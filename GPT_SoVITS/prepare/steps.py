@@ -88,7 +88,7 @@ class TextProcessor:
             from GPT_SoVITS.features.bert import BertFeaturizer
 
             path = ModelPaths(bert=self._bert_path).require("bert")
-            self._bert = BertFeaturizer(path, device=self.device)
+            self._bert = BertFeaturizer(path, device=self.device)  # loads on first use in this worker
         return self._bert
 
     def process(self, item: Item) -> dict[str, Any]:
@@ -102,7 +102,10 @@ class TextProcessor:
         if not phones:
             raise ItemFailed("empty text: no phones after cleaning")
         if item.lang == "zh":
-            features = self._featurizer().phone_features(norm_text, word2ph)
+            try:
+                features = self._featurizer().phone_level(norm_text, word2ph)
+            except ValueError as exc:  # BertAlignmentError: a tokeniser that does not give one token per char
+                raise ItemFailed(f"BERT alignment: {exc}") from None
             if features.shape[-1] != len(phones):
                 raise ItemFailed(f"BERT alignment: {features.shape[-1]} feature frames for {len(phones)} phones")
             _save_tensor(features.float().cpu(), self.exp.bert_dir / f"{item.name}.pt")
