@@ -195,7 +195,8 @@ class GPTTrainer:
         return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler,
                                            collate_fn=partial(collate_gpt, pad_code=self.model_cfg.eos),
                                            num_workers=self.cfg.runtime.num_workers,
-                                           pin_memory=self.device.type == "cuda")
+                                           pin_memory=self.device.type == "cuda",
+                                           generator=torch.Generator())  # leaves the global RNG alone (resume)
 
     def loss(self, batch: GPTBatch) -> tuple[torch.Tensor, float]:
         with self.precision.autocast(self.device.type):

@@ -36,7 +36,8 @@ TINY_SOVITS = SoVITSConfig(inter_channels=16, hidden_channels=16, filter_channel
                            upsample_rates=(10, 8, 8), upsample_kernel_sizes=(20, 16, 16),
                            upsample_initial_channel=32, gin_channels=32, mrte_hidden_channels=32,
                            style_hidden_channels=16, posterior_layers=2, flow_layers=1, n_flows=2,
-                           segment_size=HOP * 8, ssl_dim=768)
+                           segment_size=HOP * 4, ssl_dim=768)
+TINY_PERIODS = (2,)  # one period discriminator (plus the scale one): the full-width D dominates CPU test time
 
 
 def make_experiment(root: Path, n_items: int = 6, seed: int = 0, seconds: tuple[float, float] = (1.0, 1.6),
@@ -80,13 +81,14 @@ def tiny_gpt_file(path: Path, cfg: T2SConfig = TINY_T2S, seed: int = 0) -> Path:
     return save_gpt_weights(path, model.state_dict(), cfg.to_upstream(), epoch=0)
 
 
-def tiny_sovits_files(folder: Path, cfg: SoVITSConfig = TINY_SOVITS, seed: int = 0) -> tuple[Path, Path]:
+def tiny_sovits_files(folder: Path, cfg: SoVITSConfig = TINY_SOVITS, seed: int = 0,
+                      periods: tuple[int, ...] = TINY_PERIODS) -> tuple[Path, Path]:
     """Tiny random pretrained SoVITS G (with enc_q, as upstream's s2G) and D files."""
     from GPT_SoVITS.config import to_dict
 
     torch.manual_seed(seed)
     g = SynthesizerTrn(cfg, with_posterior=True)
-    d = MultiPeriodDiscriminator()
+    d = MultiPeriodDiscriminator(periods=periods)
     config = {"model": to_dict(cfg), "data": {"filter_length": cfg.filter_length, "hop_length": cfg.hop_length},
               "train": {"segment_size": cfg.segment_size}}
     g_path, d_path = folder / "s2G_tiny.pth", folder / "s2D_tiny.pth"
