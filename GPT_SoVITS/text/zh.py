@@ -81,7 +81,7 @@ _CONSONANTS = "bpmfdtnlgkhjqxrzcsyw"
 _Y_FINALS = {"u": "v", "ue": "ve", "uan": "van", "un": "vn", "e": "E", "an": "En"}
 _PSEUDO_INITIALS = {"a": "AA", "e": "EE", "o": "OO"}
 # Interjection syllables outside the opencpop table, read as the closest table syllable.
-_SYLLABLE_ALIASES = {"m": "mu", "n": "en", "ng": "en", "hm": "hen", "hng": "heng", "ê": "ei", "yo": "you"}
+_SYLLABLE_ALIASES = {"m": "mu", "n": "en", "ng": "en", "hm": "hen", "hng": "heng", "ê": "ei"}
 
 
 @lru_cache(maxsize=1024)
