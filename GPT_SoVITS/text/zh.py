@@ -171,9 +171,17 @@ class MandarinG2P:
     front-end has none). Building one loads jieba's dictionary."""
 
     def __init__(self, g2pw: object | None = None, erhua: bool = True) -> None:
-        import jieba
-        import jieba.posseg
+        try:
+            import jieba
+            import jieba.posseg
+            import pypinyin  # noqa: F401  (imported where used; checked here so a missing one fails early)
+        except ImportError as error:
+            from GPT_SoVITS.text.cleaner import LanguageUnavailableError
 
+            raise LanguageUnavailableError(
+                f"Mandarin needs the packages jieba and pypinyin ({error.name} is missing): "
+                "pip install jieba==0.42.1 pypinyin==0.55.0"
+            ) from error
         jieba.setLogLevel(logging.WARNING)
         jieba.initialize()
         self._posseg = jieba.posseg

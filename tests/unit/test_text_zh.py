@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from GPT_SoVITS.text import SYMBOLS_V2, clean_text
+from GPT_SoVITS.text import SYMBOLS_V2, LanguageUnavailableError, clean_text
 from GPT_SoVITS.text.g2pw import G2PW, G2PWModelError, check_model_dir, load_default_g2pw, read_config
 from GPT_SoVITS.text.zh import (
     MandarinG2P,
@@ -247,6 +248,12 @@ def test_v1_front_end_has_no_erhua_tone_rule():
     v2 = clean_text("一点儿", "zh", version="v2")
     assert v1.phones[-1] == "er2" and v2.phones[-1] == "er3"
     assert v1.phones[:-1] == v2.phones[:-1] and v1.word2ph == v2.word2ph
+
+
+def test_missing_package_names_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jieba.posseg", None)  # as if jieba were not installed
+    with pytest.raises(LanguageUnavailableError, match="pip install jieba"):
+        MandarinG2P()
 
 
 def test_dictionaries_load_once():

@@ -47,8 +47,14 @@ _SYMBOLS = re.compile("|".join(re.escape(symbol) for symbol in _SYMBOL_WORDS))
 
 @lru_cache(maxsize=2)
 def _opencc(config: str):
-    import opencc
+    try:
+        import opencc
+    except ImportError as error:
+        from GPT_SoVITS.text.cleaner import LanguageUnavailableError
 
+        raise LanguageUnavailableError(
+            "Chinese text normalisation needs the package OpenCC: pip install OpenCC==1.4.2"
+        ) from error
     return opencc.OpenCC(config)
 
 
