@@ -8,9 +8,14 @@ into a plain ``weight`` for inference with :func:`fold_weight_norm`.
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 LRELU_SLOPE = 0.1
 
@@ -53,6 +58,26 @@ def rand_slice_segments(x: Tensor, lengths: Tensor | None, segment_size: int) ->
     return slice_segments(x, starts, segment_size), starts
 
 
+# ------------------------------------------------------------------------------------- channels-last layout
+# On CPU, oneDNN runs 1-D convolutions 1.3-4x faster when they are expressed as 2-D convolutions over
+# [B, C, 1, T] tensors in channels-last memory order (physically [B, T, C]); the weight-normed conv layers
+# below accept that layout directly, so a whole decoder stack can run in it between two conversions.
+
+
+def to_channels_last_2d(x: Tensor) -> Tensor:
+    """[B, C, T] → [B, C, 1, T] stored channels-last."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def from_channels_last_2d(x: Tensor) -> Tensor:
+    """[B, C, 1, T] → contiguous [B, C, T]."""
+    return x.squeeze(2).contiguous()
+
+
+def _as_2d_weight(weight: Tensor) -> Tensor:
+    return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
 # ------------------------------------------------------------------------------------------------ weight norm
 
 
@@ -79,14 +104,25 @@ class _WeightNorm:
         # the same fused op that torch's weight_norm hook calls, so results match upstream bit for bit
         return torch._weight_norm(self.weight_v, self.weight_g, 0)
 
+    def weight_2d(self) -> Tensor:
+        """The weight as a channels-last [out, in, 1, k] kernel for the 2-D layout (cached once folded)."""
+        cached = self._buffers.get("folded_weight_2d")
+        return cached if cached is not None else _as_2d_weight(self.effective_weight())
+
     def fold(self) -> None:
-        """Replace weight_g/weight_v by the fixed weight they define (inference: saves the per-call norm)."""
+        """Replace weight_g/weight_v by the fixed weight they define (inference: saves the per-call norm).
+
+        Also caches the kernel for the channels-last layout (a non-persistent buffer): change the weights of
+        a folded layer only through a new model.
+        """
         if "weight" in self._parameters:
             return
         weight = self.effective_weight().detach().clone()
         del self.weight_g
         del self.weight_v
         self.weight = nn.Parameter(weight, requires_grad=False)
+        if weight.dim() == 3:
+            self.register_buffer("folded_weight_2d", _as_2d_weight(weight), persistent=False)
 
 
 class WNConv1d(_WeightNorm, nn.Conv1d):
@@ -96,7 +132,16 @@ class WNConv1d(_WeightNorm, nn.Conv1d):
             nn.init.normal_(self.weight, 0.0, init_std)
         self._split_weight()
 
+    def conv_args(self, x: Tensor) -> tuple[list[int], list[int], list[int]]:
+        """(padding, stride, dilation) for ``x``'s layout: 1-D [B, C, T] or channels-last 2-D [B, C, 1, T]."""
+        if x.dim() == 4:
+            return [0, self.padding[0]], [1, self.stride[0]], [1, self.dilation[0]]
+        return [self.padding[0]], [self.stride[0]], [self.dilation[0]]
+
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4:  # [B, C, 1, T] channels-last layout, see to_channels_last_2d
+            padding, stride, dilation = self.conv_args(x)
+            return F.conv2d(x, self.weight_2d(), self.bias, stride, padding, dilation, self.groups)
         return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
@@ -117,8 +162,55 @@ class WNConvTranspose1d(_WeightNorm, nn.ConvTranspose1d):
         self._split_weight()
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if x.dim() == 4:  # [B, C, 1, T] channels-last layout, see to_channels_last_2d
+            return F.conv_transpose2d(x, self.weight_2d(), self.bias, (1, self.stride[0]), (0, self.padding[0]),
+                                      (0, self.output_padding[0]), self.groups, (1, self.dilation[0]))
         return F.conv_transpose1d(x, self.effective_weight(), self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation)
+
+
+# ---------------------------------------------------------------------------- fused conv + pointwise (CPU)
+# torch ships oneDNN convolutions with fused post-ops (what torch.compile's CPU backend emits). Using them
+# for conv→leaky_relu and conv→residual-add saves a full pass over large activations each. They are
+# private ops, so they are probed once and the plain ops are used when they are missing or misbehave.
+
+
+def _fused_weight(layer: WNConv1d, x: Tensor) -> Tensor:
+    return layer.weight_2d() if x.dim() == 4 else layer.effective_weight()
+
+
+def conv_leaky_relu(layer: WNConv1d, x: Tensor, slope: float) -> Tensor:
+    """``leaky_relu(layer(x), slope)`` in one oneDNN call (inference only, no autograd)."""
+    padding, stride, dilation = layer.conv_args(x)
+    return torch.ops.mkldnn._convolution_pointwise(x, _fused_weight(layer, x), layer.bias, padding, stride,
+                                                   dilation, layer.groups, "leaky_relu", [slope], "")
+
+
+def conv_add(layer: WNConv1d, x: Tensor, residual: Tensor) -> Tensor:
+    """``layer(x) + residual`` in one oneDNN call (inference only, no autograd)."""
+    padding, stride, dilation = layer.conv_args(x)
+    return torch.ops.mkldnn._convolution_pointwise(x, residual, _fused_weight(layer, x), layer.bias, padding,
+                                                   stride, dilation, layer.groups, "add", 1.0, None, [], None)
+
+
+@lru_cache(maxsize=1)
+def onednn_fusion_available() -> bool:
+    """Whether the fused oneDNN conv ops exist here and agree with the unfused ops on a small probe."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    layer = WNConv1d(8, 8, 3, padding=2, dilation=2)
+    layer.fold()
+    x = to_channels_last_2d(torch.randn(1, 8, 32, generator=generator))
+    residual = to_channels_last_2d(torch.randn(1, 8, 32, generator=generator))
+    try:
+        with torch.no_grad():
+            fused = conv_add(layer, conv_leaky_relu(layer, x, LRELU_SLOPE), residual)
+            plain = layer(F.leaky_relu(layer(x), LRELU_SLOPE)) + residual
+    except (RuntimeError, AttributeError, TypeError) as exc:
+        log.info("oneDNN fused convolutions unavailable (%s); using plain ops", exc)
+        return False
+    return bool(torch.allclose(fused, plain, atol=1e-5, rtol=1e-5))
 
 
 def fold_weight_norm(module: nn.Module) -> int:

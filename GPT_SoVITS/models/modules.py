@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from GPT_SoVITS.models.commons import LRELU_SLOPE, WNConv1d, fused_add_tanh_sigmoid_multiply, get_padding
+from GPT_SoVITS.models.commons import (
+    LRELU_SLOPE,
+    WNConv1d,
+    conv_add,
+    conv_leaky_relu,
+    fused_add_tanh_sigmoid_multiply,
+    get_padding,
+)
 
 
 class WN(nn.Module):
@@ -72,6 +79,18 @@ class ResBlock1(nn.Module):
             x = xt + x
         return x
 
+    def forward_inference(self, x: Tensor, activated: Tensor, fused: bool) -> Tensor:
+        """Same result as ``forward(x)`` without autograd: ``activated`` = leaky_relu(x) is shared by the
+        blocks of one stage, and with ``fused`` the conv→activation and conv→residual steps are single
+        oneDNN calls."""
+        for i, (conv1, conv2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
+            act = activated if i == 0 else F.leaky_relu(x, LRELU_SLOPE)
+            if fused:
+                x = conv_add(conv2, conv_leaky_relu(conv1, act, LRELU_SLOPE), x)
+            else:
+                x = conv2(F.leaky_relu_(conv1(act), LRELU_SLOPE)).add_(x)
+        return x
+
 
 class ResBlock2(nn.Module):
     """HiFi-GAN residual block type 2: one dilated conv per dilation."""
@@ -85,6 +104,13 @@ class ResBlock2(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         for conv in self.convs:
             x = conv(F.leaky_relu(x, LRELU_SLOPE)) + x
+        return x
+
+    def forward_inference(self, x: Tensor, activated: Tensor, fused: bool) -> Tensor:
+        """See :meth:`ResBlock1.forward_inference`."""
+        for i, conv in enumerate(self.convs):
+            act = activated if i == 0 else F.leaky_relu(x, LRELU_SLOPE)
+            x = conv_add(conv, act, x) if fused else conv(act).add_(x)
         return x
 
 

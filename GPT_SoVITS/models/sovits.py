@@ -23,8 +23,11 @@ from GPT_SoVITS.models.commons import (
     LRELU_SLOPE,
     WNConvTranspose1d,
     fold_weight_norm,
+    from_channels_last_2d,
+    onednn_fusion_available,
     rand_slice_segments,
     sequence_mask,
+    to_channels_last_2d,
 )
 from GPT_SoVITS.models.modules import WN, MelStyleEncoder, ResBlock1, ResBlock2, ResidualCouplingBlock
 from GPT_SoVITS.models.mrte import MRTE
@@ -241,20 +244,41 @@ class Generator(nn.Module):
         self.conv_post = nn.Conv1d(channels, 1, 7, 1, padding=3, bias=False)
         if cfg.gin_channels:
             self.cond = nn.Conv1d(cfg.gin_channels, initial, 1)
+        # Inference fast path on CPU (switched on by SynthesizerTrn.prepare_for_inference): the upsampling
+        # stack runs in the channels-last 2-D layout with fused conv+pointwise oneDNN ops. Same math, about
+        # 1e-6 apart from the plain path; off by default so training uses upstream's exact kernels.
+        self.fast_cpu_inference = False
 
     def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
         x = self.conv_pre(x)
         if g is not None:
             x = x + self.cond(g)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
-            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
-            acc = blocks[0](x)
-            for block in blocks[1:]:
-                acc = acc + block(x)
-            x = acc / self.num_kernels
+        if self.fast_cpu_inference and x.device.type == "cpu" and not torch.is_grad_enabled():
+            x = self._upsample_fast(x)
+        else:
+            for i, up in enumerate(self.ups):
+                x = up(F.leaky_relu(x, LRELU_SLOPE))
+                blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+                acc = blocks[0](x)
+                for block in blocks[1:]:
+                    acc = acc + block(x)
+                x = acc / self.num_kernels
         x = F.leaky_relu(x)  # default slope 0.01 here, as in upstream (not LRELU_SLOPE)
         return torch.tanh(self.conv_post(x))
+
+    def _upsample_fast(self, x: Tensor) -> Tensor:
+        fused = onednn_fusion_available()
+        x = to_channels_last_2d(x)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu_(x, LRELU_SLOPE) if i else F.leaky_relu(x, LRELU_SLOPE))
+            activated = F.leaky_relu(x, LRELU_SLOPE)  # first step of every block of this stage
+            acc: Tensor | None = None
+            for block in self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]:
+                out = block.forward_inference(x, activated, fused)
+                acc = out if acc is None else acc.add_(out)
+            assert acc is not None
+            x = acc.div_(self.num_kernels)
+        return from_channels_last_2d(x)
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -313,11 +337,16 @@ class SynthesizerTrn(nn.Module):
             del self.enc_q
 
     def prepare_for_inference(self) -> SynthesizerTrn:
-        """eval(), no gradients, weight norm folded into plain weights: same outputs, less work per call."""
+        """eval(), no gradients, weight norm folded into plain weights, decoder in the faster CPU layout.
+
+        Outputs equal the unprepared model's up to float rounding (about 1e-6). The state dict then holds plain
+        ``weight`` keys instead of ``weight_g``/``weight_v``: prepare a model for serving, not for saving.
+        """
         self.eval()
         self.requires_grad_(False)
         folded = fold_weight_norm(self)
         log.debug("folded weight norm in %d layers", folded)
+        self.dec.fast_cpu_inference = True
         return self
 
     # ---------------------------------------------------------------------------------------------- inference

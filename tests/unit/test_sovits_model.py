@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from GPT_SoVITS.config import load_config, to_dict
-from GPT_SoVITS.models.commons import WNConvTranspose1d, fold_weight_norm
+from GPT_SoVITS.models.commons import (
+    WNConvTranspose1d,
+    fold_weight_norm,
+    from_channels_last_2d,
+    onednn_fusion_available,
+    to_channels_last_2d,
+)
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn, UnsupportedVersionError
 
 TINY = SoVITSConfig(
@@ -231,3 +237,34 @@ def test_v1_layout_uses_full_band_reference_and_322_symbols():
     assert state["enc_p.text_embedding.weight"].shape[0] == 322
     assert state["ref_enc.spectral.0.fc.weight"].shape[1] == SPEC_BINS
 
+
+
+@pytest.mark.parametrize("block_type", ["1", "2"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_fast_inference_path_matches_plain_decoder(block_type, fused):
+    if fused and not onednn_fusion_available():
+        pytest.skip("oneDNN fused convolutions are not available in this torch build")
+    dilations = ((1, 3, 5), (1, 3, 5)) if block_type == "1" else ((1, 3), (1, 3))
+    cfg = dataclasses.replace(TINY, resblock=block_type, resblock_dilation_sizes=dilations)
+    torch.manual_seed(0)
+    plain = SynthesizerTrn(cfg, with_posterior=False).eval()
+    fast = SynthesizerTrn(cfg, with_posterior=False)
+    fast.load_state_dict(plain.state_dict())
+    fast.prepare_for_inference()
+    assert fast.dec.fast_cpu_inference
+    z = torch.randn(1, cfg.inter_channels, 12)
+    g = torch.randn(1, cfg.gin_channels, 1)
+    with torch.no_grad():
+        expected = plain.dec(z, g)
+        blocks = fast.dec.resblocks
+        x = torch.randn(1, blocks[0].convs1[0].in_channels if block_type == "1" else blocks[0].convs[0].in_channels,
+                        40)
+        block_expected = plain.dec.resblocks[0](x)
+        layout = to_channels_last_2d(x)
+        block_actual = blocks[0].forward_inference(layout, torch.nn.functional.leaky_relu(layout, 0.1), fused)
+    torch.testing.assert_close(fast.dec(z, g), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(from_channels_last_2d(block_actual), block_expected, atol=1e-5, rtol=1e-4)
+    # with autograd on, the fast path is not taken and gradients still flow
+    z.requires_grad_(True)
+    fast.dec(z, g).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
