@@ -8,7 +8,8 @@ stays Chinese. Digits go with the letters they are written against (``iPhone15``
 else with the nearest word; punctuation and spaces go with the text before them.
 
 Language codes (upstream's): ``all_zh all_ja all_yue all_ko`` (one language; ``all_zh``/``all_yue`` text that
-contains Latin letters spells them as capitals inside a Chinese/Cantonese–English mix), ``en``, ``zh ja yue ko``
+contains Latin letters has its numbers read in Chinese and its Latin letters spelled as capitals, in a
+Chinese/Cantonese–English mix), ``en``, ``zh ja yue ko``
 (that language mixed with English), ``auto`` (detect) and ``auto_yue`` (detect, Chinese read as Cantonese).
 """
 
@@ -194,8 +195,11 @@ def segments_for_code(text: str, code: str, han: HanDetector | None = detect_han
         language = code[4:]
         if not re.search("[A-Za-z]", text):
             return [Segment(text, language)]
-        # Upstream spells Latin words in these modes: capitals are read letter by letter.
-        text = re.sub("[a-z]+", lambda m: m.group(0).upper(), text)
+        # Upstream spells Latin words in these modes (capitals are read letter by letter) and first verbalises
+        # numbers and symbols the Chinese way with Latin letters kept, so "IPHONE15" reads its number in Chinese.
+        from GPT_SoVITS.text.zh import normalize_mixed
+
+        text = normalize_mixed(re.sub("[a-z]+", lambda m: m.group(0).upper(), text))
         code = language
     if code in _MIXED:
         wanted = _MIXED[code]

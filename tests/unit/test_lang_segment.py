@@ -102,6 +102,12 @@ def test_single_language_codes() -> None:
 
 def test_all_zh_with_latin_spells_capitals() -> None:
     assert pairs(segments_for_code("我爱iPhone", "all_zh")) == [("我爱", "zh"), ("IPHONE", "en")]
+    # numbers are read the Chinese way first, even when written against Latin letters
+    assert pairs(segments_for_code("我爱iPhone15。", "all_yue")) == [
+        ("我爱", "yue"),
+        ("IPHONE", "en"),
+        ("十五.", "yue"),
+    ]
 
 
 def test_auto_yue_reads_chinese_as_cantonese() -> None:
