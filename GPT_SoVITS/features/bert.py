@@ -52,8 +52,10 @@ class BertFeaturizer:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, add_pooling_layer=False)
         model = model.to(self.device).eval()
-        if half:
+        if half and self.device.type == "cuda":
             model = model.half()
+        elif half:
+            log.info("BERT stays float32 on %s: half precision is used on CUDA only", self.device)
         self.model = model
         self.hidden_size = int(model.config.hidden_size)
         self._lock = threading.Lock()  # one forward at a time: the UI and API may call from several threads

@@ -132,3 +132,10 @@ def test_broken_saved_tokenizer_is_detected(bert_dir: Path, tmp_path: Path) -> N
     BertTokenizer(vocab_file=str(broken / "vocab.txt")).save_pretrained(broken)
     with pytest.raises(ValueError, match="vocab.txt"):
         BertFeaturizer(broken)
+
+
+def test_half_is_ignored_on_cpu(bert_dir: Path) -> None:
+    featurizer = BertFeaturizer(bert_dir, device="cpu", half=True)
+    assert next(featurizer.model.parameters()).dtype == torch.float32
+    phones, word2ph, norm = clean_text("今天天气很好。", "zh")
+    assert featurizer.phone_level(norm, word2ph).shape == (HIDDEN, len(phones))
