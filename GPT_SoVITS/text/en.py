@@ -144,6 +144,29 @@ _MODALS = {
 _PLURAL_SUBJECTS = {"i", "you", "we", "they"}
 _SINGULAR_SUBJECTS = {"he", "she", "it", "who"}
 _PERFECT = {"have", "has", "had", "having", "been", "be", "being", "is", "are", "was", "were", "get", "got"}
+_OBJECT_STARTERS = {
+    "the",
+    "a",
+    "an",
+    "this",
+    "that",
+    "these",
+    "those",
+    "my",
+    "your",
+    "his",
+    "her",
+    "our",
+    "their",
+    "it",
+    "them",
+    "me",
+    "him",
+    "us",
+    "some",
+    "all",
+    "every",
+}
 _NOUN_CONTEXT = {
     "the",
     "a",
@@ -175,11 +198,12 @@ _NOUN_CONTEXT = {
 }
 
 
-def guess_pos(previous: str | None, word: str) -> str:
-    """A Penn-style tag guessed from the previous word: enough to pick a homograph's reading, offline.
+def guess_pos(previous: str | None, word: str, following: str | None = None) -> str:
+    """A Penn-style tag guessed from the neighbouring words: enough to pick a homograph's reading, offline.
 
     ``to/can/will read`` -> VB, ``I/we read`` -> VBP, ``he read`` -> VBD, ``has read`` -> VBN,
-    ``the record`` -> NN, anything else -> NN (the noun reading is the more frequent one in the table).
+    ``the record`` -> NN, a clause-initial word before an object (``Read the book``) -> VB,
+    anything else -> NN (the noun reading is the more frequent one in the table).
     """
     prev = (previous or "").lower()
     if prev in _MODALS:
@@ -190,6 +214,11 @@ def guess_pos(previous: str | None, word: str) -> str:
         return "VBZ" if word.endswith("s") else "VBD"
     if prev in _PERFECT:
         return "VBN"
+    if prev in _NOUN_CONTEXT:
+        return "NN"
+    clause_start = not prev or not prev[0].isalpha()
+    if clause_start and (following or "").lower() in _OBJECT_STARTERS:
+        return "VB"
     return "NN"
 
 
@@ -377,7 +406,7 @@ def _lookup(word: str) -> list[str]:
     return [p for part in parts for p in word_phones(part)]
 
 
-def _token_phones(token: str, previous: str | None) -> list[str]:
+def _token_phones(token: str, previous: str | None, following: str | None) -> list[str]:
     lower = token.lower()
     if not re.search("[a-z]", lower):
         return [token]
@@ -386,7 +415,7 @@ def _token_phones(token: str, previous: str | None) -> list[str]:
     entry = homographs().get(lower)
     if entry is not None:
         first, other, tags = entry
-        pos = guess_pos(previous, lower)
+        pos = guess_pos(previous, lower, following)
         matches = any(pos == tag or (len(tag) == 1 and pos.startswith(tag)) for tag in tags)
         return list(first if matches else other)
     return list(word_phones(lower))
@@ -400,11 +429,12 @@ def tokenize(norm_text: str) -> list[str]:
 def g2p(norm_text: str) -> tuple[list[str], None]:
     """ARPAbet phones for normalised English text (word2ph is None for English)."""
     phones: list[str] = []
-    previous: str | None = None
-    for token in tokenize(norm_text):
-        for ph in _token_phones(token, previous):
+    tokens = tokenize(norm_text)
+    for i, token in enumerate(tokens):
+        previous = tokens[i - 1] if i else None
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        for ph in _token_phones(token, previous, following):
             if ph in _DROPPED:
                 continue
             phones.append("UNK" if ph == "<unk>" else "-" if ph == "'" else ph)
-        previous = token
     return phones, None

@@ -162,6 +162,8 @@ def test_homograph_uses_context() -> None:
     assert read("He has read it.")[5:8] == ["R", "EH1", "D"]
     assert read("We record the record.")[2:7] == ["R", "IH0", "K", "AO1", "R"]  # verb after a subject
     assert read("We record the record.")[-6:-1] == ["R", "EH1", "K", "ER0", "D"]  # noun after "the"
+    assert read("Read the book.")[:3] == ["R", "IY1", "D"]  # imperative: clause start before an object
+    assert read("Record it, then play the record.")[:5] == ["R", "IH0", "K", "AO1", "R"]
 
 
 def test_removed_acronyms_are_spelled() -> None:
