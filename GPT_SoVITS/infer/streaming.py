@@ -24,7 +24,8 @@ def generate_token_chunks(model: torch.nn.Module, phones: torch.Tensor, bert: to
 
     ``phones`` [X] ids, ``bert`` [bert_dim, X], ``prompt`` [P] codes or None (no-reference-text mode).
     EOS is never yielded. Uses the model's own prefill and KV-cache step, so the tokens are exactly those
-    :meth:`generate` would produce with the same generator state.
+    :meth:`generate` would produce with the same generator state (``test_token_chunks_equal_the_batch_generator``
+    guards this: these are the model's private helpers, so a change there must be mirrored here).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 token, got {chunk}")
@@ -32,6 +33,9 @@ def generate_token_chunks(model: torch.nn.Module, phones: torch.Tensor, bert: to
     state = model._prefill([phones], [bert], None if prompt is None else [prompt])
     weights = model._layer_weights()
     hidden = state.hidden
+    pe = model.ar_audio_position
+    n_positions = int(state.positions.max()) + opts.max_new_tokens + 1
+    position_table = (pe.alpha * pe.table(torch.arange(n_positions, device=hidden.device))).to(hidden.dtype)
     pending: list[torch.Tensor] = []
     for step in range(opts.max_new_tokens):
         logits = model.ar_predict_layer(hidden).float()
@@ -50,7 +54,7 @@ def generate_token_chunks(model: torch.nn.Module, phones: torch.Tensor, bert: to
         if (opts.early_stop_num >= 0 and count > opts.early_stop_num) or count >= opts.max_new_tokens:
             break
         state.seen[0, token] = True
-        hidden = model._step(token, state, weights)
+        hidden = model._step(token, state, weights, position_table)
     if pending:
         yield torch.cat(pending)
 

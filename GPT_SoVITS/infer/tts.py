@@ -77,7 +77,7 @@ class SynthesisResult:
     sample_rate: int
     audio: np.ndarray  # float32 [-1, 1], mono
     sentences: tuple[SentenceReport, ...]
-    seed: int
+    seed: int  # the request seed: passing it again reproduces this result
 
     @property
     def regenerated(self) -> list[SentenceReport]:
@@ -271,6 +271,7 @@ class TTS:
         _, pieces, features, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
+        decode_seeded = opts.seed is not None
         done = 0
         for start in range(0, len(features), opts.batch_size):
             batch = features[start:start + opts.batch_size]
@@ -281,7 +282,7 @@ class TTS:
                 if opts.check_tokens:
                     toks, used_seed, attempts, problem = self._check_and_retry(
                         models, feats, prepared, opts, toks, stopped[offset], seed, index)
-                audio = self._decode(models, toks, feats, prepared, opts, None if opts.seed is None else used_seed)
+                audio = self._decode(models, toks, feats, prepared, opts, used_seed if decode_seeded else None)
                 done += 1
                 if progress is not None:
                     progress(done, len(features))
@@ -309,6 +310,8 @@ class TTS:
                             progress: ProgressCallback | None = None) -> SynthesisResult:
         """Synthesize the whole text; returns the audio plus a report per sentence."""
         started = time.perf_counter()
+        if opts.seed is None:  # draw it here so the reported seed reproduces this exact result
+            opts = opts.replace(seed=secrets.randbelow(2**31))
         silence = np.zeros(int(round(opts.pause * SAMPLE_RATE)), dtype=np.float32)
         parts, reports = [], []
         for audio, report in self.iter_sentences(text, lang, ref, opts, progress):
@@ -318,8 +321,7 @@ class TTS:
         elapsed = time.perf_counter() - started
         log.info("synthesized %d sentence(s), %.2f s of audio in %.2f s (RTF %.3f)", len(reports),
                  len(audio) / SAMPLE_RATE, elapsed, elapsed / max(len(audio) / SAMPLE_RATE, 1e-9))
-        seed = reports[0].seed if reports else (opts.seed or 0)
-        return SynthesisResult(SAMPLE_RATE, audio, tuple(reports), seed)
+        return SynthesisResult(SAMPLE_RATE, audio, tuple(reports), opts.seed)
 
     def synthesize(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
                    progress: ProgressCallback | None = None) -> tuple[int, np.ndarray]:

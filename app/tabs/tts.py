@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.context import AppContext
-from app.tabs import prepare
+from app.tabs import inference, prepare
 from app.widgets import note
 
 
@@ -20,4 +20,4 @@ def build_tab(ctx: AppContext) -> None:
         with gr.Tab(i18n("1B - Fine-tuning")):
             note(i18n("Not built yet: SoVITS and GPT fine-tuning will come in a later release."))
         with gr.Tab(i18n("1C - Inference")):
-            note(i18n("Not built yet: the inference WebUI will come in a later release."))
+            inference.build_tab(ctx)

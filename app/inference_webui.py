@@ -1,0 +1,260 @@
+"""The inference WebUI: ``python -m app.inference_webui --gpt G.ckpt --sovits S.pth [--port 9872]``.
+
+:func:`build_inference_ui` builds the page around an already loaded :class:`GPT_SoVITS.infer.TTS`; models are
+loaded in :func:`main`, never at import. Handlers only translate widget values into a ``Reference`` and
+``SynthesisOptions`` and call the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from app.i18n import I18n, available_languages
+from GPT_SoVITS.audio import float_to_int16
+from GPT_SoVITS.checkpoints import CheckpointError
+from GPT_SoVITS.infer import (
+    TTS,
+    EmptyTextError,
+    InvalidOptionError,
+    ModelMismatchError,
+    Reference,
+    ReferenceAudioError,
+    SynthesisOptions,
+    SynthesisResult,
+    supported_languages,
+)
+from GPT_SoVITS.logs import setup_logging
+from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR, REPO_ROOT, PretrainedPaths
+
+log = logging.getLogger(__name__)
+
+ENGINE_ERRORS = (InvalidOptionError, ReferenceAudioError, EmptyTextError, ModelMismatchError, CheckpointError,
+                 FileNotFoundError, ValueError)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
+def weight_choices(root: Path = REPO_ROOT, pretrained: PretrainedPaths | None = None) -> tuple[list[str], list[str]]:
+    """GPT and SoVITS files to offer: the release folders (``GPT_weights*``, ``SoVITS_weights*``, natural
+    order) followed by the pretrained base models that exist."""
+    pretrained = pretrained or PretrainedPaths()
+    gpts = sorted((p for d in Path(root).glob("GPT_weights*") for p in d.glob("*.ckpt")), key=_natural_key)
+    sovits = sorted((p for d in Path(root).glob("SoVITS_weights*") for p in d.glob("*.pth")), key=_natural_key)
+    gpts += [p for p in (pretrained.gpt("v2"), pretrained.gpt("v1")) if p.is_file()]
+    sovits += [p for p in (pretrained.sovits_g("v2"), pretrained.sovits_g("v1")) if p.is_file()]
+    return [str(p) for p in gpts], [str(p) for p in sovits]
+
+
+def language_choices(i18n: I18n, version: str) -> list[tuple[str, str]]:
+    labels = {
+        "all_zh": i18n("Chinese"), "en": i18n("English"), "all_ja": i18n("Japanese"),
+        "all_yue": i18n("Cantonese"), "all_ko": i18n("Korean"), "zh": i18n("Chinese-English mix"),
+        "ja": i18n("Japanese-English mix"), "yue": i18n("Cantonese-English mix"),
+        "ko": i18n("Korean-English mix"), "auto": i18n("Multilingual (detect per segment)"),
+        "auto_yue": i18n("Multilingual, Chinese read as Cantonese"),
+    }
+    return [(labels[code], code) for code in supported_languages(version)]
+
+
+def split_choices(i18n: I18n) -> list[tuple[str, str]]:
+    return [(i18n("No split"), "cut0"), (i18n("Every 4 sentences"), "cut1"), (i18n("Every 50 characters"), "cut2"),
+            (i18n("At Chinese full stops (。)"), "cut3"), (i18n("At English full stops (.)"), "cut4"),
+            (i18n("At every punctuation mark"), "cut5")]
+
+
+def report_markdown(i18n: I18n, result: SynthesisResult) -> str:
+    lines = [i18n("{n} sentence(s), {seconds:.2f} s of audio, seed {seed}.", n=len(result.sentences),
+                  seconds=len(result.audio) / result.sample_rate, seed=result.seed)]
+    for s in result.sentences:
+        if s.attempts > 1 or s.problem:
+            status = i18n("still implausible") if s.problem else i18n("fixed")
+            lines.append(i18n("- sentence {i} regenerated {k} time(s) ({status}): {text}", i=s.index + 1,
+                              k=s.attempts - 1, status=status, text=s.text))
+    return "\n".join(lines)
+
+
+def build_inference_ui(tts: TTS, i18n: I18n | None = None, root: Path = REPO_ROOT,
+                       pretrained: PretrainedPaths | None = None) -> gr.Blocks:
+    """The inference page for ``tts`` (nothing is loaded or launched here)."""
+    i18n = i18n or I18n("en_US")
+    pretrained = pretrained or PretrainedPaths()
+    gpts, sovits_files = weight_choices(root, pretrained)
+    current = tts.models
+    defaults = SynthesisOptions()
+    langs = language_choices(i18n, tts.version)
+    with gr.Blocks(title="GPT-SoVITS") as demo:
+        gr.Markdown(i18n("This software is open source under the MIT licence. The authors have no control over "
+                         "it; users and distributors of generated audio are fully responsible for their use."))
+        with gr.Group():
+            gr.Markdown("### " + i18n("Models"))
+            with gr.Row():
+                gpt_box = gr.Dropdown(_with(gpts, current.gpt_path), value=_str(current.gpt_path),
+                                      label=i18n("GPT model"), allow_custom_value=True)
+                sovits_box = gr.Dropdown(_with(sovits_files, current.sovits_path), value=_str(current.sovits_path),
+                                         label=i18n("SoVITS model"), allow_custom_value=True)
+                refresh = gr.Button(i18n("Refresh model list"))
+            model_info = gr.Markdown(i18n("Model version: {version}", version=tts.version))
+        with gr.Group():
+            gr.Markdown("### " + i18n("Reference"))
+            with gr.Row():
+                ref_audio = gr.Audio(type="filepath", label=i18n("Reference audio (3-10 s; longer or shorter is "
+                                                                 "refused)"))
+                with gr.Column():
+                    text_free = gr.Checkbox(False, label=i18n("No reference text mode"),
+                                            info=i18n("Use only the voice of the reference, not its words. Works "
+                                                      "best with a fine-tuned GPT model; also on when the "
+                                                      "reference text is empty."))
+                    prompt_text = gr.Textbox(label=i18n("Reference text"), lines=5,
+                                             info=i18n("Exactly what is said in the reference audio."))
+                    prompt_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Reference language"))
+                aux_refs = gr.File(file_count="multiple", type="filepath",
+                                   label=i18n("Extra reference audios (optional, timbre averaged)"))
+        with gr.Group():
+            gr.Markdown("### " + i18n("Text to synthesize"))
+            text = gr.Textbox(label=i18n("Text"), lines=10)
+            with gr.Row():
+                text_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Text language"),
+                                        info=i18n("The narrower the better: pick a single language if you can."))
+                split = gr.Dropdown(split_choices(i18n), value=defaults.text_split, label=i18n("How to split"))
+                batch = gr.Slider(1, 20, defaults.batch_size, step=1, label=i18n("Batch size"),
+                                  info=i18n("Sentences generated at once: faster on a GPU, more memory."))
+            with gr.Row():
+                speed = gr.Slider(0.6, 1.65, defaults.speed, step=0.05, label=i18n("Speed"))
+                pause = gr.Slider(0.0, 1.0, defaults.pause, step=0.01, label=i18n("Pause between sentences (s)"))
+                seed = gr.Number(-1, precision=0, label=i18n("Seed (-1 = random)"))
+            with gr.Row():
+                top_k = gr.Slider(1, 100, defaults.top_k, step=1, label="top_k")
+                top_p = gr.Slider(0.05, 1.0, defaults.top_p, step=0.05, label="top_p")
+                temperature = gr.Slider(0.05, 1.0, defaults.temperature, step=0.05, label="temperature",
+                                        info=i18n("Do not go too low in no reference text mode."))
+                penalty = gr.Slider(1.0, 2.0, defaults.repetition_penalty, step=0.05, label=i18n("Repetition penalty"))
+            with gr.Row():
+                check = gr.Checkbox(False, label=i18n("Check for swallowed or repeated words"),
+                                    info=i18n("Regenerate a sentence with a new seed when its length does not fit its "
+                                              "text."))
+                retries = gr.Slider(1, 5, defaults.max_retries, step=1, label=i18n("Regenerations at most"))
+        with gr.Row():
+            go = gr.Button(i18n("Synthesize"), variant="primary")
+            go_stream = gr.Button(i18n("Synthesize (streaming)"))
+        output = gr.Audio(label=i18n("Output audio"), type="numpy")
+        stream_output = gr.Audio(label=i18n("Streamed audio"), streaming=True, autoplay=True)
+        report = gr.Markdown()
+
+        def request(ref_v, free_v, ptext_v, plang_v, aux_v, text_v, tlang_v, split_v, batch_v, speed_v, pause_v,
+                    seed_v, k_v, p_v, temp_v, pen_v, check_v, retries_v
+                    ) -> tuple[Reference, SynthesisOptions, str, str]:
+            if not ref_v:
+                raise gr.Error(i18n("Upload a reference audio first."))
+            ref = Reference(Path(ref_v), "" if free_v else (ptext_v or ""), plang_v,
+                            tuple(Path(p) for p in (aux_v or [])))
+            opts = SynthesisOptions(top_k=int(k_v), top_p=float(p_v), temperature=float(temp_v),
+                                    repetition_penalty=float(pen_v), seed=None if int(seed_v) < 0 else int(seed_v),
+                                    speed=float(speed_v), pause=float(pause_v), text_split=split_v,
+                                    batch_size=int(batch_v), check_tokens=bool(check_v), max_retries=int(retries_v))
+            return ref, opts, text_v or "", tlang_v
+
+        inputs = [ref_audio, text_free, prompt_text, prompt_lang, aux_refs, text, text_lang, split, batch, speed,
+                  pause, seed, top_k, top_p, temperature, penalty, check, retries]
+
+        def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str]:
+            try:
+                ref, opts, text_v, lang_v = request(*values)
+                result = tts.synthesize_detailed(text_v, lang_v, ref, opts)
+            except ENGINE_ERRORS as exc:
+                raise gr.Error(str(exc)) from None
+            if result.regenerated:
+                gr.Warning(i18n("Some sentences were regenerated; see the report below the audio."))
+            return (result.sample_rate, float_to_int16(result.audio)), report_markdown(i18n, result)
+
+        def synthesize_stream(*values: Any) -> Iterator[tuple[int, np.ndarray]]:
+            try:
+                ref, opts, text_v, lang_v = request(*values)
+                for chunk in tts.stream(text_v, lang_v, ref, opts):
+                    yield tts.sample_rate, float_to_int16(chunk)
+            except ENGINE_ERRORS as exc:
+                raise gr.Error(str(exc)) from None
+
+        def switch(gpt_v: str, sovits_v: str) -> dict[Any, Any]:
+            try:
+                tts.set_models(gpt=Path(gpt_v) if gpt_v and Path(gpt_v) != tts.models.gpt_path else None,
+                               sovits=Path(sovits_v) if sovits_v and Path(sovits_v) != tts.models.sovits_path
+                               else None)
+            except ENGINE_ERRORS as exc:
+                gr.Warning(str(exc))
+            choices = language_choices(i18n, tts.version)
+            codes = [c for _, c in choices]
+            return {gpt_box: gr.update(value=_str(tts.models.gpt_path)),
+                    sovits_box: gr.update(value=_str(tts.models.sovits_path)),
+                    model_info: i18n("Model version: {version}", version=tts.version),
+                    prompt_lang: gr.update(choices=choices, value="all_zh" if "all_zh" in codes else codes[0]),
+                    text_lang: gr.update(choices=choices, value="all_zh" if "all_zh" in codes else codes[0])}
+
+        def refresh_lists() -> dict[Any, Any]:
+            g, s = weight_choices(root, pretrained)
+            return {gpt_box: gr.update(choices=_with(g, tts.models.gpt_path)),
+                    sovits_box: gr.update(choices=_with(s, tts.models.sovits_path))}
+
+        go.click(synthesize, inputs=inputs, outputs=[output, report], api_name="synthesize")
+        go_stream.click(synthesize_stream, inputs=inputs, outputs=stream_output, api_name="synthesize_stream")
+        switch_outputs = [gpt_box, sovits_box, model_info, prompt_lang, text_lang]
+        gpt_box.change(switch, inputs=[gpt_box, sovits_box], outputs=switch_outputs, api_name="switch_models")
+        sovits_box.change(switch, inputs=[gpt_box, sovits_box], outputs=switch_outputs, api_name=False)
+        refresh.click(refresh_lists, outputs=[gpt_box, sovits_box], api_name="refresh_models")
+        prompt_text.change(lambda t: gr.update(value=True) if not (t or "").strip() else gr.update(),
+                           inputs=prompt_text, outputs=text_free)
+    return demo
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _with(choices: list[str], current: Path | None) -> list[str]:
+    return choices if current is None or str(current) in choices else [str(current), *choices]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    pretrained = PretrainedPaths()
+    parser = argparse.ArgumentParser(prog="python -m app.inference_webui", description="GPT-SoVITS inference WebUI",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--gpt", type=Path, default=None, help=f"GPT weights (default: {pretrained.gpt('v2')})")
+    parser.add_argument("--sovits", type=Path, default=None,
+                        help=f"SoVITS weights (default: {pretrained.sovits_g('v2')})")
+    parser.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
+                        help="folder in upstream's pretrained_models layout (BERT and HuBERT are read from it)")
+    parser.add_argument("--port", type=int, default=9872, help="port of the page")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
+    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False, help="float16 (GPU only)")
+    parser.add_argument("--lang", choices=available_languages(), default=None, help="UI language")
+    parser.add_argument("--share", action="store_true", help="also create a public Gradio share link")
+    parser.add_argument("locale", nargs="?", choices=available_languages(),
+                        help="upstream style: a bare UI language as the last argument")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    pretrained = PretrainedPaths(args.pretrained_dir)
+    gpt = args.gpt or pretrained.gpt("v2")
+    sovits = args.sovits or pretrained.sovits_g("v2")
+    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half)
+    demo = build_inference_ui(tts, I18n(args.lang or args.locale), REPO_ROOT, pretrained)
+    log.info("inference WebUI on http://%s:%d", args.host, args.port)
+    demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

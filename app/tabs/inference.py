@@ -1,0 +1,90 @@
+"""Sub-tab 1C: choose a GPT and a SoVITS file and open the inference WebUI as a job (port 9872 by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from app.context import AppContext
+from app.inference_webui import weight_choices
+from app.processes import JobSpec
+from app.widgets import JobPanel, UserInputError
+
+JOB_NAME = "inference_webui"
+
+
+@dataclass(frozen=True)
+class InferenceWebUIJob:
+    """``python -m app.inference_webui`` with the models and settings chosen in the launcher."""
+
+    gpt: Path
+    sovits: Path
+    pretrained_dir: Path
+    port: int = 9872
+    host: str = "127.0.0.1"
+    device: str = "cpu"
+    half: bool = False
+    lang: str | None = None
+
+    module = "app.inference_webui"
+
+    def to_argv(self) -> list[str]:
+        argv = ["--gpt", str(self.gpt), "--sovits", str(self.sovits), "--pretrained-dir", str(self.pretrained_dir),
+                "--port", str(self.port), "--host", self.host, "--device", self.device,
+                "--half" if self.half else "--no-half"]
+        return argv + (["--lang", self.lang] if self.lang else [])
+
+    def validate(self) -> None:
+        for path, what in ((self.gpt, "GPT"), (self.sovits, "SoVITS")):
+            if not path.is_file():
+                raise FileNotFoundError(f"{what} model not found: {path}")
+
+    def spec(self, gpu: str | None = None) -> JobSpec:
+        self.validate()
+        return JobSpec(self.module, tuple(self.to_argv()), gpu=gpu)
+
+
+def build_tab(ctx: AppContext) -> None:
+    """The 1C content (called inside the launcher's "1C - Inference" tab)."""
+    i18n = ctx.i18n
+    gr.Markdown(i18n("Choose the models from the weight folders (GPT_weights*, SoVITS_weights*). The pretrained "
+                     "base models at the end of each list give zero-shot cloning from a 5-second reference."))
+    gpts, sovits = weight_choices(ctx.root, ctx.pretrained)
+    with gr.Row():
+        gpt = gr.Dropdown(gpts, value=gpts[-1] if gpts else None, label=i18n("GPT model"), allow_custom_value=True)
+        sovits_box = gr.Dropdown(sovits, value=sovits[0] if sovits else None, label=i18n("SoVITS model"),
+                                 allow_custom_value=True)
+        refresh = gr.Button(i18n("Refresh model list"))
+    with gr.Row():
+        device = gr.Textbox("cpu", label=i18n("Device"), info=i18n("cpu, cuda or cuda:1 (one GPU)."))
+        half = gr.Checkbox(False, label=i18n("Half precision (GPU only)"))
+    port = ctx.settings.ports.inference
+    url = f"http://127.0.0.1:{port}"
+
+    def make_spec(gpt_v: str, sovits_v: str, device_v: str, half_v: bool) -> JobSpec:
+        if not gpt_v or not sovits_v:
+            raise UserInputError(i18n("Choose a GPT model and a SoVITS model first."))
+        job = InferenceWebUIJob(ctx.path(gpt_v), ctx.path(sovits_v), ctx.path(ctx.settings.pretrained_dir), port,
+                                ctx.settings.host, (device_v or "cpu").strip(), bool(half_v), ctx.i18n.language)
+        return job.spec()
+
+    panel = JobPanel(ctx, JOB_NAME, make_spec, [gpt, sovits_box, device, half], i18n("Open the inference WebUI"),
+                     log_lines=6)
+    link = gr.Markdown("")
+
+    def show_link() -> str:
+        if ctx.processes.status(JOB_NAME).running:
+            return i18n("The inference WebUI runs at [{url}]({url}) (it needs a few seconds to load the models).",
+                        url=url)
+        return ""
+
+    panel.timer.tick(show_link, outputs=link)
+
+    def refresh_lists(gpt_v: str, sovits_v: str) -> dict:
+        g, s = weight_choices(ctx.root, ctx.pretrained)
+        return {gpt: gr.update(choices=g, value=gpt_v if gpt_v in g else (g[-1] if g else None)),
+                sovits_box: gr.update(choices=s, value=sovits_v if sovits_v in s else (s[0] if s else None))}
+
+    refresh.click(refresh_lists, inputs=[gpt, sovits_box], outputs=[gpt, sovits_box])

@@ -1,0 +1,99 @@
+"""The inference WebUI: builds in both languages, serves, synthesizes and switches models through Gradio's API;
+the launcher's 1C job spec round-trips through the WebUI's own argument parser."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from app.i18n import I18n
+from app.inference_webui import build_inference_ui, build_parser, weight_choices
+from app.tabs.inference import InferenceWebUIJob
+from GPT_SoVITS.infer import TTS
+from GPT_SoVITS.infer.components import load_model_pair
+from GPT_SoVITS.paths import PretrainedPaths
+from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("webui")
+    src_gpt, src_sovits = save_tiny_weights(root / "src", name="a")
+    _, src_sovits_b = save_tiny_weights(root / "src", seed=1, name="b")
+    (root / "GPT_weights_v2").mkdir()
+    (root / "SoVITS_weights_v2").mkdir()
+    for epoch in (1, 2, 10):
+        (root / "GPT_weights_v2" / f"voice-e{epoch}.ckpt").write_bytes(src_gpt.read_bytes())
+    gpt = root / "GPT_weights_v2" / "voice-e10.ckpt"
+    sovits = root / "SoVITS_weights_v2" / "voice_e2_s20.pth"
+    sovits.write_bytes(src_sovits.read_bytes())
+    sovits_b = root / "SoVITS_weights_v2" / "voice_e10_s100.pth"
+    sovits_b.write_bytes(src_sovits_b.read_bytes())
+    tts = TTS(load_model_pair(gpt, sovits), ToySSL(), CharFeaturizer(), max_new_tokens=20)
+    return {"root": root, "tts": tts, "gpt": gpt, "sovits": sovits, "sovits_b": sovits_b,
+            "ref": reference_wav(root / "ref.wav"), "pretrained": PretrainedPaths(root / "pretrained")}
+
+
+def test_weight_lists_are_naturally_sorted_with_the_pretrained_models_last(setup, tmp_path: Path) -> None:
+    pretrained = PretrainedPaths(tmp_path / "pretrained")
+    base = pretrained.gpt("v2")
+    base.parent.mkdir(parents=True)
+    base.write_bytes(b"x")
+    gpts, sovits = weight_choices(setup["root"], pretrained)
+    assert [Path(g).name for g in gpts] == ["voice-e1.ckpt", "voice-e2.ckpt", "voice-e10.ckpt", base.name]
+    assert [Path(s).name for s in sovits] == ["voice_e2_s20.pth", "voice_e10_s100.pth"]
+
+
+@pytest.mark.parametrize("language", ["en_US", "zh_CN"])
+def test_ui_builds(setup, language: str) -> None:
+    demo = build_inference_ui(setup["tts"], I18n(language), setup["root"], setup["pretrained"])
+    assert demo is not None
+
+
+def test_launcher_job_argv_parses_back() -> None:
+    job = InferenceWebUIJob(Path("/m/g.ckpt"), Path("/m/s.pth"), Path("/p"), 9999, "127.0.0.1", "cuda:1", True,
+                            "zh_CN")
+    args = build_parser().parse_args(job.to_argv())
+    assert (args.gpt, args.sovits, args.pretrained_dir, args.port, args.host, args.device, args.half, args.lang) == (
+        job.gpt, job.sovits, job.pretrained_dir, job.port, job.host, job.device, job.half, job.lang)
+    with pytest.raises(FileNotFoundError, match="GPT model not found"):
+        job.spec()
+
+
+def test_served_page_synthesizes_and_switches_models(setup) -> None:
+    tts = setup["tts"]
+    demo = build_inference_ui(tts, I18n("en_US"), setup["root"], setup["pretrained"])
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}", verbose=False)
+        ref = gradio_client.handle_file(str(setup["ref"]))
+        args = [ref, False, "这是参考文本。", "all_zh", None, "今天天气很好。我们去公园吧！", "zh", "cut5", 1, 1.0,
+                0.3, 7, 15, 1.0, 1.0, 1.35, True, 2]
+        audio_path, report = client.predict(*args, api_name="/synthesize")
+        audio, sr = sf.read(audio_path)
+        assert sr == 32000 and len(audio) > 2 * 11 * 1280
+        assert "2 sentence(s)" in report and "seed 7" in report
+        with pytest.raises(gradio_client.exceptions.AppError, match="between 3 and 10 s"):
+            short = setup["root"] / "short.wav"
+            sf.write(short, audio[:32000], 32000)
+            client.predict(gradio_client.handle_file(str(short)), *args[1:], api_name="/synthesize")
+        client.predict(str(setup["gpt"]), str(setup["sovits_b"]), api_name="/switch_models")
+        deadline = time.time() + 30
+        while tts.models.sovits_path != setup["sovits_b"] and time.time() < deadline:
+            time.sleep(0.1)
+        assert tts.models.sovits_path == setup["sovits_b"]
+    finally:
+        demo.close()
