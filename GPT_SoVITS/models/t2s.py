@@ -408,23 +408,29 @@ class Text2SemanticDecoder(nn.Module):
                  ly.self_attn.out_proj.bias, ly.norm1.weight, ly.norm1.bias, ly.linear1.weight, ly.linear1.bias,
                  ly.linear2.weight, ly.linear2.bias, ly.norm2.weight, ly.norm2.bias) for ly in self.h.layers]
 
-    def _step(self, tokens: torch.Tensor, state: _DecodeState, weights: list[tuple[torch.Tensor, ...]]
-              ) -> torch.Tensor:
-        """Feed one token per active sequence at cache slot ``state.length``; returns hidden ``[B, D]``."""
+    def _step(self, tokens: torch.Tensor, state: _DecodeState, weights: list[tuple[torch.Tensor, ...]],
+              position_table: torch.Tensor) -> torch.Tensor:
+        """Feed one token per active sequence at cache slot ``state.length``; returns hidden ``[B, D]``.
+
+        ``position_table`` [N, D] is ``alpha * PE`` for audio positions 0..N-1, computed once per call to
+        :meth:`generate` (the same numbers the full pass adds).
+        """
         cache, slot = state.cache, state.length
         cache.ensure(slot + 1)
-        cache.valid[:, slot] = True
-        x = self.ar_audio_position(self.ar_audio_embedding(tokens), state.positions)
+        if state.padded:
+            cache.valid[:, slot] = True
+        x = self.ar_audio_embedding(tokens) + position_table[state.positions]
         b, d = x.shape
         heads = self.cfg.head
         mask = cache.valid[:, None, None, : slot + 1] if state.padded else None
         shape = (d,)
+        new_kv = cache.data.select(4, slot)  # [L, 2, B, H, Dh]: this step's slot of every layer
+        past = cache.data.narrow(4, 0, slot + 1)  # [L, 2, B, H, slot+1, Dh]
         for layer, (w_in, b_in, w_o, b_o, g1, be1, w1, b1, w2, b2, g2, be2) in enumerate(weights):
             qkv = F.linear(x, w_in, b_in).view(b, 3, heads, -1)
-            kv = cache.data[layer]
-            kv[:, :, :, slot].copy_(qkv[:, 1:].transpose(0, 1))
-            attn = F.scaled_dot_product_attention(qkv[:, 0].unsqueeze(2), kv[0, :, :, : slot + 1],
-                                                  kv[1, :, :, : slot + 1], attn_mask=mask)
+            new_kv[layer].copy_(qkv[:, 1:].transpose(0, 1))
+            keys, values = past[layer]
+            attn = F.scaled_dot_product_attention(qkv[:, 0].unsqueeze(2), keys, values, attn_mask=mask)
             x = F.layer_norm(x + F.linear(attn.view(b, d), w_o, b_o), shape, g1, be1, 1e-5)
             x = F.layer_norm(x + F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), shape, g2, be2, 1e-5)
         state.length = slot + 1
@@ -442,6 +448,9 @@ class Text2SemanticDecoder(nn.Module):
         recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
         weights = self._layer_weights()
         hidden = state.hidden
+        pe = self.ar_audio_position
+        n_positions = int(state.positions.max()) + opts.max_new_tokens + 1
+        position_table = (pe.alpha * pe.table(torch.arange(n_positions, device=device))).to(hidden.dtype)
         for step in range(opts.max_new_tokens):
             logits = self.ar_predict_layer(hidden).float()
             if record_logits:
@@ -468,8 +477,8 @@ class Text2SemanticDecoder(nn.Module):
                     break
                 active, tokens = active[keep], tokens[keep]
                 state.select(keep)
-            state.seen[torch.arange(tokens.shape[0], device=device), tokens] = True
-            hidden = self._step(tokens, state, weights)
+            state.seen.scatter_(1, tokens.unsqueeze(1), True)
+            hidden = self._step(tokens, state, weights, position_table)
         logits_out = None
         if record_logits:
             logits_out = []

@@ -1,0 +1,91 @@
+"""GPT (text-to-semantic) speed on CPU: prefill latency and decode tokens/second.
+
+Full-size v2 model with the compat kit's recipe weights, float32, a 40-phone text and a 75-token prompt,
+generating exactly 250 tokens (EOS masked). Run by hand on a quiet machine::
+
+    .venv/bin/python -m benchmarks.bench_t2s --threads 2 --repeats 3
+
+Reference points on the 2-core dev machine: upstream ≈ 38 tokens/s with 0.15 s prefill; streaming 310 MB of
+fp32 weights per token bounds decoding at ≈ 87 tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from GPT_SoVITS.checkpoints import gpt_state_dict_from_upstream
+from GPT_SoVITS.dev.weight_recipe import load_schema, make_state_dict
+from GPT_SoVITS.models.sampling import SamplingOptions
+from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
+from GPT_SoVITS.paths import REPO_ROOT
+
+SCHEMA = REPO_ROOT / "tests" / "data" / "compat" / "schema_t2s_v2.json"
+
+
+def build_model() -> Text2SemanticDecoder:
+    model = Text2SemanticDecoder(T2SConfig())
+    model.load_state_dict(gpt_state_dict_from_upstream(make_state_dict(load_schema(SCHEMA))), strict=True)
+    return model.eval()
+
+
+def inputs(n_phones: int, n_prompt: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, 732, (n_phones,), generator=g), torch.randn(1024, n_phones, generator=g),
+            torch.randint(0, 1024, (n_prompt,), generator=g))
+
+
+def time_prefill(model: Text2SemanticDecoder, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor,
+                 repeats: int) -> float:
+    opts = SamplingOptions(top_k=1, max_new_tokens=1, min_new_tokens=1)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.generate([phones], [bert], [prompt], opts)  # prefill + the first token's logits
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_generation(model: Text2SemanticDecoder, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor,
+                    opts: SamplingOptions, repeats: int) -> tuple[float, list[int]]:
+    times, tokens = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = model.generate([phones], [bert], [prompt], opts, generator=torch.Generator().manual_seed(1))
+        times.append(time.perf_counter() - start)
+        tokens = result.tokens[0].tolist()
+    return statistics.median(times), tokens
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median decode, best prefill)")
+    parser.add_argument("--tokens", type=int, default=250, help="tokens to generate (EOS masked)")
+    parser.add_argument("--phones", type=int, default=40, help="text length")
+    parser.add_argument("--prompt", type=int, default=75, help="prompt length")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = build_model()
+    phones, bert, prompt = inputs(args.phones, args.prompt)
+    print(f"load average before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}; threads {args.threads}")
+    prefill = time_prefill(model, phones, bert, prompt, args.repeats)
+    rows = []
+    for name, top_k in (("greedy", 1), ("top_k=15 sampling", 15)):
+        opts = SamplingOptions(top_k=top_k, max_new_tokens=args.tokens, min_new_tokens=args.tokens)
+        total, tokens = time_generation(model, phones, bert, prompt, opts, args.repeats)
+        decode = max(total - prefill, 1e-9)
+        rows.append((name, len(tokens), total, (len(tokens) - 1) / decode))
+    print(f"{'mode':<20} {'tokens':>6} {'prefill s':>9} {'total s':>8} {'decode tok/s':>12}")
+    for name, n, total, rate in rows:
+        print(f"{name:<20} {n:>6} {prefill:>9.3f} {total:>8.2f} {rate:>12.1f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
