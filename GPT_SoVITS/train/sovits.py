@@ -242,13 +242,17 @@ class SoVITSTrainer:
         d = self.cfg.data
         return linear_to_mel(spec.float(), d.sampling_rate, d.n_mel_channels, d.mel_fmin, d.mel_fmax)
 
+    def _sync(self, model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+        """DDP gradient all-reduce only when ``sync`` (a fresh context each time: no_sync() is single-use)."""
+        if sync or not self.info.distributed:
+            return contextlib.nullcontext()
+        return model.no_sync()
+
     def train_batch(self, batch: SoVITSBatch, step_now: bool) -> dict[str, float]:
         """Discriminator then generator update on one batch (gradients accumulate until ``step_now``)."""
         cfg, m, accum = self.cfg, self.model_cfg, self.cfg.train.grad_accum
         dev = self.device.type
-        sync_g = contextlib.nullcontext() if step_now or not self.info.distributed else self.g.no_sync()
-        sync_d = contextlib.nullcontext() if step_now or not self.info.distributed else self.d.no_sync()
-        with sync_g, self.precision.autocast(dev):
+        with self._sync(self.g, step_now), self.precision.autocast(dev):
             out = self.g(batch.ssl, batch.spec, batch.spec_lengths, batch.phones, batch.phone_lengths)
         frames = m.segment_frames
         # the mel losses run in fp32 outside autocast (cuFFT has no half kernels on old GPUs)
@@ -258,17 +262,16 @@ class SoVITSTrainer:
                                     cfg.data.sampling_rate, m.hop_length, cfg.data.win_length, cfg.data.mel_fmin,
                                     cfg.data.mel_fmax)
         y = slice_segments(batch.wav, out.slice_starts * m.hop_length, m.segment_size)
-        with sync_d, self.precision.autocast(dev):
+        with self._sync(self.d, step_now), self.precision.autocast(dev):
             real, fake, _, _ = self.d(y, y_hat.detach())
         loss_d = discriminator_loss(real, fake)
-        with sync_d:
+        with self._sync(self.d, step_now):
             self.scaler.scale(loss_d / accum).backward()
         if step_now:
             self.scaler.step(self.opt_d)
         # the generator pass also leaves gradients on D; keep D's accumulated ones intact between its steps
         saved = None if step_now else [p.grad.clone() if p.grad is not None else None for p in self.raw_d.parameters()]
-        no_sync_d = self.d.no_sync() if self.info.distributed else contextlib.nullcontext()
-        with no_sync_d, self.precision.autocast(dev):
+        with self._sync(self.d, False), self.precision.autocast(dev):
             _, fake, fmap_real, fmap_fake = self.d(y, y_hat)
         losses = {
             "loss_gen": generator_adversarial_loss(fake),
@@ -278,7 +281,7 @@ class SoVITSTrainer:
             "loss_commit": out.commit_loss.float(),
         }
         loss_g = sum(losses.values())
-        with sync_g, no_sync_d:
+        with self._sync(self.g, step_now), self._sync(self.d, False):
             self.scaler.scale(loss_g / accum).backward()
         if saved is not None:
             for p, grad in zip(self.raw_d.parameters(), saved, strict=True):
