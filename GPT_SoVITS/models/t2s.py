@@ -327,7 +327,7 @@ class Text2SemanticDecoder(nn.Module):
         return T2SLoss(loss=ce + dpo, top3_acc=acc, n_targets=count)
 
     # ------------------------------------------------------------------ generation
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may feed the tokens to autograd code later
     def generate(self, phones: Sequence[torch.Tensor], bert: Sequence[torch.Tensor],
                  prompts: Sequence[torch.Tensor | None] | None = None, options: SamplingOptions | None = None,
                  generator: torch.Generator | None = None, record_logits: bool = False) -> GenerationResult:
@@ -354,8 +354,13 @@ class Text2SemanticDecoder(nn.Module):
         GenerationResult: tokens per sentence (EOS removed), whether EOS ended it, optional logits.
         """
         opts = options if options is not None else SamplingOptions(top_k=self.cfg.top_k)
-        state = self._prefill(phones, bert, prompts)
-        return self._decode(state, opts, generator, record_logits)
+        was_training = self.training
+        self.eval()  # generation never uses dropout
+        try:
+            state = self._prefill(phones, bert, prompts)
+            return self._decode(state, opts, generator, record_logits)
+        finally:
+            self.train(was_training)
 
     def _prefill(self, phones: Sequence[torch.Tensor], bert: Sequence[torch.Tensor],
                  prompts: Sequence[torch.Tensor | None] | None) -> _DecodeState:
@@ -398,8 +403,8 @@ class Text2SemanticDecoder(nn.Module):
             cache.data[layer, 1, :, :, :s] = v
         last = torch.tensor([s - 1 if p else x_max - 1 for p in p_lens], device=device)
         first_hidden = hidden[torch.arange(n, device=device), last]
-        seen = torch.zeros(n, cfg.vocab_size, dtype=torch.bool, device=device)
-        seen.scatter_(1, audio, audio_valid)
+        counts = torch.zeros(n, cfg.vocab_size, dtype=torch.long, device=device)
+        seen = counts.scatter_add_(1, audio, audio_valid.long()) > 0  # padding adds 0, never clears a real token
         return _DecodeState(cache=cache, length=s, hidden=first_hidden, seen=seen,
                             positions=torch.tensor(p_lens, device=device), padded=bool((~valid).any()))
 

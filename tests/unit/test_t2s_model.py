@@ -110,6 +110,16 @@ def test_sampled_eos_stops_even_if_not_the_argmax() -> None:
     assert result.stopped_on_eos[0] == (len(result.tokens[0]) < 400)
 
 
+def test_generation_ignores_training_mode() -> None:
+    model = tiny_model()
+    phones, bert, prompt = sentence(12, 5, 4)
+    opts = SamplingOptions(top_k=1, max_new_tokens=12)
+    expected = model.generate([phones], [bert], [prompt], opts).tokens[0].tolist()
+    model.train()
+    assert model.generate([phones], [bert], [prompt], opts).tokens[0].tolist() == expected
+    assert model.training  # the mode is restored afterwards
+
+
 def test_step_limits() -> None:
     model = tiny_model()
     phones, bert, prompt = sentence(8, 4, 6)
