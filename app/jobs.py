@@ -259,3 +259,65 @@ class LabelFixerJob:
     def spec(self, log_file: Path | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """1B fine-tuning: ``python -m GPT_SoVITS.train.<trainer> --config <exp>/<trainer>_train.yaml``.
+
+    The run config (a ``SoVITSRunConfig`` / ``GPTRunConfig``) is written into the experiment folder when the job
+    starts; it is the permanent record of the run. Several GPU ids start one process per GPU through torchrun
+    (``python -m torch.distributed.run --standalone``); the ids become ``CUDA_VISIBLE_DEVICES`` of the child.
+    """
+
+    trainer: str  # "sovits" or "gpt"
+    config: object  # SoVITSRunConfig | GPTRunConfig
+    config_path: Path
+    gpus: str = ""  # upstream's "0-1" style list; empty = the device in the config (CPU without GPUs)
+
+    @property
+    def gpu_ids(self) -> list[str]:
+        return [g for g in self.gpus.replace(",", "-").split("-") if g.strip()]
+
+    @property
+    def module(self) -> str:
+        return "torch.distributed.run" if len(self.gpu_ids) > 1 else f"GPT_SoVITS.train.{self.trainer}"
+
+    def validate(self) -> None:
+        if self.trainer not in ("sovits", "gpt"):
+            raise ValueError(f"unknown trainer {self.trainer!r}: use sovits or gpt")
+        bad = [g for g in self.gpu_ids if not g.strip().isdigit()]
+        if bad:
+            raise ValueError(f"GPU ids must be numbers joined by '-' (e.g. 0-1), got {self.gpus!r}")
+        exp = Path(self.config.exp_dir)
+        needed = ("2-name2text.txt", "4-cnhubert", "5-wav32k") if self.trainer == "sovits" else (
+            "2-name2text.txt", "6-name2semantic.tsv")
+        missing = [name for name in needed if not (exp / name).exists()]
+        if missing:
+            raise FileNotFoundError(f"The experiment {exp} is not formatted yet ({', '.join(missing)} missing): "
+                                    "run 1A dataset formatting first.")
+
+    def to_argv(self) -> list[str]:
+        argv = ["--config", str(self.config_path)]
+        if len(self.gpu_ids) > 1:
+            return ["--standalone", f"--nproc_per_node={len(self.gpu_ids)}", "-m",
+                    f"GPT_SoVITS.train.{self.trainer}", *argv]
+        return argv
+
+    def check_outputs(self) -> OutputCheck:
+        cfg = self.config
+        if not cfg.save.release_weights:
+            kind = "sovits_G" if self.trainer == "sovits" else "t2s"
+            return expect_glob(Path(cfg.state_dir), f"{kind}_*.pt")
+        if self.trainer == "sovits":
+            return expect_glob(Path(cfg.weights_dir), f"{cfg.run_name}_e{cfg.train.epochs}_s*.pth")
+        return expect_files(Path(cfg.weights_dir) / f"{cfg.run_name}-e{cfg.train.epochs}.ckpt")
+
+    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+        from GPT_SoVITS.config import save_config
+
+        self.validate()
+        save_config(self.config, self.config_path)
+        gpu = ",".join(self.gpu_ids) if self.gpu_ids else None
+        return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file, check_outputs=self.check_outputs(),
+                       gpu=gpu, on_finished=on_finished)

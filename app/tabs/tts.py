@@ -5,8 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.context import AppContext
-from app.tabs import inference, prepare
-from app.widgets import note
+from app.tabs import inference, prepare, train
 
 
 def build_tab(ctx: AppContext) -> None:
@@ -18,6 +17,6 @@ def build_tab(ctx: AppContext) -> None:
         with gr.Tab(i18n("1A - Dataset formatting")):
             prepare.build_tab(ctx)
         with gr.Tab(i18n("1B - Fine-tuning")):
-            note(i18n("Not built yet: SoVITS and GPT fine-tuning will come in a later release."))
+            train.build_tab(ctx)
         with gr.Tab(i18n("1C - Inference")):
             inference.build_tab(ctx)

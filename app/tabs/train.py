@@ -1,0 +1,192 @@
+"""Tab 1B: SoVITS and GPT fine-tuning, each a resumable training job with a live loss plot and a stop button."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import psutil
+
+from app.context import AppContext
+from app.devices import GpuInfo, detect_gpus
+from app.jobs import TrainJob
+from app.widgets import JobPanel, UserInputError
+from GPT_SoVITS.checkpoints import describe_pretrained
+from GPT_SoVITS.config import ConfigError, load_config
+from GPT_SoVITS.paths import REPO_ROOT, sovits_d_path_for, weights_dirs
+from GPT_SoVITS.train.config import PRECISIONS, GPTRunConfig, SoVITSRunConfig
+from GPT_SoVITS.train.loop import parse_train_line
+
+SOVITS_DEFAULTS = REPO_ROOT / "configs" / "sovits_v2.yaml"
+GPT_DEFAULTS = REPO_ROOT / "configs" / "gpt_v2.yaml"
+PLOT_SECONDS = 2.0
+MAX_LOG_BYTES = 8 * 2**20
+
+
+def default_batch_sizes(gpus: list[GpuInfo], ram_gb: float) -> tuple[int, int]:
+    """Upstream's defaults (SoVITS, GPT): half the smallest GPU's GB, or a quarter of the RAM on CPU; ≥ 1."""
+    if gpus:
+        per_gpu = int(min(g.memory_gb for g in gpus) // 2)
+        return max(1, per_gpu), max(1, per_gpu)
+    per_cpu = max(1, int(ram_gb // 4))
+    return per_cpu, per_cpu
+
+
+def loss_frame(log_file: Path | None) -> pd.DataFrame:
+    """Step/loss points of the ``TRAIN`` lines in a job's log (the newest 8 MB)."""
+    rows: list[tuple[int, float]] = []
+    if log_file is not None and Path(log_file).exists():
+        with open(log_file, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - MAX_LOG_BYTES))
+            text = fh.read().decode("utf-8", errors="replace")
+        for line in text.splitlines():
+            parsed = parse_train_line(line)
+            if parsed and "loss" in parsed[2]:
+                rows.append((parsed[1], parsed[2]["loss"]))
+    return pd.DataFrame(rows, columns=["step", "loss"])
+
+
+def _path_or_none(ctx: AppContext, value: str) -> str | None:
+    return str(ctx.path(value)) if str(value).strip() else None
+
+
+def _require_pretrained(i18n, paths: list[str | None], from_scratch: bool) -> None:
+    if from_scratch:
+        return
+    for value in paths:
+        if value is None or not Path(value).exists():
+            message = describe_pretrained(Path(value)) if value else i18n("No pretrained file is set.")
+            raise UserInputError(i18n("Training refused: {message} Tick 'train from scratch' only if you really "
+                                      "want random starting weights (the result is noise at first).",
+                                      message=message))
+
+
+def _load(cls, defaults: Path, overrides: dict):
+    try:
+        return load_config(cls, defaults, overrides)
+    except ConfigError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def _common_widgets(ctx: AppContext, gpu_default: str, accum_default: int) -> dict:
+    i18n = ctx.i18n
+    with gr.Row():
+        widgets = {
+            "latest_only": gr.Checkbox(True, label=i18n("Save only the latest training state"),
+                                       info=i18n("Saves disk space; a stopped run still resumes from it.")),
+            "release": gr.Checkbox(True, label=i18n("Save small weights at each save point"),
+                                   info=i18n("Inference weights in the weights folder, at every save point.")),
+            "gpus": gr.Textbox(gpu_default, label=i18n("GPU ids"),
+                               info=i18n("Joined by '-': 0-1 trains on two GPUs (one process each). Empty: CPU.")),
+        }
+    with gr.Row():
+        widgets["precision"] = gr.Dropdown(list(PRECISIONS), value="auto", label=i18n("Precision"),
+                                           info=i18n("auto: fp16 mixed precision on GPUs that support it (compute "
+                                                     "capability 5.3 or newer), fp32 elsewhere."))
+        widgets["accum"] = gr.Slider(1, 16, accum_default, step=1, label=i18n("Gradient accumulation"),
+                                     info=i18n("Batches per optimizer step: a small batch on a small GPU acts like "
+                                               "a larger one (upstream: 1 for SoVITS, 4 for GPT)."))
+        widgets["from_scratch"] = gr.Checkbox(False, label=i18n("Train from scratch"),
+                                              info=i18n("Only without pretrained weights on purpose: the result is "
+                                                        "noise until trained for very long."))
+        widgets["init_weights"] = gr.Textbox("", label=i18n("Continue from weights (optional)"),
+                                             info=i18n("A weights file of an earlier run, to keep training on new "
+                                                       "data. Ignored when this experiment has a training state."))
+    return widgets
+
+
+def _loss_plot(ctx: AppContext, job_name: str) -> None:
+    plot = gr.LinePlot(loss_frame(None), x="step", y="loss", label=ctx.i18n("Loss"), height=240)
+    gr.Timer(PLOT_SECONDS).tick(lambda: loss_frame(ctx.processes.status(job_name).log_file), outputs=plot)
+
+
+def _device_overrides(gpus: str) -> dict:
+    return {"device": "auto" if str(gpus).strip() else "cpu"}
+
+
+def _build_sovits(ctx: AppContext, batch_default: int, gpu_default: str) -> None:
+    i18n, pretrained = ctx.i18n, ctx.pretrained
+    with gr.Row():
+        batch = gr.Slider(1, max(3 * batch_default, 4), batch_default, step=1, label=i18n("Batch size per GPU"),
+                          info=i18n("Lower it if training runs out of memory."))
+        epochs = gr.Slider(1, 25, 8, step=1, label=i18n("Total epochs"),
+                           info=i18n("Raising it later continues the same experiment."))
+        text_lr = gr.Slider(0.2, 0.6, 0.4, step=0.05, label=i18n("Text-module learning-rate weight"),
+                            info=i18n("Learning rate of the text encoder relative to the rest."))
+        save_every = gr.Slider(1, 25, 4, step=1, label=i18n("Save every N epochs"),
+                               info=i18n("The last epoch is always saved."))
+    with gr.Row():
+        pre_g = gr.Textbox(str(pretrained.sovits_g()), label=i18n("Pretrained SoVITS-G"),
+                           info=i18n("Starting weights of the generator (s2G*.pth)."))
+        pre_d = gr.Textbox(str(pretrained.sovits_d()), label=i18n("Pretrained SoVITS-D"),
+                           info=i18n("Starting weights of the discriminator (s2D*.pth)."))
+    common = _common_widgets(ctx, gpu_default, 1)
+
+    def make_spec(bs, ep, lr_w, every, g_path, d_path, latest, release, gpus, precision, accum, scratch, init):
+        exp = ctx.experiment()
+        g_value = _path_or_none(ctx, g_path)
+        d_value = _path_or_none(ctx, d_path) or (str(sovits_d_path_for(Path(g_value))) if g_value else None)
+        _require_pretrained(i18n, [g_value, d_value], bool(scratch))
+        cfg = _load(SoVITSRunConfig, SOVITS_DEFAULTS, {
+            "exp_dir": str(exp.root), "name": exp.name, "pretrained_g": g_value, "pretrained_d": d_value,
+            "init_weights": _path_or_none(ctx, init), "weights_dir": str(weights_dirs(ctx.root, "v2")[1]),
+            "train": {"batch_size": int(bs), "epochs": int(ep), "text_low_lr_rate": float(lr_w),
+                      "grad_accum": int(accum)},
+            "save": {"every_n_epochs": int(every), "latest_only": bool(latest), "release_weights": bool(release)},
+            "runtime": {"precision": precision, "from_scratch": bool(scratch), **_device_overrides(gpus)}})
+        return TrainJob("sovits", cfg, exp.root / "sovits_train.yaml", gpus=str(gpus).strip()).spec()
+
+    inputs = [batch, epochs, text_lr, save_every, pre_g, pre_d, common["latest_only"], common["release"],
+              common["gpus"], common["precision"], common["accum"], common["from_scratch"], common["init_weights"]]
+    JobPanel(ctx, "train_sovits", make_spec, inputs, i18n("Start SoVITS training"))
+    _loss_plot(ctx, "train_sovits")
+
+
+def _build_gpt(ctx: AppContext, batch_default: int, gpu_default: str) -> None:
+    i18n, pretrained = ctx.i18n, ctx.pretrained
+    with gr.Row():
+        batch = gr.Slider(1, 40, min(batch_default, 40), step=1, label=i18n("Batch size per GPU"),
+                          info=i18n("Lower it if training runs out of memory."))
+        epochs = gr.Slider(2, 50, 15, step=1, label=i18n("Total epochs"),
+                           info=i18n("Raising it later continues the same experiment."))
+        save_every = gr.Slider(1, 50, 5, step=1, label=i18n("Save every N epochs"),
+                               info=i18n("The last epoch is always saved."))
+        dpo = gr.Checkbox(False, label=i18n("DPO training (experimental)"),
+                          info=i18n("Adds a preference loss against corrupted token sequences; halves the batch."))
+    pre_gpt = gr.Textbox(str(pretrained.gpt()), label=i18n("Pretrained GPT"),
+                         info=i18n("Starting weights of the GPT model (s1bert25hz-*.ckpt)."))
+    common = _common_widgets(ctx, gpu_default, 4)
+
+    def make_spec(bs, ep, every, dpo_v, gpt_path, latest, release, gpus, precision, accum, scratch, init):
+        exp = ctx.experiment()
+        gpt_value = _path_or_none(ctx, gpt_path)
+        _require_pretrained(i18n, [gpt_value], bool(scratch))
+        cfg = _load(GPTRunConfig, GPT_DEFAULTS, {
+            "exp_dir": str(exp.root), "name": exp.name, "pretrained": gpt_value,
+            "init_weights": _path_or_none(ctx, init), "weights_dir": str(weights_dirs(ctx.root, "v2")[0]),
+            "train": {"batch_size": int(bs), "epochs": int(ep), "dpo": bool(dpo_v), "grad_accum": int(accum)},
+            "save": {"every_n_epochs": int(every), "latest_only": bool(latest), "release_weights": bool(release)},
+            "runtime": {"precision": precision, "from_scratch": bool(scratch), **_device_overrides(gpus)}})
+        return TrainJob("gpt", cfg, exp.root / "gpt_train.yaml", gpus=str(gpus).strip()).spec()
+
+    inputs = [batch, epochs, save_every, dpo, pre_gpt, common["latest_only"], common["release"], common["gpus"],
+              common["precision"], common["accum"], common["from_scratch"], common["init_weights"]]
+    JobPanel(ctx, "train_gpt", make_spec, inputs, i18n("Start GPT training"))
+    _loss_plot(ctx, "train_gpt")
+
+
+def build_tab(ctx: AppContext) -> None:
+    """The 1B sub-tab's content (called inside the launcher's "1B - Fine-tuning" tab)."""
+    i18n = ctx.i18n
+    gpus = detect_gpus()
+    sovits_batch, gpt_batch = default_batch_sizes(gpus, psutil.virtual_memory().total / 2**30)
+    gpu_default = "-".join(str(g.index) for g in gpus)
+    gr.Markdown(i18n("Fine-tune both models on the formatted experiment. Starting again continues from the latest "
+                     "training state; weights go to SoVITS_weights_v2 and GPT_weights_v2. TensorBoard logs: "
+                     "logs/<experiment>/tb."))
+    with gr.Accordion(i18n("1Ba - SoVITS training"), open=True):
+        _build_sovits(ctx, sovits_batch, gpu_default)
+    with gr.Accordion(i18n("1Bb - GPT training"), open=True):
+        _build_gpt(ctx, gpt_batch, gpu_default)
