@@ -253,7 +253,8 @@ class Generator(nn.Module):
         x = self.conv_pre(x)
         if g is not None:
             x = x + self.cond(g)
-        if self.fast_cpu_inference and x.device.type == "cpu" and not torch.is_grad_enabled():
+        if (self.fast_cpu_inference and x.device.type == "cpu" and x.dtype == torch.float32
+                and not torch.is_grad_enabled()):
             x = self._upsample_fast(x)
         else:
             for i, up in enumerate(self.ups):
