@@ -328,6 +328,24 @@ class SynthesizerTrn(nn.Module):
         self.ssl_proj = nn.Conv1d(cfg.ssl_dim, cfg.ssl_dim, stride, stride=stride)
         self.quantizer = ResidualVectorQuantizer(dimension=cfg.ssl_dim, n_q=1, bins=cfg.codebook_size)
 
+    @classmethod
+    def from_state_dict(cls, cfg: SoVITSConfig, state_dict: Mapping[str, Tensor], with_posterior: bool | None = None,
+                        device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> SynthesizerTrn:
+        """Build directly from weights (loaded strictly), skipping random initialisation (~52 M values).
+
+        ``with_posterior`` defaults to whether ``state_dict`` has ``enc_q`` keys; when False, such keys are
+        dropped. Tensors are copied (converted to ``dtype`` on ``device``), so ``state_dict`` stays untouched.
+        """
+        has_enc_q = any(key.startswith("enc_q.") for key in state_dict)
+        if with_posterior is None:
+            with_posterior = has_enc_q
+        weights = {key: value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype, copy=True)
+                   for key, value in state_dict.items() if with_posterior or not key.startswith("enc_q.")}
+        with torch.device("meta"):
+            model = cls(cfg, with_posterior=with_posterior)
+        model.load_state_dict(weights, strict=True, assign=True)
+        return model
+
     @property
     def has_posterior(self) -> bool:
         return hasattr(self, "enc_q")

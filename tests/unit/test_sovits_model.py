@@ -268,3 +268,19 @@ def test_fast_inference_path_matches_plain_decoder(block_type, fused):
     z.requires_grad_(True)
     fast.dec(z, g).sum().backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def test_from_state_dict_skips_init_and_converts_half_weights():
+    model = make_model().eval()
+    half_state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    rebuilt = SynthesizerTrn.from_state_dict(TINY, half_state).eval()
+    assert rebuilt.has_posterior
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in rebuilt.state_dict().values())
+    assert half_state["enc_p.proj.weight"].dtype == torch.float16  # caller's dict untouched
+    expected = {k: v.float() for k, v in half_state.items()}
+    assert all(torch.equal(rebuilt.state_dict()[k], expected[k]) for k in expected)
+    inference = SynthesizerTrn.from_state_dict(TINY, half_state, with_posterior=False)
+    assert not inference.has_posterior
+    incomplete = {k: v for k, v in half_state.items() if not k.startswith("flow.flows.0.")}
+    with pytest.raises(RuntimeError, match="flow.flows.0"):
+        SynthesizerTrn.from_state_dict(TINY, incomplete)

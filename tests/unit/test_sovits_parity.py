@@ -1,7 +1,7 @@
 """Full-size SoVITS v2 and MPD against the compat kit: exact key layout, and upstream's numbers.
 
-The models are built on the meta device and filled with the kit's recipe weights (``assign=True``), which
-skips the costly random initialisation; they are built once per module.
+The generator is built straight from the kit's recipe weights (``SynthesizerTrn.from_state_dict``, no random
+initialisation), once per module.
 """
 
 from __future__ import annotations
@@ -24,12 +24,7 @@ def _layout(name: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _build_with_recipe(with_posterior: bool) -> SynthesizerTrn:
-    with torch.device("meta"):
-        model = SynthesizerTrn(SoVITSConfig(), with_posterior=with_posterior)
-    weights = recipe_weights("sovits_v2_train")
-    if not with_posterior:
-        weights = {k: v for k, v in weights.items() if not k.startswith("enc_q.")}
-    model.load_state_dict(weights, strict=True, assign=True)
+    model = SynthesizerTrn.from_state_dict(SoVITSConfig(), recipe_weights("sovits_v2_train"), with_posterior)
     return model.eval()
 
 
