@@ -1,0 +1,95 @@
+"""Trainers as the launcher runs them: subprocess jobs, stop button, restart = resume; the tiny pretrained set
+of ``GPT_SoVITS.dev.make_tiny_pretrained`` as starting weights; release files load back for inference."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.jobs import TrainJob
+from app.processes import JobState, ProcessManager
+from GPT_SoVITS.checkpoints import latest_train_state, load_train_state
+from GPT_SoVITS.config import load_config
+from GPT_SoVITS.dev.make_tiny_pretrained import write_gpt, write_sovits
+from GPT_SoVITS.models import load_sovits, load_t2s
+from GPT_SoVITS.paths import PretrainedPaths
+from GPT_SoVITS.train.config import GPTRunConfig, SoVITSRunConfig
+from tests.unit.test_train_data import make_experiment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> PretrainedPaths:
+    paths = PretrainedPaths(tmp_path_factory.mktemp("pretrained"))
+    write_gpt(paths.gpt("v2"))
+    write_sovits(paths.sovits_g("v2"), paths.sovits_d("v2"))
+    return paths
+
+
+def _wait_for(path: Path, text: str, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and text in path.read_text(encoding="utf-8", errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} did not appear in {path} within {timeout} s")
+
+
+def test_gpt_job_stop_then_restart_resumes(tiny: PretrainedPaths, tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "logs" / "voice", n_items=8)
+    cfg = load_config(GPTRunConfig, {"exp_dir": str(exp.root), "pretrained": str(tiny.gpt("v2")),
+                                     "weights_dir": str(tmp_path / "GPT_weights_v2"),
+                                     "train": {"epochs": 400, "batch_size": 2, "grad_accum": 1},
+                                     "data": {"min_items": 1}, "save": {"every_n_epochs": 1000},
+                                     "runtime": {"device": "cpu", "num_workers": 0, "log_every_n_steps": 1}})
+    manager = ProcessManager(tmp_path / "jobs")
+    job = TrainJob("gpt", cfg, exp.root / "gpt_train.yaml")
+    manager.start("train_gpt", job.spec())
+    log_file = manager.status("train_gpt").log_file
+    _wait_for(log_file, "TRAIN epoch=1 step=3 ", 120)
+    assert manager.status("train_gpt").progress is not None  # PROGRESS lines drive the launcher's bar
+    manager.stop("train_gpt")
+    assert manager.wait("train_gpt", 30).state is JobState.STOPPED
+    saved = load_train_state(latest_train_state(cfg.state_dir, "t2s"))
+    assert saved.step >= 3
+    # restart with one epoch more than already done (4 steps per epoch): resumes from the saved step
+    epochs = saved.epoch + 1
+    short = load_config(GPTRunConfig, {**_plain(cfg), "train": {"epochs": epochs, "batch_size": 2, "grad_accum": 1}})
+    manager.start("train_gpt", TrainJob("gpt", short, exp.root / "gpt_train.yaml").spec())
+    status = manager.wait("train_gpt", 300)
+    text = log_file.read_text(encoding="utf-8")
+    assert status.state is JobState.FINISHED, manager.tail("train_gpt")
+    assert f"resuming from {cfg.state_dir / f't2s_{saved.step:08d}.pt'}: step {saved.step}" in text
+    assert load_train_state(latest_train_state(cfg.state_dir, "t2s")).step == 4 * epochs
+    model, _ = load_t2s(tmp_path / "GPT_weights_v2" / f"voice-e{epochs}.ckpt")
+    result = model.generate([torch.tensor([5, 6, 7])], [torch.zeros(1024, 3)])
+    assert result.tokens[0].numel() > 0
+
+
+def test_sovits_from_tiny_pretrained_set(tiny: PretrainedPaths, tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "voice", n_items=1, seconds=(1.0, 1.0))
+    cfg = load_config(SoVITSRunConfig, {"exp_dir": str(exp.root), "pretrained_g": str(tiny.sovits_g("v2")),
+                                        "pretrained_d": str(tiny.sovits_d("v2")), "weights_dir": str(tmp_path / "w"),
+                                        "train": {"epochs": 1, "batch_size": 2}, "data": {"min_items": 2},
+                                        "runtime": {"device": "cpu", "num_workers": 0}})
+    manager = ProcessManager(tmp_path / "jobs")
+    manager.start("train_sovits", TrainJob("sovits", cfg, exp.root / "sovits_train.yaml").spec())
+    status = manager.wait("train_sovits", 600)
+    text = status.log_file.read_text(encoding="utf-8")
+    assert status.state is JobState.FINISHED, text[-3000:]
+    assert "keys matched" in text and "refused" not in text
+    release = tmp_path / "w" / "voice_e1_s1.pth"
+    model, model_cfg = load_sovits(release)
+    codes = torch.randint(0, 1024, (1, 1, 10))
+    audio = model.decode(codes, torch.tensor([[5, 6, 7]]), torch.rand(1, 1025, 40))
+    assert audio.shape[-1] == 20 * model_cfg.hop_length and torch.isfinite(audio).all()
+
+
+def _plain(cfg) -> dict:
+    from GPT_SoVITS.config import to_dict
+
+    return to_dict(cfg)
