@@ -41,6 +41,18 @@ def espeak(text: str, path: Path, voice: str = "en") -> Path | None:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Entry points' ``main()`` install logging handlers on the root logger; undo that after each test."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

@@ -21,18 +21,6 @@ from tools.asr import faster_whisper as fw_backend
 from tools.asr import funasr as funasr_backend
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main()`` reconfigures the root logger onto pytest's captured stderr; undo that after each test."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def _byte_level_alphabet() -> list[str]:
     """GPT-2's byte → printable character table (the base vocabulary of Whisper's BPE)."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]

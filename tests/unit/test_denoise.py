@@ -11,18 +11,6 @@ SR = 44100
 NOISE = 0.02
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main()`` reconfigures the root logger onto pytest's captured stderr; undo that after each test."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 

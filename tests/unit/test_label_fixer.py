@@ -18,18 +18,6 @@ SR = 16000
 LENGTHS = [1.0, 0.5, 0.75, 1.25, 0.6]
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main()`` reconfigures the root logger onto pytest's captured stderr; undo that after each test."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 @pytest.fixture
 def dataset(tmp_path) -> Path:
     clips = tmp_path / "clips"

@@ -20,18 +20,6 @@ from tools import vocal_separation as vs
 SR = 44100
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``main()`` reconfigures the root logger onto pytest's captured stderr; undo that after each test."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 class ChannelSplitter:
     """Left channel → "(Vocals)", right channel → "(Instrumental)"; fails on files named *broken*."""
 
