@@ -229,3 +229,43 @@ def test_request_parsing_accepts_upstream_spellings() -> None:
     assert parse_tts_request({"streaming_mode": True}).streaming_mode == 1
     assert parse_tts_request({"streaming_mode": 3}).streaming_mode == 3
     assert parse_tts_request({}).text_split_method == "cut5"
+
+
+def test_api_process_starts_from_the_command_line_and_exits_on_control(tmp_path: Path) -> None:
+    """``python -m app.api`` with the tiny pretrained set: serves /tts, then /control exit stops the process."""
+    import subprocess
+    import sys
+
+    from GPT_SoVITS.dev.make_tiny_pretrained import make_tiny_pretrained
+    from GPT_SoVITS.paths import REPO_ROOT
+
+    pretrained = make_tiny_pretrained(tmp_path / "pretrained")
+    ref = reference_wav(tmp_path / "refs" / "ref.wav")
+    port = free_port()
+    cmd = [sys.executable, "-m", "app.api", "--gpt", str(pretrained.gpt("v2")), "--sovits",
+           str(pretrained.sovits_g("v2")), "--pretrained-dir", str(pretrained.root), "-p", str(port),
+           "--ref-dir", str(tmp_path / "refs"), "--allow-control"]
+    log_path = tmp_path / "api.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                httpx.get(url + "/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.5)
+        response = httpx.get(url + "/tts", params={"text": "你好。", "text_lang": "zh", "ref_audio_path": str(ref),
+                                                   "prompt_text": "参考。", "prompt_lang": "zh", "seed": 1},
+                             timeout=300)
+        assert response.status_code == 200, response.text
+        assert sf.info(io.BytesIO(response.content)).samplerate == 32000
+        assert httpx.get(url + "/control", params={"command": "exit"}, timeout=10).status_code == 200
+        assert proc.wait(timeout=30) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
