@@ -97,3 +97,29 @@ def test_served_page_synthesizes_and_switches_models(setup) -> None:
         assert tts.models.sovits_path == setup["sovits_b"]
     finally:
         demo.close()
+
+
+def test_launcher_job_serves_the_page(tmp_path: Path) -> None:
+    """The 1C job as the launcher runs it: ``python -m app.inference_webui`` in a child process, page on its port."""
+    import urllib.request
+
+    from app.processes import ProcessManager
+    from GPT_SoVITS.dev.make_tiny_pretrained import make_tiny_pretrained
+
+    pretrained = make_tiny_pretrained(tmp_path / "pretrained")
+    port = free_port()
+    job = InferenceWebUIJob(pretrained.gpt("v2"), pretrained.sovits_g("v2"), pretrained.root, port, lang="zh_CN")
+    manager = ProcessManager(tmp_path / "jobs")
+    manager.start("inference_webui", job.spec())
+    try:
+        deadline, status = time.time() + 180, None
+        while time.time() < deadline and manager.status("inference_webui").running:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    status = response.status
+                break
+            except OSError:
+                time.sleep(1)
+        assert status == 200, manager.tail("inference_webui")
+    finally:
+        manager.stop("inference_webui")
