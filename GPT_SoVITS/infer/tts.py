@@ -191,20 +191,29 @@ class TTS:
         return out
 
     def _pieces(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions, models: ModelPair
-                ) -> tuple[str, list[str], list[TextFeatures], PreparedReference]:
+                ) -> tuple[str, list[str], PreparedReference]:
         lang = check_language(lang, models.version, "text language")
         if not ref.text_free:
             check_language(ref.lang, models.version, "reference language")
         pieces = self.split(text, lang, opts.text_split)
         if not pieces:
             raise EmptyTextError("The text to synthesize is empty or has no speakable characters; enter some text.")
-        prepared = self.references.get(ref, models)
-        features = self._featurize(pieces, lang, models.version)
-        kept = [(p, f) for p, f in zip(pieces, features, strict=True) if f.phones]
-        if not kept:
+        return lang, pieces, self.references.get(ref, models)
+
+    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, size: int
+                         ) -> Iterator[list[tuple[str, TextFeatures]]]:
+        """Featurize the pieces a batch at a time (so the first audio does not wait for the whole text);
+        pieces without phones are dropped. Raises :class:`EmptyTextError` if no piece has any."""
+        produced = False
+        for start in range(0, len(pieces), size):
+            chunk = pieces[start:start + size]
+            kept = [(p, f) for p, f in zip(chunk, self._featurize(chunk, lang, version), strict=True) if f.phones]
+            if kept:
+                produced = True
+                yield kept
+        if not produced:
             raise EmptyTextError(f"No phones could be made from the text in language {lang!r}; check the text "
                                  "language setting.")
-        return lang, [p for p, _ in kept], [f for _, f in kept], prepared
 
     # ------------------------------------------------------------------------------------------ GPT / SoVITS
     def _sampling(self, opts: SynthesisOptions, max_new: int) -> SamplingOptions:
@@ -268,26 +277,24 @@ class TTS:
         :class:`ReferenceAudioError` or :class:`EmptyTextError` before any audio is made.
         """
         models = self._models  # one snapshot for the whole request
-        _, pieces, features, prepared = self._pieces(text, lang, ref, opts, models)
+        lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         decode_seeded = opts.seed is not None
-        done = 0
-        for start in range(0, len(features), opts.batch_size):
-            batch = features[start:start + opts.batch_size]
-            tokens, stopped = self._generate(models, batch, prepared, opts, generator)
-            for offset, feats in enumerate(batch):
-                index = start + offset
+        index = 0
+        for batch in self._feature_batches(pieces, lang, models.version, opts.batch_size):
+            tokens, stopped = self._generate(models, [f for _, f in batch], prepared, opts, generator)
+            for offset, (piece, feats) in enumerate(batch):
                 toks, used_seed, attempts, problem = tokens[offset], seed, 1, None
                 if opts.check_tokens:
                     toks, used_seed, attempts, problem = self._check_and_retry(
                         models, feats, prepared, opts, toks, stopped[offset], seed, index)
                 audio = self._decode(models, toks, feats, prepared, opts, used_seed if decode_seeded else None)
-                done += 1
                 if progress is not None:
-                    progress(done, len(features))
-                yield audio, SentenceReport(index, pieces[index], len(feats.phones), int(toks.numel()), attempts,
+                    progress(index + 1, len(pieces))
+                yield audio, SentenceReport(index, piece, len(feats.phones), int(toks.numel()), attempts,
                                             problem, used_seed, len(audio) / SAMPLE_RATE)
+                index += 1
 
     def _check_and_retry(self, models: ModelPair, feats: TextFeatures, ref: PreparedReference,
                          opts: SynthesisOptions, tokens: torch.Tensor, stopped: bool, seed: int, index: int
@@ -351,11 +358,12 @@ class TTS:
                     yield silence
             return
         models = self._models
-        _, _, features, prepared = self._pieces(text, lang, ref, opts, models)
+        lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         sampling = self._sampling(opts, self.max_new_tokens)
-        for feats in features:
+        for batch in self._feature_batches(pieces, lang, models.version, 1):
+            feats = batch[0][1]
             phones, bert = self._gpt_inputs(feats, prepared)
             stitcher = ChunkStitcher()
             tokens = torch.zeros(0, dtype=torch.long, device=phones.device)
