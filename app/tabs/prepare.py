@@ -45,7 +45,7 @@ def build_tab(ctx: AppContext) -> None:
     pretrained = ctx.pretrained
     gpus = detect_gpus()
     gr.Markdown(i18n("Formatting writes 2-name2text.txt, 3-bert, 4-cnhubert, 5-wav32k and 6-name2semantic.tsv "
-                     "into logs/<experiment>. Items already done with the same inputs are reused."))
+                     "into `logs/<experiment>`. Items already done with the same inputs are reused."))
     with gr.Row():
         list_path = ctx.bind("list_path", gr.Textbox(
             label=i18n("Text label file (.list)"),
