@@ -298,7 +298,11 @@ def create_app(state: ApiState) -> FastAPI:
 
     @app.get("/tts")
     async def tts_get(request: Request) -> Response:
-        return await handle_tts(state, dict(request.query_params))
+        params: dict[str, Any] = dict(request.query_params)
+        aux = request.query_params.getlist("aux_ref_audio_paths")
+        if len(aux) > 1:  # ?aux_ref_audio_paths=a.wav&aux_ref_audio_paths=b.wav
+            params["aux_ref_audio_paths"] = aux
+        return await handle_tts(state, params)
 
     @app.post("/tts")
     async def tts_post(request: Request) -> Response:

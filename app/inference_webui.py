@@ -143,6 +143,9 @@ def build_inference_ui(tts: TTS, i18n: I18n | None = None, root: Path = REPO_ROO
                                     info=i18n("Regenerate a sentence with a new seed when its length does not fit its "
                                               "text."))
                 retries = gr.Slider(1, 5, defaults.max_retries, step=1, label=i18n("Regenerations at most"))
+        with gr.Accordion(i18n("Preview how the text is split"), open=False):
+            preview_btn = gr.Button(i18n("Split the text"))
+            preview = gr.Textbox(label=i18n("Pieces, one per line"), lines=6, interactive=False)
         with gr.Row():
             go = gr.Button(i18n("Synthesize"), variant="primary")
             go_stream = gr.Button(i18n("Synthesize (streaming)"))
@@ -204,6 +207,10 @@ def build_inference_ui(tts: TTS, i18n: I18n | None = None, root: Path = REPO_ROO
             return {gpt_box: gr.update(choices=_with(g, tts.models.gpt_path)),
                     sovits_box: gr.update(choices=_with(s, tts.models.sovits_path))}
 
+        def split_preview(text_v: str, lang_v: str, split_v: str) -> str:
+            return "\n".join(tts.split(text_v or "", lang_v, split_v))
+
+        preview_btn.click(split_preview, inputs=[text, text_lang, split], outputs=preview, api_name="split_text")
         go.click(synthesize, inputs=inputs, outputs=[output, report], api_name="synthesize")
         go_stream.click(synthesize_stream, inputs=inputs, outputs=stream_output, api_name="synthesize_stream")
         switch_outputs = [gpt_box, sovits_box, model_info, prompt_lang, text_lang]

@@ -191,6 +191,17 @@ def test_switching_weights_is_limited_to_allowed_folders(server, tmp_path: Path)
     assert server["state"].tts.models.gpt_path == server["gpt"]
 
 
+def test_aux_references_repeated_in_the_query_string(server) -> None:
+    with httpx.Client(base_url=server["url"], timeout=120) as client:
+        plain = client.get("/tts", params=params(server, media_type="raw")).content
+        query = [*params(server, media_type="raw").items(), ("aux_ref_audio_paths", str(server["ref"])),
+                 ("aux_ref_audio_paths", str(server["short"]))]
+        mixed = client.get("/tts", params=query)
+        outside = client.get("/tts", params=[*query, ("aux_ref_audio_paths", "/etc/hostname")])
+    assert mixed.status_code == 200 and mixed.content != plain  # the timbre changed
+    assert outside.status_code == 403
+
+
 def test_set_refer_audio_becomes_the_default_reference(server) -> None:
     with httpx.Client(base_url=server["url"], timeout=120) as client:
         bad = client.get("/set_refer_audio", params={"refer_audio_path": str(server["short"])})

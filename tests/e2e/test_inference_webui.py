@@ -86,6 +86,8 @@ def test_served_page_synthesizes_and_switches_models(setup) -> None:
         audio, sr = sf.read(audio_path)
         assert sr == 32000 and len(audio) > 2 * 11 * 1280
         assert "2 sentence(s)" in report and "seed 7" in report
+        pieces = client.predict("这是第一句话。这是第二句话！", "zh", "cut5", api_name="/split_text")
+        assert pieces.splitlines() == ["这是第一句话。", "这是第二句话！"]
         with pytest.raises(gradio_client.exceptions.AppError, match="between 3 and 10 s"):
             short = setup["root"] / "short.wav"
             sf.write(short, audio[:32000], 32000)
