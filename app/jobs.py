@@ -309,9 +309,10 @@ class TrainJob:
         if not cfg.save.release_weights:
             kind = "sovits_G" if self.trainer == "sovits" else "t2s"
             return expect_glob(Path(cfg.state_dir), f"{kind}_*.pt")
+        # any release file of this run name: a run whose epochs were already done exits 0 without a new file
         if self.trainer == "sovits":
-            return expect_glob(Path(cfg.weights_dir), f"{cfg.run_name}_e{cfg.train.epochs}_s*.pth")
-        return expect_files(Path(cfg.weights_dir) / f"{cfg.run_name}-e{cfg.train.epochs}.ckpt")
+            return expect_glob(Path(cfg.weights_dir), f"{cfg.run_name}_e*_s*.pth")
+        return expect_glob(Path(cfg.weights_dir), f"{cfg.run_name}-e*.ckpt")
 
     def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
         from GPT_SoVITS.config import save_config

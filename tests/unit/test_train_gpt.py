@@ -141,3 +141,8 @@ def test_config_error_exits_nonzero(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  epochz: 3\n", encoding="utf-8")
     assert gpt.main(["--config", str(path)]) == 2
+
+
+def test_bf16_autocast_on_cpu(tmp_path: Path) -> None:
+    result = gpt.train(make_cfg(tmp_path, train={"epochs": 1}, runtime={"precision": "bf16", "max_steps": 2}))
+    assert result.position.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))

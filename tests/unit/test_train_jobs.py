@@ -45,7 +45,7 @@ def test_spec_checks_formatting_and_writes_the_run_config(tmp_path: Path) -> Non
     spec = job.spec()
     assert spec.gpu == "1,0"
     assert load_config(GPTRunConfig, tmp_path / "exp" / "gpt_train.yaml") == cfg
-    assert "exp-e3.ckpt" in spec.check_outputs()
+    assert "exp-e*.ckpt" in spec.check_outputs()
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "exp-e3.ckpt").write_bytes(b"")
     assert spec.check_outputs() is None
@@ -58,6 +58,8 @@ def test_sovits_outputs_match_any_step(tmp_path: Path) -> None:
     check = TrainJob("sovits", cfg, tmp_path / "s.yaml").check_outputs()
     assert check() is not None
     (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "other_e100_s1234.pth").write_bytes(b"")
+    assert check() is not None
     (tmp_path / "w" / "exp_e100_s1234.pth").write_bytes(b"")
     assert check() is None
 
