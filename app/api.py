@@ -218,6 +218,9 @@ async def handle_tts(state: ApiState, params: Mapping[str, Any]) -> Response:
         return _error(str(exc))
     except REQUEST_ERRORS as exc:
         return _error("tts failed", Exception=str(exc))
+    except RuntimeError as exc:  # e.g. out of memory: upstream answers 400 "tts failed" for every failure
+        log.exception("synthesis failed")
+        return _error("tts failed", Exception=str(exc))
 
 
 def _switch(state: ApiState, kind: str, value: str | None) -> JSONResponse:
