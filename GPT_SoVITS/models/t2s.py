@@ -18,7 +18,9 @@ numbers as when it runs alone.
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -234,6 +236,7 @@ class Text2SemanticDecoder(nn.Module):
         self.ar_audio_position = SinePositionalEmbedding(d)
         self.h = T2SStack(cfg)
         self.ar_predict_layer = nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)
+        self._int8_packed: list[list[Any]] | None = None  # see enable_int8_decoding
 
     # ------------------------------------------------------------------ full-sequence pass
     def embed(self, text: torch.Tensor, text_valid: torch.Tensor, bert: torch.Tensor, audio: torch.Tensor,
@@ -408,12 +411,45 @@ class Text2SemanticDecoder(nn.Module):
         return _DecodeState(cache=cache, length=s, hidden=first_hidden, seen=seen,
                             positions=torch.tensor(p_lens, device=device), padded=bool((~valid).any()))
 
-    def _layer_weights(self) -> list[tuple[torch.Tensor, ...]]:
-        return [(ly.self_attn.in_proj_weight, ly.self_attn.in_proj_bias, ly.self_attn.out_proj.weight,
-                 ly.self_attn.out_proj.bias, ly.norm1.weight, ly.norm1.bias, ly.linear1.weight, ly.linear1.bias,
-                 ly.linear2.weight, ly.linear2.bias, ly.norm2.weight, ly.norm2.bias) for ly in self.h.layers]
+    def _layer_weights(self) -> list[tuple[Any, ...]]:
+        """Per layer: the four projections as callables (float or int8), then the two LayerNorms' parameters."""
+        packed = self._int8_packed
+        out = []
+        for i, ly in enumerate(self.h.layers):
+            mods = (ly.self_attn.in_proj_weight, ly.self_attn.in_proj_bias), (ly.self_attn.out_proj.weight,
+                    ly.self_attn.out_proj.bias), (ly.linear1.weight, ly.linear1.bias), (ly.linear2.weight,
+                                                                                         ly.linear2.bias)
+            if packed is None:
+                linears = [functools.partial(F.linear, weight=w, bias=b) for w, b in mods]
+            else:
+                linears = [functools.partial(torch.ops.quantized.linear_dynamic, W_prepack=p, reduce_range=True)
+                           for p in packed[i]]
+            out.append((*linears, ly.norm1.weight, ly.norm1.bias, ly.norm2.weight, ly.norm2.bias))
+        return out
 
-    def _step(self, tokens: torch.Tensor, state: _DecodeState, weights: list[tuple[torch.Tensor, ...]],
+    def enable_int8_decoding(self, enabled: bool = True) -> None:
+        """Decode with int8 weights (per-row scales, fbgemm dynamic quantisation; CPU only), or switch back.
+
+        A snapshot of the current float weights is quantised: call again after changing the weights. The prefill
+        pass and the output layer stay in float. Tokens can differ from float decoding (measured agreement is in
+        ``benchmarks/bench_t2s.py``).
+        """
+        if not enabled:
+            self._int8_packed = None
+            return
+        if self.bert_proj.weight.device.type != "cpu":
+            raise RuntimeError("int8 decoding runs on CPU only (fbgemm kernels); move the model to the CPU first")
+        packed = []
+        with warnings.catch_warnings():  # quantized tensors are deprecated in torch, but fbgemm still runs them
+            warnings.simplefilter("ignore")
+            for ly in self.h.layers:
+                pairs = ((ly.self_attn.in_proj_weight, ly.self_attn.in_proj_bias),
+                         (ly.self_attn.out_proj.weight, ly.self_attn.out_proj.bias),
+                         (ly.linear1.weight, ly.linear1.bias), (ly.linear2.weight, ly.linear2.bias))
+                packed.append([_pack_int8(w, b) for w, b in pairs])
+        self._int8_packed = packed
+
+    def _step(self, tokens: torch.Tensor, state: _DecodeState, weights: list[tuple[Any, ...]],
               position_table: torch.Tensor) -> torch.Tensor:
         """Feed one token per active sequence at cache slot ``state.length``; returns hidden ``[B, D]``.
 
@@ -431,13 +467,13 @@ class Text2SemanticDecoder(nn.Module):
         shape = (d,)
         new_kv = cache.data.select(4, slot)  # [L, 2, B, H, Dh]: this step's slot of every layer
         past = cache.data.narrow(4, 0, slot + 1)  # [L, 2, B, H, slot+1, Dh]
-        for layer, (w_in, b_in, w_o, b_o, g1, be1, w1, b1, w2, b2, g2, be2) in enumerate(weights):
-            qkv = F.linear(x, w_in, b_in).view(b, 3, heads, -1)
+        for layer, (qkv_proj, out_proj, ff1, ff2, g1, be1, g2, be2) in enumerate(weights):
+            qkv = qkv_proj(x).view(b, 3, heads, -1)
             new_kv[layer].copy_(qkv[:, 1:].transpose(0, 1))
             keys, values = past[layer]
             attn = F.scaled_dot_product_attention(qkv[:, 0].unsqueeze(2), keys, values, attn_mask=mask)
-            x = F.layer_norm(x + F.linear(attn.view(b, d), w_o, b_o), shape, g1, be1, 1e-5)
-            x = F.layer_norm(x + F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), shape, g2, be2, 1e-5)
+            x = F.layer_norm(x + out_proj(attn.view(b, d)), shape, g1, be1, 1e-5)
+            x = F.layer_norm(x + ff2(F.relu(ff1(x))), shape, g2, be2, 1e-5)
         state.length = slot + 1
         state.positions = state.positions + 1
         return x
@@ -560,6 +596,13 @@ def make_rejected_codes(codes: torch.Tensor, lengths: torch.Tensor, pad: int,
     for b, r in enumerate(rows):
         out[b, : r.numel()] = r
     return out, new_lengths
+
+
+def _pack_int8(weight: torch.Tensor, bias: torch.Tensor) -> Any:
+    w = weight.detach().float().cpu()
+    scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
+    q = torch.quantize_per_channel(w, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
+    return torch.ops.quantized.linear_prepack(q, bias.detach().float().cpu())
 
 
 def _pad_cat(a: torch.Tensor, b: torch.Tensor, pad: int) -> torch.Tensor:

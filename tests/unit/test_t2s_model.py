@@ -120,6 +120,21 @@ def test_generation_ignores_training_mode() -> None:
     assert model.training  # the mode is restored afterwards
 
 
+def test_int8_decoding_stays_close_to_float_and_can_be_switched_off() -> None:
+    model = tiny_model()
+    phones, bert, prompt = sentence(13, 6, 5)
+    opts = SamplingOptions(top_k=1, max_new_tokens=2)
+    exact = model.generate([phones], [bert], [prompt], opts, record_logits=True).logits[0]
+    model.enable_int8_decoding()
+    approx = model.generate([phones], [bert], [prompt], opts, record_logits=True).logits[0]
+    torch.testing.assert_close(approx[0], exact[0], rtol=0, atol=0)  # step 0 comes from the float prefill
+    error = (approx[1] - exact[1]).abs().max()
+    assert 0 < error < 0.05 * exact[1].std()  # the decode step really ran in int8, and stayed close
+    model.enable_int8_decoding(False)
+    again = model.generate([phones], [bert], [prompt], opts, record_logits=True).logits[0]
+    torch.testing.assert_close(again, exact, rtol=0, atol=0)
+
+
 def test_step_limits() -> None:
     model = tiny_model()
     phones, bert, prompt = sentence(8, 4, 6)
