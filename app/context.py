@@ -102,5 +102,8 @@ class AppContext:
         """Show workflow field ``name`` in ``component`` (wired up by ``app.main.build_app``)."""
         if name not in WORKFLOW_FIELDS:
             raise KeyError(name)
-        self.components.setdefault(name, []).append(component)
+        views = self.components.setdefault(name, [])
+        if getattr(component, "elem_id", None) is None:
+            component.elem_id = f"wf-{name}-{len(views)}"  # stable hook for browser tests and custom CSS
+        views.append(component)
         return component

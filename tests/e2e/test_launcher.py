@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -14,14 +10,8 @@ from app.context import AppContext
 from app.main import build_app, build_parser
 from app.processes import JobState
 from GPT_SoVITS.config import WebUISettings
-from GPT_SoVITS.paths import REPO_ROOT
 from tests.conftest import silence, tone_burst, write_audio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.servers import free_port, serve
 
 
 def test_arguments_and_upstream_bare_locale():
@@ -59,25 +49,9 @@ def test_slicer_job_from_the_launcher_pushes_its_output_downstream(tmp_path):
 
 
 @pytest.mark.slow
-def test_webui_serves_http_200(tmp_path):
+def test_webui_serves_http_200():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "webui.py", "--port", str(port), "zh_CN"], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    assert response.status == 200
-                    page = response.read().decode("utf-8", "replace")
-                    break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"launcher exited early:\n{proc.stdout.read()}")
-                time.sleep(0.5)
-        else:
-            pytest.fail("launcher did not answer within 120 s")
-        assert "GPT-SoVITS" in page
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    url = f"http://127.0.0.1:{port}/"
+    with serve(["webui.py", "--port", str(port), "zh_CN"], url), urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert "GPT-SoVITS" in response.read().decode("utf-8", "replace")
