@@ -4,9 +4,10 @@ Full-size v2 model with the compat kit's recipe weights, float32, 2 threads by d
 tokens (10 s of 32 kHz audio) with ~60 phones and a 5-second reference, and compares:
 
 * ``upstream-equivalent``: the model as loaded (weight norm recomputed every call, 1-D convolutions,
-  separate activation/residual ops), i.e. the computation upstream's ``SynthesizerTrn.decode`` performs;
+  separate activation/residual ops) with 1x1 convolutions forced back onto the library conv kernel, i.e.
+  the computation upstream's ``SynthesizerTrn.decode`` performs;
 * ``prepared``: after ``prepare_for_inference()`` (weight norm folded, channels-last decoder layout, fused
-  oneDNN conv+pointwise ops).
+  oneDNN conv+pointwise ops), with 1x1 convolutions as matrix products (the default everywhere).
 
 Runs are interleaved so background load hits both alike; the table gives the best and median wall time and
 the best process CPU time (less sensitive to other processes on a shared machine), plus the largest output
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     weights = {k: v for k, v in make_state_dict(load_schema(SCHEMA)).items() if not k.startswith("enc_q.")}
-    variants = {"upstream-equivalent": build(weights), "prepared": build(weights).prepare_for_inference()}
+    baseline = build(weights)
+    for layer in baseline.modules():
+        if getattr(layer, "pointwise_as_matmul", False):
+            layer.pointwise_as_matmul = False
+    variants = {"upstream-equivalent": baseline, "prepared": build(weights).prepare_for_inference()}
     generator = torch.Generator().manual_seed(0)
     codes = torch.randint(0, 1024, (1, 1, args.tokens), generator=generator)
     text = torch.randint(0, 732, (1, args.phones), generator=generator)

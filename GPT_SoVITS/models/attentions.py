@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from GPT_SoVITS.models.commons import Conv1d
+
 MASKED_SCORE = -1e4  # what upstream writes into masked attention scores (not -inf: keeps fp16 finite)
 
 
@@ -65,10 +67,10 @@ class MultiHeadAttention(nn.Module):
         self.n_heads = n_heads
         self.k_channels = channels // n_heads
         self.window_size = window_size
-        self.conv_q = nn.Conv1d(channels, channels, 1)
-        self.conv_k = nn.Conv1d(channels, channels, 1)
-        self.conv_v = nn.Conv1d(channels, channels, 1)
-        self.conv_o = nn.Conv1d(channels, out_channels, 1)
+        self.conv_q = Conv1d(channels, channels, 1)
+        self.conv_k = Conv1d(channels, channels, 1)
+        self.conv_v = Conv1d(channels, channels, 1)
+        self.conv_o = Conv1d(channels, out_channels, 1)
         self.drop = nn.Dropout(p_dropout)
         if window_size is not None:
             std = self.k_channels**-0.5
@@ -123,8 +125,8 @@ class FFN(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, filter_channels: int, kernel_size: int,
                  p_dropout: float = 0.0) -> None:
         super().__init__()
-        self.conv_1 = nn.Conv1d(in_channels, filter_channels, kernel_size)
-        self.conv_2 = nn.Conv1d(filter_channels, out_channels, kernel_size)
+        self.conv_1 = Conv1d(in_channels, filter_channels, kernel_size)
+        self.conv_2 = Conv1d(filter_channels, out_channels, kernel_size)
         self.drop = nn.Dropout(p_dropout)
         self.pad = ((kernel_size - 1) // 2, kernel_size // 2)
 

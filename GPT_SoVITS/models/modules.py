@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from GPT_SoVITS.models.commons import (
     LRELU_SLOPE,
+    Conv1d,
     WNConv1d,
     conv_add,
     conv_leaky_relu,
@@ -124,9 +125,9 @@ class ResidualCouplingLayer(nn.Module):
             raise ValueError(f"coupling layers need an even channel count, got {channels}")
         self.half_channels = channels // 2
         self.mean_only = mean_only
-        self.pre = nn.Conv1d(self.half_channels, hidden_channels, 1)
+        self.pre = Conv1d(self.half_channels, hidden_channels, 1)
         self.enc = WN(hidden_channels, kernel_size, dilation_rate, n_layers, gin_channels, p_dropout)
-        self.post = nn.Conv1d(hidden_channels, self.half_channels * (1 if mean_only else 2), 1)
+        self.post = Conv1d(hidden_channels, self.half_channels * (1 if mean_only else 2), 1)
         nn.init.zeros_(self.post.weight)  # starts as the identity map
         nn.init.zeros_(self.post.bias)
 
@@ -192,7 +193,7 @@ class Mish(nn.Module):
 class ConvNorm(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2)
+        self.conv = Conv1d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)

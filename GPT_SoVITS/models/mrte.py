@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from GPT_SoVITS.models.attentions import MultiHeadAttention
+from GPT_SoVITS.models.commons import Conv1d
 
 
 class MRTE(nn.Module):
@@ -18,9 +19,9 @@ class MRTE(nn.Module):
                  n_heads: int = 4) -> None:
         super().__init__()
         self.cross_attention = MultiHeadAttention(hidden_size, hidden_size, n_heads)
-        self.c_pre = nn.Conv1d(content_enc_channels, hidden_size, 1)
-        self.text_pre = nn.Conv1d(content_enc_channels, hidden_size, 1)
-        self.c_post = nn.Conv1d(hidden_size, out_channels, 1)
+        self.c_pre = Conv1d(content_enc_channels, hidden_size, 1)
+        self.text_pre = Conv1d(content_enc_channels, hidden_size, 1)
+        self.c_post = Conv1d(hidden_size, out_channels, 1)
 
     def forward(self, ssl_enc: Tensor, ssl_mask: Tensor, text: Tensor, text_mask: Tensor,
                 ge: Tensor | None) -> Tensor:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from GPT_SoVITS.models import attentions
 from GPT_SoVITS.models.commons import (
     LRELU_SLOPE,
+    Conv1d,
     WNConvTranspose1d,
     fold_weight_norm,
     from_channels_last_2d,
@@ -168,7 +169,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         hidden = cfg.hidden_channels
         self.out_channels = cfg.inter_channels
-        self.ssl_proj = nn.Conv1d(cfg.ssl_dim, hidden, 1)
+        self.ssl_proj = Conv1d(cfg.ssl_dim, hidden, 1)
         half = cfg.n_layers // 2
         self.encoder_ssl = attentions.Encoder(hidden, cfg.filter_channels, cfg.n_heads, half, cfg.kernel_size,
                                               cfg.p_dropout)
@@ -178,7 +179,7 @@ class TextEncoder(nn.Module):
         self.mrte = MRTE(hidden, cfg.mrte_hidden_channels, hidden, cfg.mrte_heads)
         self.encoder2 = attentions.Encoder(hidden, cfg.filter_channels, cfg.n_heads, half, cfg.kernel_size,
                                            cfg.p_dropout)
-        self.proj = nn.Conv1d(hidden, cfg.inter_channels * 2, 1)
+        self.proj = Conv1d(hidden, cfg.inter_channels * 2, 1)
 
     def forward(self, y: Tensor, y_lengths: Tensor, text: Tensor, text_lengths: Tensor, ge: Tensor | None,
                 speed: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -208,9 +209,9 @@ class PosteriorEncoder(nn.Module):
                  dilation_rate: int, n_layers: int, gin_channels: int = 0) -> None:
         super().__init__()
         self.out_channels = out_channels
-        self.pre = nn.Conv1d(in_channels, hidden_channels, 1)
+        self.pre = Conv1d(in_channels, hidden_channels, 1)
         self.enc = WN(hidden_channels, kernel_size, dilation_rate, n_layers, gin_channels=gin_channels)
-        self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
+        self.proj = Conv1d(hidden_channels, out_channels * 2, 1)
 
     def forward(self, x: Tensor, x_lengths: Tensor, g: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         if g is not None:
@@ -230,7 +231,7 @@ class Generator(nn.Module):
         super().__init__()
         self.num_kernels = len(cfg.resblock_kernel_sizes)
         initial = cfg.upsample_initial_channel
-        self.conv_pre = nn.Conv1d(cfg.inter_channels, initial, 7, 1, padding=3)
+        self.conv_pre = Conv1d(cfg.inter_channels, initial, 7, 1, padding=3)
         block = ResBlock1 if cfg.resblock == "1" else ResBlock2
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
@@ -241,9 +242,9 @@ class Generator(nn.Module):
                                               init_std=0.01))
             for kernel_size, dilation in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True):
                 self.resblocks.append(block(channels, kernel_size, tuple(dilation)))
-        self.conv_post = nn.Conv1d(channels, 1, 7, 1, padding=3, bias=False)
+        self.conv_post = Conv1d(channels, 1, 7, 1, padding=3, bias=False)
         if cfg.gin_channels:
-            self.cond = nn.Conv1d(cfg.gin_channels, initial, 1)
+            self.cond = Conv1d(cfg.gin_channels, initial, 1)
         # Inference fast path on CPU (switched on by SynthesizerTrn.prepare_for_inference): the upsampling
         # stack runs in the channels-last 2-D layout with fused conv+pointwise oneDNN ops. Same math, about
         # 1e-6 apart from the plain path; off by default so training uses upstream's exact kernels.
@@ -325,7 +326,7 @@ class SynthesizerTrn(nn.Module):
                                           cfg.n_flows, gin_channels=cfg.gin_channels)
         self.ref_enc = MelStyleEncoder(cfg.reference_bins, cfg.style_hidden_channels, cfg.gin_channels)
         stride = 2 if cfg.semantic_frame_rate == "25hz" else 1
-        self.ssl_proj = nn.Conv1d(cfg.ssl_dim, cfg.ssl_dim, stride, stride=stride)
+        self.ssl_proj = Conv1d(cfg.ssl_dim, cfg.ssl_dim, stride, stride=stride)
         self.quantizer = ResidualVectorQuantizer(dimension=cfg.ssl_dim, n_q=1, bins=cfg.codebook_size)
 
     @classmethod

@@ -10,6 +10,8 @@ import torch
 
 from GPT_SoVITS.config import load_config, to_dict
 from GPT_SoVITS.models.commons import (
+    Conv1d,
+    WNConv1d,
     WNConvTranspose1d,
     fold_weight_norm,
     from_channels_last_2d,
@@ -284,3 +286,17 @@ def test_from_state_dict_skips_init_and_converts_half_weights():
     incomplete = {k: v for k, v in half_state.items() if not k.startswith("flow.flows.0.")}
     with pytest.raises(RuntimeError, match="flow.flows.0"):
         SynthesizerTrn.from_state_dict(TINY, incomplete)
+
+
+def test_pointwise_convolutions_as_matmul_equal_library_conv():
+    torch.manual_seed(0)
+    x = torch.randn(3, 12, 17)
+    plain, normed = Conv1d(12, 20, 1), WNConv1d(12, 20, 1)
+    assert plain.pointwise_as_matmul and normed.pointwise_as_matmul
+    assert not Conv1d(12, 20, 3).pointwise_as_matmul and not Conv1d(12, 20, 1, stride=2).pointwise_as_matmul
+    expected = torch.nn.functional.conv1d(x, plain.weight, plain.bias)
+    torch.testing.assert_close(plain(x), expected, atol=1e-5, rtol=1e-5)
+    weight = normed.weight_g * normed.weight_v / normed.weight_v.norm(dim=(1, 2), keepdim=True)
+    torch.testing.assert_close(normed(x), torch.nn.functional.conv1d(x, weight, normed.bias), atol=1e-5, rtol=1e-5)
+    plain(x).sum().backward()
+    assert plain.weight.grad is not None and plain.bias.grad is not None
