@@ -151,6 +151,10 @@ def _error(message: str, status: int = 400, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"message": message, **extra})
 
 
+#: engine option name → the /tts parameter it comes from (for error messages)
+_API_NAMES = {"speed": "speed_factor", "pause": "fragment_interval", "text_split": "text_split_method"}
+
+
 def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, SynthesisOptions]:
     if not req.text:
         raise RequestError("text is required")
@@ -166,11 +170,16 @@ def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, S
     prompt_lang = check_language(req.prompt_lang or text_lang, version, "prompt_lang")
     ref = Reference(state.ref_policy.resolve(ref_value), req.prompt_text, prompt_lang,
                     tuple(state.ref_policy.resolve(p) for p in req.aux_ref_audio_paths))
-    opts = SynthesisOptions(top_k=req.top_k, top_p=req.top_p, temperature=req.temperature,
-                            repetition_penalty=req.repetition_penalty, seed=None if req.seed < 0 else req.seed,
-                            speed=req.speed_factor, pause=req.fragment_interval, text_split=req.text_split_method,
-                            batch_size=req.batch_size if req.parallel_infer else 1,
-                            check_tokens=req.check_tokens, max_retries=req.max_retries)
+    try:
+        opts = SynthesisOptions(top_k=req.top_k, top_p=req.top_p, temperature=req.temperature,
+                                repetition_penalty=req.repetition_penalty, seed=None if req.seed < 0 else req.seed,
+                                speed=req.speed_factor, pause=req.fragment_interval,
+                                text_split=req.text_split_method,
+                                batch_size=req.batch_size if req.parallel_infer else 1,
+                                check_tokens=req.check_tokens, max_retries=req.max_retries)
+    except InvalidOptionError as exc:  # name the field as the client sent it
+        field_name, _, rest = str(exc).partition(":")
+        raise RequestError(f"{_API_NAMES.get(field_name, field_name)}:{rest}") from None
     check_media_type(req.media_type)
     if req.streaming_mode not in (0, 1, 2, 3):
         raise RequestError(f"streaming_mode: {req.streaming_mode} is not one of 0, 1, 2, 3")
