@@ -1,11 +1,12 @@
 """Vocal separation (tab 0a): split songs into vocals and accompaniment, or remove reverb/echo, with UVR models.
 
-``python -m tools.vocal_separation -i <song or folder> --model HP5_only_main_vocal.pth [--format flac]``
+``python -m tools.vocal_separation -i <song or folder> --model UVR-MDX-NET-Voc_FT.onnx [--format flac]``
 
-The models are upstream's UVR5 family (VR-arch ``.pth``, MDX-Net ``.onnx``, Roformer ``.ckpt`` + ``.yaml``),
-read from ``tools/uvr5/uvr5_weights/`` or a folder the user gives. They run through the ``audio-separator``
-package, imported only when a separation starts. It is not in our requirements: its dependency onnx2torch pulls
-in torchvision, which requires a different torch build than the one we pin; see docs/dataset_tools.md.
+The models are upstream's UVR5 family (MDX-Net ``.onnx``, VR-arch ``.pth``, Roformer ``.ckpt`` + ``.yaml``),
+read from ``tools/uvr5/uvr5_weights/`` or a folder the user gives. MDX-Net ``.onnx`` models run built in
+(``tools/mdx.py``: onnxruntime + torch STFT). VR and Roformer models run through the ``audio-separator``
+package, imported only when such a separation starts. It is not in our requirements: its dependency onnx2torch
+pulls in torchvision, which requires a different torch build than the one we pin; see docs/dataset_tools.md.
 
 Outputs keep upstream's names: ``vocal_<input name>_<aggressiveness>.<fmt>`` in the vocals folder and
 ``instrument_<input name>_<aggressiveness>.<fmt>`` in the accompaniment folder. A file that fails is reported
@@ -26,6 +27,7 @@ from typing import Protocol
 from GPT_SoVITS.audio import AUDIO_EXTENSIONS
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
+from tools.mdx import STEM_PAIRS
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ PRIMARY_STEMS = ("(Vocals)", "(No Reverb)", "(No Echo)", "(Dry)", "(No Noise)")
 #: audio-separator replaces its whole VR settings dict when one is given, so pass every key.
 VR_DEFAULTS = {"batch_size": 1, "window_size": 512, "aggression": 10, "enable_tta": False,
                "enable_post_process": False, "post_process_threshold": 0.2, "high_end_process": False}
-EXAMPLE_MODELS = ("HP5_only_main_vocal.pth", "HP2_all_vocals.pth", "VR-DeEchoAggressive.pth",
-                  "UVR-MDX-NET-Inst_HQ_3.onnx", "model_bs_roformer_ep_317_sdr_12.9755.ckpt (+ its .yaml)")
+EXAMPLE_MODELS = ("UVR-MDX-NET-Voc_FT.onnx", "Kim_Vocal_2.onnx", "UVR-MDX-NET-Inst_HQ_3.onnx",
+                  "HP5_only_main_vocal.pth", "VR-DeEchoAggressive.pth",
+                  "model_bs_roformer_ep_317_sdr_12.9755.ckpt (+ its .yaml)")
 
 
 class SeparationUnavailableError(RuntimeError):
@@ -58,7 +61,13 @@ def list_models(folder: Path = MODELS_DIR) -> list[str]:
 def missing_model_message(folder: Path) -> str:
     return (f"No vocal separation model in {folder}. Put a UVR5 model file there, for example "
             f"{', '.join(EXAMPLE_MODELS)} (upstream's uvr5_weights download has them), or give its folder "
-            "with --model-dir.")
+            "with --model-dir. MDX-Net .onnx models run built in; .pth and .ckpt models need the audio-separator "
+            "package.")
+
+
+def is_mdx_model(name: str) -> bool:
+    """MDX-Net models run by the built-in backend: ``.onnx`` files and upstream's ``onnx_*`` model folders."""
+    return name.lower().endswith(".onnx") or (not Path(name).suffix and "onnx" in name.lower())
 
 
 def check_model(folder: Path, name: str) -> Path:
@@ -83,12 +92,19 @@ class SeparationOptions:
     others_dir: Path = DEFAULT_OUTPUT_DIR
     output_format: str = "flac"  # wav, flac or mp3
     aggressiveness: int = 10  # VR models: 0-20, how hard the vocals are pulled out
+    mdx_n_fft: int | None = None  # MDX-Net: STFT size; None = from the model table (tools/mdx.py)
+    mdx_compensate: float | None = None  # MDX-Net: output gain; None = from the model table
+    mdx_primary_stem: str | None = None  # MDX-Net: stem the model outputs (Vocals, Instrumental, ...)
 
     def validate(self) -> None:
         if self.output_format not in FORMATS:
             raise ValueError(f"Output format {self.output_format!r} is not one of {', '.join(FORMATS)}.")
         if not 0 <= self.aggressiveness <= 20:
             raise ValueError(f"aggressiveness must be between 0 and 20 (got {self.aggressiveness}).")
+        if self.mdx_n_fft is not None and (self.mdx_n_fft <= 0 or self.mdx_n_fft % 2):
+            raise ValueError(f"--mdx-n-fft must be a positive even number (got {self.mdx_n_fft}).")
+        if self.mdx_compensate is not None and not 0 < self.mdx_compensate < 10:
+            raise ValueError(f"--mdx-compensate must be a gain between 0 and 10 (got {self.mdx_compensate}).")
 
 
 class Separator(Protocol):
@@ -97,18 +113,36 @@ class Separator(Protocol):
     def separate(self, path: Path, out_dir: Path) -> dict[str, Path]: ...
 
 
+class MdxBackend:
+    """MDX-Net ``.onnx`` models with the built-in backend (``tools/mdx.py``); the model is loaded once."""
+
+    def __init__(self, options: SeparationOptions):
+        from tools.mdx import MdxModelError, MdxSeparator
+
+        self.options = options
+        try:
+            self.model = MdxSeparator(Path(options.model_dir) / options.model, options.mdx_n_fft,
+                                      options.mdx_compensate, options.mdx_primary_stem)
+        except MdxModelError as exc:
+            raise SeparationUnavailableError(f"Model {options.model}: {exc}") from None
+
+    def separate(self, path: Path, out_dir: Path) -> dict[str, Path]:
+        return self.model.separate(path, out_dir, self.options.output_format)
+
+
 class AudioSeparatorBackend:
-    """UVR models through the ``audio-separator`` package (lazy import)."""
+    """VR ``.pth`` and Roformer ``.ckpt`` models through the ``audio-separator`` package (lazy import)."""
 
     def __init__(self, options: SeparationOptions):
         try:
             from audio_separator.separator import Separator as UVRSeparator
         except ImportError as exc:
             raise SeparationUnavailableError(
-                f"Vocal separation needs the audio-separator package ({exc}). It is not installed by default "
-                "because it pulls in torchvision, which needs a torch build matching yours: install "
-                "`audio-separator` together with the torchvision build for your torch (see "
-                "docs/dataset_tools.md).") from None
+                f"VR (.pth) and Roformer (.ckpt) models need the audio-separator package ({exc}). It is not "
+                "bundled because its dependency onnx2torch pulls in torchvision, which needs a torch build "
+                "matching yours: install `audio-separator` together with the torchvision build for your torch "
+                "(see docs/dataset_tools.md), or use an MDX-Net .onnx model such as UVR-MDX-NET-Voc_FT.onnx, "
+                "which runs built in.") from None
         self.options = options
         self._separator_cls = UVRSeparator
         self._loaded: tuple[Path, object] | None = None
@@ -195,6 +229,11 @@ def separate_files(files: list[Path], options: SeparationOptions, separator: Sep
     return report
 
 
+def make_separator(options: SeparationOptions) -> Separator:
+    """The backend for the model: built-in MDX-Net for ``.onnx``, audio-separator for VR / Roformer."""
+    return MdxBackend(options) if is_mdx_model(options.model) else AudioSeparatorBackend(options)
+
+
 def separate(source: Path, options: SeparationOptions, separator: Separator | None = None,
              progress: ProgressCallback | None = None) -> SeparationReport:
     """Separate a file or every audio file of a folder (the model is checked before anything starts)."""
@@ -203,7 +242,7 @@ def separate(source: Path, options: SeparationOptions, separator: Separator | No
     files = collect_inputs(source)
     if not files:
         raise FileNotFoundError(f"No audio files in {source}.")
-    return separate_files(files, options, separator or AudioSeparatorBackend(options), progress)
+    return separate_files(files, options, separator or make_separator(options), progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where accompaniment / reverb / echo files go")
     parser.add_argument("--format", dest="output_format", choices=FORMATS, default="flac", help="output format")
     parser.add_argument("--aggressiveness", type=int, default=10, help="VR models: vocal extraction strength 0-20")
+    parser.add_argument("--mdx-n-fft", type=int, default=None,
+                        help="MDX-Net models: STFT size (default: from the model table in tools/mdx.py)")
+    parser.add_argument("--mdx-compensate", type=float, default=None,
+                        help="MDX-Net models: gain applied to the model output (default: from the model table)")
+    parser.add_argument("--mdx-primary-stem", choices=tuple(STEM_PAIRS), default=None,
+                        help="MDX-Net models: the stem the model outputs (default: from the model table)")
     parser.add_argument("--list-models", action="store_true", help="list the models found and exit")
     parser.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return parser
@@ -233,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.input is None or not args.model:
         parser.error("--input and --model are required (use --list-models to see the models)")
     options = SeparationOptions(args.model, args.model_dir, args.vocals_dir, args.others_dir, args.output_format,
-                                args.aggressiveness)
+                                args.aggressiveness, args.mdx_n_fft, args.mdx_compensate, args.mdx_primary_stem)
     try:
         report = separate(args.input, options, progress=progress_logger("separating"))
     except (SeparationUnavailableError, ValueError, FileNotFoundError) as exc:

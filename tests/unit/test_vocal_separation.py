@@ -1,8 +1,10 @@
-"""Vocal separation around the model: model lookup and messages, naming, formats, per-file errors.
+"""Vocal separation: model lookup and messages, naming, formats, per-file errors, and the built-in MDX-Net backend.
 
-The UVR models themselves cannot run here (no weights offline, and audio-separator is not installable next to
-our torch), so a stand-in separator that splits stereo channels plays the model's part. It writes its stems
-the way audio-separator names them, so the real result handling is exercised.
+The UVR weights are not available offline. The built-in MDX-Net backend is run for real on tiny ONNX models
+built here with the ``onnx`` helper API (identity or a fixed per-bin mask, with the MDX input/output shape), so
+its STFT, chunking, reconstruction and file handling are checked against known answers. The audio-separator
+backend (VR / Roformer) cannot be installed next to our torch: a stand-in separator that splits stereo channels
+plays its part, writing stems the way audio-separator names them, so the result handling is exercised.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import soundfile as sf
 
 from app.jobs import VocalSeparationJob
 from tests.conftest import tone_burst, write_audio
+from tools import mdx
 from tools import vocal_separation as vs
 
 SR = 44100
@@ -104,3 +107,159 @@ def test_job_argv_round_trip(models, tmp_path):
     assert vs.SeparationOptions(args.model, args.model_dir, args.vocals_dir, args.others_dir, args.output_format,
                                 args.aggressiveness) == job.options()
     assert args.input == tmp_path
+
+
+# --- built-in MDX-Net backend -----------------------------------------------------------------------------------
+# Small model shapes keep the tests fast: dim_f 1024 bins of an n_fft 4096 STFT (a cut at ~11 kHz), dim_t 32
+# frames, so a chunk is 31 * 1024 samples and a 3 s song takes several overlapping chunks.
+DIM_F, DIM_T, N_FFT = 1024, 32, 4096
+
+
+def build_mdx_model(path: Path, shape: list | None = None, mask: np.ndarray | None = None) -> Path:
+    """An ONNX model with MDX-Net's interface: output = input (identity) or input * a per-bin ``mask``."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = shape or ["batch", 4, DIM_F, DIM_T]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)
+    if mask is None:
+        nodes, inits = [helper.make_node("Identity", ["input"], ["output"])], []
+    else:
+        weights = numpy_helper.from_array(mask.astype(np.float32).reshape(1, 1, -1, 1), "mask")
+        nodes, inits = [helper.make_node("Mul", ["input", "mask"], ["output"])], [weights]
+    graph = helper.make_graph(nodes, "mdx_test", [inp], [out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by any onnxruntime >= 1.10
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def two_tones(seconds: float, sr: int, low_hz: float = 440.0, high_hz: float = 15000.0):
+    t = np.arange(int(round(seconds * sr))) / sr
+    return 0.3 * np.sin(2 * np.pi * low_hz * t), 0.2 * np.sin(2 * np.pi * high_hz * t)
+
+
+def test_mdx_identity_model_keeps_the_low_band_seamlessly(tmp_path):
+    """Identity model: vocals = the band below the model's dim_f cut, instrumental = mix - vocals, no seams."""
+    models = tmp_path / "weights"
+    build_mdx_model(models / "Test_Voc.onnx")
+    low, high = two_tones(3.0, SR)
+    mix = np.stack([low + high, 0.5 * low - high], axis=1)
+    song = write_audio(tmp_path / "song.wav", mix, SR, subtype="FLOAT")
+    rc = vs.main(["-i", str(song), "--model", "Test_Voc.onnx", "--model-dir", str(models), "--vocals-dir",
+                  str(tmp_path / "v"), "--others-dir", str(tmp_path / "o"), "--format", "wav",
+                  "--mdx-n-fft", str(N_FFT), "--mdx-compensate", "1.0"])
+    assert rc == 0
+    vocal, vocal_sr = sf.read(str(tmp_path / "v" / "vocal_song.wav_10.wav"))
+    other, other_sr = sf.read(str(tmp_path / "o" / "instrument_song.wav_10.wav"))
+    assert vocal_sr == other_sr == SR and vocal.shape == other.shape == mix.shape  # length and channels kept
+
+    low_band = np.stack([low, 0.5 * low], axis=1)
+    inner = slice(N_FFT, -N_FFT)  # the tones start and stop abruptly: their edges are broadband
+    assert np.abs(vocal - low_band)[inner].max() < 1e-3  # 16-bit output: quantisation ~3e-5
+    assert np.abs(other - (mix - vocal)).max() < 1e-3
+    assert np.abs(other - np.stack([high, -high], axis=1))[inner].max() < 1e-3
+
+    # the song spans several chunks, and nothing happens where they meet: no step in the error anywhere
+    sep = mdx.MdxSeparator(models / "Test_Voc.onnx", n_fft=N_FFT, compensate=1.0)
+    assert len(mix) > 3 * (sep.chunk - 2 * sep.trim)
+    assert np.abs(np.diff(vocal - low_band, axis=0))[inner].max() < 1e-3
+
+
+def test_mdx_mask_model_primary_stem_and_compensation(tmp_path):
+    """A per-bin mask model that keeps bins below ~2.7 kHz, declared an instrumental model, with a gain."""
+    mask = (np.arange(DIM_F) < 256).astype(np.float32)
+    model = build_mdx_model(tmp_path / "My_Inst_model.onnx", mask=mask)
+    sep = mdx.MdxSeparator(model, n_fft=N_FFT, compensate=1.02)
+    assert (sep.dim_f, sep.dim_t, sep.params.primary_stem) == (DIM_F, DIM_T, "Instrumental")  # from the name
+    low, high = two_tones(2.0, SR, high_hz=6000.0)
+    mix = np.stack([low + high, low + high]).astype(np.float32)
+    stems = sep.separate_array(mix)
+    assert set(stems) == {"Instrumental", "Vocals"}
+    inner = slice(N_FFT, -N_FFT)
+    assert np.abs(stems["Instrumental"] - 1.02 * low)[:, inner].max() < 1e-3
+    assert np.abs(stems["Vocals"] - (mix - stems["Instrumental"])).max() < 1e-6
+    # overriding the primary stem swaps which file is the voice
+    swapped = mdx.MdxSeparator(model, n_fft=N_FFT, compensate=1.0, primary_stem="Vocals").separate_array(mix)
+    assert np.abs(swapped["Vocals"] - low)[:, inner].max() < 1e-3
+
+
+def test_mdx_mono_and_other_sample_rates_become_44k_stereo(tmp_path):
+    model = build_mdx_model(tmp_path / "weights" / "Test_Voc.onnx")
+    low, _high = two_tones(1.5, 22050)
+    song = write_audio(tmp_path / "mono.flac", low.astype(np.float32), 22050)
+    opts = vs.SeparationOptions("Test_Voc.onnx", model.parent, tmp_path / "v", tmp_path / "o", "flac", 10,
+                                mdx_n_fft=N_FFT, mdx_compensate=1.0)
+    report = vs.separate(song, opts)
+    assert not report.failed and [p.name for p in report.vocals] == ["vocal_mono.flac_10.flac"]
+    vocal, sr = sf.read(str(report.vocals[0]))
+    assert sr == SR and vocal.shape == (2 * len(low), 2)  # resampled to 44.1 kHz, length kept in time
+    assert np.array_equal(vocal[:, 0], vocal[:, 1])  # mono duplicated to both channels
+    t = np.arange(len(vocal)) / SR
+    assert np.abs(vocal[N_FFT:-N_FFT, 0] - 0.3 * np.sin(2 * np.pi * 440 * t[N_FFT:-N_FFT])).max() < 2e-3
+
+
+def test_mdx_model_folder_with_denoise(tmp_path):
+    """Upstream's onnx_dereverb_By_FoxJoy folder: vocals.onnx inside, output = the dry voice (No Reverb)."""
+    folder = tmp_path / "weights" / "onnx_dereverb_By_FoxJoy"
+    build_mdx_model(folder / "vocals.onnx")
+    assert vs.list_models(folder.parent) == ["onnx_dereverb_By_FoxJoy"] and vs.is_mdx_model(folder.name)
+    sep = mdx.MdxSeparator(folder, n_fft=N_FFT)
+    assert (sep.params.primary_stem, sep.params.denoise, sep.params.compensate) == ("No Reverb", True, 1.0)
+    low, _high = two_tones(1.0, SR)
+    stems = sep.separate_array(np.stack([low, low]).astype(np.float32))
+    assert np.abs(stems["No Reverb"][:, N_FFT:-N_FFT] - low[N_FFT:-N_FFT]).max() < 1e-4  # (f(x) - f(-x)) / 2 = x
+    assert set(stems) == {"No Reverb", "Reverb"}
+
+
+def test_mdx_parameter_table_defaults_and_overrides():
+    voc = mdx.model_params("UVR-MDX-NET-Voc_FT.onnx", 3072)
+    assert (voc.n_fft, voc.compensate, voc.primary_stem) == (7680, 1.021, "Vocals")
+    inst = mdx.model_params("UVR-MDX-NET-Inst_HQ_3.onnx", 3072)
+    assert (inst.n_fft, inst.primary_stem, inst.other_stem) == (6144, "Instrumental", "Vocals")
+    assert mdx.model_params("Kim_Vocal_2.onnx", 3072).n_fft == 7680
+    # unknown names: n_fft from dim_f, primary stem from the name
+    assert mdx.model_params("my_model.onnx", 2048) == mdx.MdxParams(6144, mdx.DEFAULT_COMPENSATE, "Vocals")
+    assert mdx.model_params("my_model.onnx", 3072).n_fft == 7680
+    assert mdx.model_params("Karaoke_x.onnx", 2048).primary_stem == "Instrumental"
+    # overrides win over the table
+    over = mdx.model_params("UVR-MDX-NET-Voc_FT.onnx", 3072, n_fft=6144, compensate=1.0, primary_stem="Instrumental")
+    assert over == mdx.MdxParams(6144, 1.0, "Instrumental")
+    with pytest.raises(mdx.MdxModelError, match="fewer than the model's dim_f 3072; use --mdx-n-fft 6144"):
+        mdx.model_params("UVR-MDX-NET-Voc_FT.onnx", 3072, n_fft=4096)
+    with pytest.raises(mdx.MdxModelError, match="primary stem 'Drums' is not one of"):
+        mdx.model_params("x.onnx", 2048, primary_stem="Drums")
+    with pytest.raises(ValueError, match="--mdx-n-fft must be a positive even number"):
+        vs.SeparationOptions("x.onnx", mdx_n_fft=6143).validate()
+    assert vs.build_parser().parse_args(["--mdx-primary-stem", "Instrumental"]).mdx_primary_stem == "Instrumental"
+
+
+@pytest.mark.parametrize("shape", [[1, 2, 1024], [1, 2, DIM_F, DIM_T], [1, 4, "freq", DIM_T]])
+def test_mdx_refuses_a_model_of_another_shape(tmp_path, shape, capfd):
+    models = tmp_path / "weights"
+    build_mdx_model(models / "Odd.onnx", shape=shape)
+    song = write_audio(tmp_path / "song.wav", tone_burst(0.2, SR), SR)
+    rc = vs.main(["-i", str(song), "--model", "Odd.onnx", "--model-dir", str(models), "--vocals-dir",
+                  str(tmp_path / "v")])
+    err = capfd.readouterr().err
+    assert rc == 2 and "Odd.onnx is not an MDX-Net model" in err and "[batch, 4, dim_f, dim_t]" in err
+    assert not list((tmp_path / "v").glob("vocal_*"))
+
+
+def test_mdx_refuses_a_broken_onnx_file(tmp_path):
+    models = tmp_path / "weights"
+    models.mkdir()
+    (models / "Broken.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(vs.SeparationUnavailableError, match="Broken.onnx cannot be loaded as an ONNX model"):
+        vs.make_separator(vs.SeparationOptions("Broken.onnx", models))
+
+
+def test_vr_and_roformer_models_use_audio_separator(models):
+    assert not vs.is_mdx_model("HP5_only_main_vocal.pth") and not vs.is_mdx_model("model_bs_roformer.ckpt")
+    try:
+        import audio_separator  # noqa: F401
+    except ImportError:
+        with pytest.raises(vs.SeparationUnavailableError, match=r"VR \(.pth\) and Roformer .* audio-separator"):
+            vs.make_separator(vs.SeparationOptions("HP5_only_main_vocal.pth", models))
