@@ -39,7 +39,6 @@ from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig, validate_c
 from GPT_SoVITS.train.data import GPTBatch, GPTDataset, collate_gpt
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
-    AlreadyDoneError,
     Position,
     PretrainedWeightsError,
     StopRequest,
@@ -50,6 +49,7 @@ from GPT_SoVITS.train.loop import (
     position_of,
     require_good_fit,
     rotate,
+    run_cli,
     save_points,
     seed_everything,
     tensorboard_writer,
@@ -335,20 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                   logging.INFO if info.is_main else logging.WARNING)
     stop = StopRequest()
     stop.install()
-    try:
-        result = train(cfg, info, stop)
-    except AlreadyDoneError as exc:
-        log.info("%s", exc)
-        return 0
-    except (PretrainedWeightsError, ConfigError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        log.error("%s", exc)
-        return 1
-    finally:
-        dist_utils.shutdown()
-    log.info("GPT training %s at step %d (%d epoch(s) done)%s", "stopped" if result.stopped else "finished",
-             result.position.step, result.position.epochs_done,
-             "; release files: " + ", ".join(map(str, result.release_files)) if result.release_files else "")
-    return 0
+    return run_cli("GPT training", lambda: train(cfg, info, stop))
 
 
 if __name__ == "__main__":

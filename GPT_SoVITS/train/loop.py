@@ -12,7 +12,7 @@ import logging
 import re
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,39 @@ def tensorboard_writer(folder: Path, enabled: bool) -> Any:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     return SummaryWriter(log_dir=str(folder))
+
+
+def run_cli(what: str, train_fn: Callable[[], Any]) -> int:
+    """Run a trainer from its entry point: plain messages and exit code 1 for errors a user can fix.
+
+    Unexpected exceptions propagate with their traceback (a bug report needs it).
+    """
+    from GPT_SoVITS.checkpoints import CheckpointError
+    from GPT_SoVITS.config import ConfigError
+    from GPT_SoVITS.train import distributed
+    from GPT_SoVITS.train.data import DatasetError
+    from GPT_SoVITS.train.precision import PrecisionError
+
+    try:
+        result = train_fn()
+    except AlreadyDoneError as exc:
+        log.info("%s", exc)
+        return 0
+    except (PretrainedWeightsError, ConfigError, CheckpointError, FileNotFoundError, DatasetError,
+            PrecisionError) as exc:
+        log.error("%s", exc)
+        return 1
+    except torch.OutOfMemoryError:
+        log.error("%s ran out of memory: lower the batch size per GPU (and raise gradient accumulation to keep "
+                  "the effective batch), or slice long clips shorter.", what)
+        return 1
+    finally:
+        distributed.shutdown()
+    pos = result.position
+    log.info("%s %s at step %d (%d epoch(s) done)%s", what, "stopped" if result.stopped else "finished",
+             pos.step, pos.epochs_done,
+             "; release files: " + ", ".join(map(str, result.release_files)) if result.release_files else "")
+    return 0
 
 
 def seed_everything(seed: int) -> None:

@@ -44,7 +44,6 @@ from GPT_SoVITS.train.config import SoVITSRunConfig, validate_common
 from GPT_SoVITS.train.data import SoVITSBatch, SoVITSDataset, collate_sovits
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
-    AlreadyDoneError,
     Position,
     PretrainedWeightsError,
     StopRequest,
@@ -54,6 +53,7 @@ from GPT_SoVITS.train.loop import (
     position_of,
     require_good_fit,
     rotate,
+    run_cli,
     save_points,
     seed_everything,
     tensorboard_writer,
@@ -409,20 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                   logging.INFO if info.is_main else logging.WARNING)
     stop = StopRequest()
     stop.install()
-    try:
-        result = train(cfg, info, stop)
-    except AlreadyDoneError as exc:
-        log.info("%s", exc)
-        return 0
-    except (PretrainedWeightsError, ConfigError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        log.error("%s", exc)
-        return 1
-    finally:
-        dist_utils.shutdown()
-    log.info("SoVITS training %s at step %d (%d epoch(s) done)%s", "stopped" if result.stopped else "finished",
-             result.position.step, result.position.epochs_done,
-             "; release files: " + ", ".join(map(str, result.release_files)) if result.release_files else "")
-    return 0
+    return run_cli("SoVITS training", lambda: train(cfg, info, stop))
 
 
 if __name__ == "__main__":
