@@ -11,6 +11,7 @@ import argparse
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,142 +84,209 @@ def report_markdown(i18n: I18n, result: SynthesisResult) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Controls:
+    """The page's widgets, built section by section and wired by :func:`_wire`."""
+
+    gpt: Any = None
+    sovits: Any = None
+    refresh: Any = None
+    model_info: Any = None
+    ref_audio: Any = None
+    text_free: Any = None
+    prompt_text: Any = None
+    prompt_lang: Any = None
+    aux_refs: Any = None
+    text: Any = None
+    text_lang: Any = None
+    split: Any = None
+    batch: Any = None
+    speed: Any = None
+    pause: Any = None
+    seed: Any = None
+    top_k: Any = None
+    top_p: Any = None
+    temperature: Any = None
+    penalty: Any = None
+    check: Any = None
+    retries: Any = None
+    preview_btn: Any = None
+    preview: Any = None
+    go: Any = None
+    go_stream: Any = None
+    output: Any = None
+    stream_output: Any = None
+    report: Any = None
+
+    def request_inputs(self) -> list[Any]:
+        """The widgets :func:`_request` reads, in its argument order."""
+        return [self.ref_audio, self.text_free, self.prompt_text, self.prompt_lang, self.aux_refs, self.text,
+                self.text_lang, self.split, self.batch, self.speed, self.pause, self.seed, self.top_k, self.top_p,
+                self.temperature, self.penalty, self.check, self.retries]
+
+
+def _model_section(c: Controls, i18n: I18n, tts: TTS, gpts: list[str], sovits: list[str]) -> None:
+    current = tts.models
+    with gr.Group():
+        gr.Markdown("### " + i18n("Models"))
+        with gr.Row():
+            c.gpt = gr.Dropdown(_with(gpts, current.gpt_path), value=_str(current.gpt_path),
+                                label=i18n("GPT model"), allow_custom_value=True)
+            c.sovits = gr.Dropdown(_with(sovits, current.sovits_path), value=_str(current.sovits_path),
+                                   label=i18n("SoVITS model"), allow_custom_value=True)
+            c.refresh = gr.Button(i18n("Refresh model list"))
+        c.model_info = gr.Markdown(i18n("Model version: {version}", version=tts.version))
+
+
+def _reference_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None:
+    with gr.Group():
+        gr.Markdown("### " + i18n("Reference"))
+        with gr.Row():
+            c.ref_audio = gr.Audio(type="filepath", label=i18n("Reference audio (3-10 s; longer or shorter is "
+                                                               "refused)"))
+            with gr.Column():
+                c.text_free = gr.Checkbox(False, label=i18n("No reference text mode"),
+                                          info=i18n("Use only the voice of the reference, not its words. Works "
+                                                    "best with a fine-tuned GPT model; also on when the "
+                                                    "reference text is empty."))
+                c.prompt_text = gr.Textbox(label=i18n("Reference text"), lines=5,
+                                           info=i18n("Exactly what is said in the reference audio."))
+                c.prompt_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Reference language"))
+            c.aux_refs = gr.File(file_count="multiple", type="filepath",
+                                 label=i18n("Extra reference audios (optional, timbre averaged)"))
+
+
+def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None:
+    d = SynthesisOptions()
+    with gr.Group():
+        gr.Markdown("### " + i18n("Text to synthesize"))
+        c.text = gr.Textbox(label=i18n("Text"), lines=10)
+        with gr.Row():
+            c.text_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Text language"),
+                                      info=i18n("The narrower the better: pick a single language if you can."))
+            c.split = gr.Dropdown(split_choices(i18n), value=d.text_split, label=i18n("How to split"))
+            c.batch = gr.Slider(1, 20, d.batch_size, step=1, label=i18n("Batch size"),
+                                info=i18n("Sentences generated at once: faster on a GPU, more memory."))
+        with gr.Row():
+            c.speed = gr.Slider(0.6, 1.65, d.speed, step=0.05, label=i18n("Speed"))
+            c.pause = gr.Slider(0.0, 1.0, d.pause, step=0.01, label=i18n("Pause between sentences (s)"))
+            c.seed = gr.Number(-1, precision=0, label=i18n("Seed (-1 = random)"))
+        with gr.Row():
+            c.top_k = gr.Slider(1, 100, d.top_k, step=1, label="top_k")
+            c.top_p = gr.Slider(0.05, 1.0, d.top_p, step=0.05, label="top_p")
+            c.temperature = gr.Slider(0.05, 1.0, d.temperature, step=0.05, label="temperature",
+                                      info=i18n("Do not go too low in no reference text mode."))
+            c.penalty = gr.Slider(1.0, 2.0, d.repetition_penalty, step=0.05, label=i18n("Repetition penalty"))
+        with gr.Row():
+            c.check = gr.Checkbox(False, label=i18n("Check for swallowed or repeated words"),
+                                  info=i18n("Regenerate a sentence with a new seed when its length does not fit its "
+                                            "text."))
+            c.retries = gr.Slider(1, 5, d.max_retries, step=1, label=i18n("Regenerations at most"))
+
+
+def _output_section(c: Controls, i18n: I18n) -> None:
+    with gr.Accordion(i18n("Preview how the text is split"), open=False):
+        c.preview_btn = gr.Button(i18n("Split the text"))
+        c.preview = gr.Textbox(label=i18n("Pieces, one per line"), lines=6, interactive=False)
+    with gr.Row():
+        c.go = gr.Button(i18n("Synthesize"), variant="primary")
+        c.go_stream = gr.Button(i18n("Synthesize (streaming)"))
+    c.output = gr.Audio(label=i18n("Output audio"), type="numpy")
+    c.stream_output = gr.Audio(label=i18n("Streamed audio"), streaming=True, autoplay=True)
+    c.report = gr.Markdown()
+
+
+def _request(i18n: I18n, ref_v: str | None, free_v: bool, ptext_v: str, plang_v: str, aux_v: list[str] | None,
+             text_v: str, tlang_v: str, split_v: str, batch_v: float, speed_v: float, pause_v: float, seed_v: float,
+             k_v: float, p_v: float, temp_v: float, pen_v: float, check_v: bool, retries_v: float
+             ) -> tuple[str, str, Reference, SynthesisOptions]:
+    """Widget values → (text, language, reference, options)."""
+    if not ref_v:
+        raise gr.Error(i18n("Upload a reference audio first."))
+    ref = Reference(Path(ref_v), "" if free_v else (ptext_v or ""), plang_v, tuple(Path(p) for p in (aux_v or [])))
+    opts = SynthesisOptions(top_k=int(k_v), top_p=float(p_v), temperature=float(temp_v),
+                            repetition_penalty=float(pen_v), seed=None if int(seed_v) < 0 else int(seed_v),
+                            speed=float(speed_v), pause=float(pause_v), text_split=split_v, batch_size=int(batch_v),
+                            check_tokens=bool(check_v), max_retries=int(retries_v))
+    return text_v or "", tlang_v, ref, opts
+
+
+def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
+    def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str]:
+        try:
+            text_v, lang_v, ref, opts = _request(i18n, *values)
+            result = tts.synthesize_detailed(text_v, lang_v, ref, opts)
+        except ENGINE_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        if result.regenerated:
+            gr.Warning(i18n("Some sentences were regenerated; see the report below the audio."))
+        return (result.sample_rate, float_to_int16(result.audio)), report_markdown(i18n, result)
+
+    def synthesize_stream(*values: Any) -> Iterator[tuple[int, np.ndarray]]:
+        try:
+            text_v, lang_v, ref, opts = _request(i18n, *values)
+            for chunk in tts.stream(text_v, lang_v, ref, opts):
+                yield tts.sample_rate, float_to_int16(chunk)
+        except ENGINE_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+
+    def split_preview(text_v: str, lang_v: str, split_v: str) -> str:
+        return "\n".join(tts.split(text_v or "", lang_v, split_v))
+
+    c.preview_btn.click(split_preview, inputs=[c.text, c.text_lang, c.split], outputs=c.preview,
+                        api_name="split_text")
+    c.go.click(synthesize, inputs=c.request_inputs(), outputs=[c.output, c.report], api_name="synthesize")
+    c.go_stream.click(synthesize_stream, inputs=c.request_inputs(), outputs=c.stream_output,
+                      api_name="synthesize_stream")
+    c.prompt_text.change(lambda t: gr.update(value=True) if not (t or "").strip() else gr.update(),
+                         inputs=c.prompt_text, outputs=c.text_free)
+
+
+def _wire_models(c: Controls, i18n: I18n, tts: TTS, root: Path, pretrained: PretrainedPaths) -> None:
+    def switch(gpt_v: str, sovits_v: str) -> dict[Any, Any]:
+        current = tts.models
+        try:
+            tts.set_models(gpt=Path(gpt_v) if gpt_v and Path(gpt_v) != current.gpt_path else None,
+                           sovits=Path(sovits_v) if sovits_v and Path(sovits_v) != current.sovits_path else None)
+        except ENGINE_ERRORS as exc:
+            gr.Warning(str(exc))
+        choices = language_choices(i18n, tts.version)
+        codes = [code for _, code in choices]
+        lang = "all_zh" if "all_zh" in codes else codes[0]
+        return {c.gpt: gr.update(value=_str(tts.models.gpt_path)),
+                c.sovits: gr.update(value=_str(tts.models.sovits_path)),
+                c.model_info: i18n("Model version: {version}", version=tts.version),
+                c.prompt_lang: gr.update(choices=choices, value=lang),
+                c.text_lang: gr.update(choices=choices, value=lang)}
+
+    def refresh_lists() -> dict[Any, Any]:
+        gpts, sovits = weight_choices(root, pretrained)
+        return {c.gpt: gr.update(choices=_with(gpts, tts.models.gpt_path)),
+                c.sovits: gr.update(choices=_with(sovits, tts.models.sovits_path))}
+
+    outputs = [c.gpt, c.sovits, c.model_info, c.prompt_lang, c.text_lang]
+    c.gpt.change(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name="switch_models")
+    c.sovits.change(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name=False)
+    c.refresh.click(refresh_lists, outputs=[c.gpt, c.sovits], api_name="refresh_models")
+
+
 def build_inference_ui(tts: TTS, i18n: I18n | None = None, root: Path = REPO_ROOT,
                        pretrained: PretrainedPaths | None = None) -> gr.Blocks:
     """The inference page for ``tts`` (nothing is loaded or launched here)."""
     i18n = i18n or I18n("en_US")
     pretrained = pretrained or PretrainedPaths()
-    gpts, sovits_files = weight_choices(root, pretrained)
-    current = tts.models
-    defaults = SynthesisOptions()
+    gpts, sovits = weight_choices(root, pretrained)
     langs = language_choices(i18n, tts.version)
+    controls = Controls()
     with gr.Blocks(title="GPT-SoVITS") as demo:
         gr.Markdown(i18n("This software is open source under the MIT licence. The authors have no control over "
                          "it; users and distributors of generated audio are fully responsible for their use."))
-        with gr.Group():
-            gr.Markdown("### " + i18n("Models"))
-            with gr.Row():
-                gpt_box = gr.Dropdown(_with(gpts, current.gpt_path), value=_str(current.gpt_path),
-                                      label=i18n("GPT model"), allow_custom_value=True)
-                sovits_box = gr.Dropdown(_with(sovits_files, current.sovits_path), value=_str(current.sovits_path),
-                                         label=i18n("SoVITS model"), allow_custom_value=True)
-                refresh = gr.Button(i18n("Refresh model list"))
-            model_info = gr.Markdown(i18n("Model version: {version}", version=tts.version))
-        with gr.Group():
-            gr.Markdown("### " + i18n("Reference"))
-            with gr.Row():
-                ref_audio = gr.Audio(type="filepath", label=i18n("Reference audio (3-10 s; longer or shorter is "
-                                                                 "refused)"))
-                with gr.Column():
-                    text_free = gr.Checkbox(False, label=i18n("No reference text mode"),
-                                            info=i18n("Use only the voice of the reference, not its words. Works "
-                                                      "best with a fine-tuned GPT model; also on when the "
-                                                      "reference text is empty."))
-                    prompt_text = gr.Textbox(label=i18n("Reference text"), lines=5,
-                                             info=i18n("Exactly what is said in the reference audio."))
-                    prompt_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Reference language"))
-                aux_refs = gr.File(file_count="multiple", type="filepath",
-                                   label=i18n("Extra reference audios (optional, timbre averaged)"))
-        with gr.Group():
-            gr.Markdown("### " + i18n("Text to synthesize"))
-            text = gr.Textbox(label=i18n("Text"), lines=10)
-            with gr.Row():
-                text_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Text language"),
-                                        info=i18n("The narrower the better: pick a single language if you can."))
-                split = gr.Dropdown(split_choices(i18n), value=defaults.text_split, label=i18n("How to split"))
-                batch = gr.Slider(1, 20, defaults.batch_size, step=1, label=i18n("Batch size"),
-                                  info=i18n("Sentences generated at once: faster on a GPU, more memory."))
-            with gr.Row():
-                speed = gr.Slider(0.6, 1.65, defaults.speed, step=0.05, label=i18n("Speed"))
-                pause = gr.Slider(0.0, 1.0, defaults.pause, step=0.01, label=i18n("Pause between sentences (s)"))
-                seed = gr.Number(-1, precision=0, label=i18n("Seed (-1 = random)"))
-            with gr.Row():
-                top_k = gr.Slider(1, 100, defaults.top_k, step=1, label="top_k")
-                top_p = gr.Slider(0.05, 1.0, defaults.top_p, step=0.05, label="top_p")
-                temperature = gr.Slider(0.05, 1.0, defaults.temperature, step=0.05, label="temperature",
-                                        info=i18n("Do not go too low in no reference text mode."))
-                penalty = gr.Slider(1.0, 2.0, defaults.repetition_penalty, step=0.05, label=i18n("Repetition penalty"))
-            with gr.Row():
-                check = gr.Checkbox(False, label=i18n("Check for swallowed or repeated words"),
-                                    info=i18n("Regenerate a sentence with a new seed when its length does not fit its "
-                                              "text."))
-                retries = gr.Slider(1, 5, defaults.max_retries, step=1, label=i18n("Regenerations at most"))
-        with gr.Accordion(i18n("Preview how the text is split"), open=False):
-            preview_btn = gr.Button(i18n("Split the text"))
-            preview = gr.Textbox(label=i18n("Pieces, one per line"), lines=6, interactive=False)
-        with gr.Row():
-            go = gr.Button(i18n("Synthesize"), variant="primary")
-            go_stream = gr.Button(i18n("Synthesize (streaming)"))
-        output = gr.Audio(label=i18n("Output audio"), type="numpy")
-        stream_output = gr.Audio(label=i18n("Streamed audio"), streaming=True, autoplay=True)
-        report = gr.Markdown()
-
-        def request(ref_v, free_v, ptext_v, plang_v, aux_v, text_v, tlang_v, split_v, batch_v, speed_v, pause_v,
-                    seed_v, k_v, p_v, temp_v, pen_v, check_v, retries_v
-                    ) -> tuple[Reference, SynthesisOptions, str, str]:
-            if not ref_v:
-                raise gr.Error(i18n("Upload a reference audio first."))
-            ref = Reference(Path(ref_v), "" if free_v else (ptext_v or ""), plang_v,
-                            tuple(Path(p) for p in (aux_v or [])))
-            opts = SynthesisOptions(top_k=int(k_v), top_p=float(p_v), temperature=float(temp_v),
-                                    repetition_penalty=float(pen_v), seed=None if int(seed_v) < 0 else int(seed_v),
-                                    speed=float(speed_v), pause=float(pause_v), text_split=split_v,
-                                    batch_size=int(batch_v), check_tokens=bool(check_v), max_retries=int(retries_v))
-            return ref, opts, text_v or "", tlang_v
-
-        inputs = [ref_audio, text_free, prompt_text, prompt_lang, aux_refs, text, text_lang, split, batch, speed,
-                  pause, seed, top_k, top_p, temperature, penalty, check, retries]
-
-        def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str]:
-            try:
-                ref, opts, text_v, lang_v = request(*values)
-                result = tts.synthesize_detailed(text_v, lang_v, ref, opts)
-            except ENGINE_ERRORS as exc:
-                raise gr.Error(str(exc)) from None
-            if result.regenerated:
-                gr.Warning(i18n("Some sentences were regenerated; see the report below the audio."))
-            return (result.sample_rate, float_to_int16(result.audio)), report_markdown(i18n, result)
-
-        def synthesize_stream(*values: Any) -> Iterator[tuple[int, np.ndarray]]:
-            try:
-                ref, opts, text_v, lang_v = request(*values)
-                for chunk in tts.stream(text_v, lang_v, ref, opts):
-                    yield tts.sample_rate, float_to_int16(chunk)
-            except ENGINE_ERRORS as exc:
-                raise gr.Error(str(exc)) from None
-
-        def switch(gpt_v: str, sovits_v: str) -> dict[Any, Any]:
-            try:
-                tts.set_models(gpt=Path(gpt_v) if gpt_v and Path(gpt_v) != tts.models.gpt_path else None,
-                               sovits=Path(sovits_v) if sovits_v and Path(sovits_v) != tts.models.sovits_path
-                               else None)
-            except ENGINE_ERRORS as exc:
-                gr.Warning(str(exc))
-            choices = language_choices(i18n, tts.version)
-            codes = [c for _, c in choices]
-            return {gpt_box: gr.update(value=_str(tts.models.gpt_path)),
-                    sovits_box: gr.update(value=_str(tts.models.sovits_path)),
-                    model_info: i18n("Model version: {version}", version=tts.version),
-                    prompt_lang: gr.update(choices=choices, value="all_zh" if "all_zh" in codes else codes[0]),
-                    text_lang: gr.update(choices=choices, value="all_zh" if "all_zh" in codes else codes[0])}
-
-        def refresh_lists() -> dict[Any, Any]:
-            g, s = weight_choices(root, pretrained)
-            return {gpt_box: gr.update(choices=_with(g, tts.models.gpt_path)),
-                    sovits_box: gr.update(choices=_with(s, tts.models.sovits_path))}
-
-        def split_preview(text_v: str, lang_v: str, split_v: str) -> str:
-            return "\n".join(tts.split(text_v or "", lang_v, split_v))
-
-        preview_btn.click(split_preview, inputs=[text, text_lang, split], outputs=preview, api_name="split_text")
-        go.click(synthesize, inputs=inputs, outputs=[output, report], api_name="synthesize")
-        go_stream.click(synthesize_stream, inputs=inputs, outputs=stream_output, api_name="synthesize_stream")
-        switch_outputs = [gpt_box, sovits_box, model_info, prompt_lang, text_lang]
-        gpt_box.change(switch, inputs=[gpt_box, sovits_box], outputs=switch_outputs, api_name="switch_models")
-        sovits_box.change(switch, inputs=[gpt_box, sovits_box], outputs=switch_outputs, api_name=False)
-        refresh.click(refresh_lists, outputs=[gpt_box, sovits_box], api_name="refresh_models")
-        prompt_text.change(lambda t: gr.update(value=True) if not (t or "").strip() else gr.update(),
-                           inputs=prompt_text, outputs=text_free)
+        _model_section(controls, i18n, tts, gpts, sovits)
+        _reference_section(controls, i18n, langs)
+        _text_section(controls, i18n, langs)
+        _output_section(controls, i18n)
+        _wire_synthesis(controls, i18n, tts)
+        _wire_models(controls, i18n, tts, root, pretrained)
     return demo
 
 
