@@ -307,7 +307,13 @@ async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Resp
 def create_app(state: ApiState) -> FastAPI:
     """The FastAPI application over ``state.tts`` (nothing is loaded here)."""
     app = FastAPI(title="GPT-SoVITS API", description="Compatible with upstream api_v2")
+    _add_tts_routes(app, state)
+    _add_admin_routes(app, state)
+    _add_openai_routes(app, state)
+    return app
 
+
+def _add_tts_routes(app: FastAPI, state: ApiState) -> None:
     @app.get("/tts")
     async def tts_get(request: Request) -> Response:
         params: dict[str, Any] = dict(request.query_params)
@@ -326,6 +332,8 @@ def create_app(state: ApiState) -> FastAPI:
             return _error("the request body must be a JSON object")
         return await handle_tts(state, body)
 
+
+def _add_admin_routes(app: FastAPI, state: ApiState) -> None:
     @app.get("/set_gpt_weights")
     async def set_gpt_weights(weights_path: str | None = None) -> JSONResponse:
         return await run_in_threadpool(_switch, state, "gpt", weights_path)
@@ -358,6 +366,8 @@ def create_app(state: ApiState) -> FastAPI:
         action = _restart if command == "restart" else _exit
         return JSONResponse({"message": f"{command} scheduled"}, background=BackgroundTask(action, state.argv))
 
+
+def _add_openai_routes(app: FastAPI, state: ApiState) -> None:
     @app.post("/v1/audio/speech")
     async def openai_speech(request: Request) -> Response:
         try:
@@ -372,8 +382,6 @@ def create_app(state: ApiState) -> FastAPI:
     async def openai_models() -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": "gpt-sovits", "object": "model",
                                                           "owned_by": "local"}]})
-
-    return app
 
 
 def _exit(_argv: list[str]) -> None:
