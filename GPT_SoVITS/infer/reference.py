@@ -17,7 +17,7 @@ import torch
 
 from GPT_SoVITS.audio import AudioReadError, load_audio
 from GPT_SoVITS.features.spectrogram import reference_spectrogram
-from GPT_SoVITS.infer.components import ModelPair, SSLFeaturizer, TextFeatures, TextFeaturizer
+from GPT_SoVITS.infer.components import ModelMismatchError, ModelPair, SSLFeaturizer, TextFeatures, TextFeaturizer
 from GPT_SoVITS.infer.options import REFERENCE_MAX_SECONDS, REFERENCE_MIN_SECONDS, Reference, check_language
 from GPT_SoVITS.text.split import SENTENCE_ENDS
 
@@ -123,6 +123,10 @@ class ReferenceCache:
             lang = check_language(ref.lang, models.version, "reference language")
             padded = np.concatenate([audio16, np.zeros(PROMPT_PADDING, dtype=np.float32)])
             ssl = self.ssl(padded).to(device=device, dtype=dtype)
+            if ssl.shape[1] != sovits.cfg.ssl_dim:
+                raise ModelMismatchError(
+                    f"The HuBERT model gives {ssl.shape[1]}-dim features but the SoVITS model expects "
+                    f"{sovits.cfg.ssl_dim}; use the chinese-hubert-base folder that belongs to these models.")
             codes = sovits.extract_latent(ssl)[0, 0].to(torch.long)
             with self.text_lock:
                 text = self.text(prompt_text_for(ref.text, lang), lang, models.version)

@@ -255,6 +255,12 @@ def test_switching_models_does_not_change_a_request_in_flight(files) -> None:
     np.testing.assert_array_equal(np.concatenate([first, *rest]), np.concatenate(expected))
 
 
+def test_hubert_of_the_wrong_width_is_a_clear_error(files) -> None:
+    tts = TTS(load_model_pair(files["gpt"], files["sovits"]), ToySSL(dim=12), CharFeaturizer())
+    with pytest.raises(ModelMismatchError, match="12-dim features but the SoVITS model expects 16"):
+        tts.synthesize("你好呀朋友。", "zh", ref_of(files))
+
+
 def test_progress_is_reported_per_sentence(files) -> None:
     tts = make_tts(files)
     seen: list[tuple[int, int]] = []
