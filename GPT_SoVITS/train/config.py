@@ -102,15 +102,22 @@ class SoVITSRunConfig:
         return Path(self.exp_dir) / f"logs_s2_{self.version}"
 
     def upstream_config(self, model_cfg: SoVITSConfig) -> dict[str, Any]:
-        """The ``config`` stored in release files: upstream's s2.json sections (what inference reads)."""
-        model = to_dict(model_cfg)
+        """The ``config`` stored in release files: upstream's s2.json sections (what inference reads).
+
+        ``filter_length``/``hop_length``/``segment_size`` go to ``data``/``train`` only: upstream builds its model
+        with ``SynthesizerTrn(spec_channels, segment_size, ..., **config["model"])``, so a ``segment_size`` in
+        ``model`` would be passed twice. ``data.n_speakers`` is read by upstream's loader too.
+        """
+        model = {k: v for k, v in to_dict(model_cfg).items()
+                 if k not in ("filter_length", "hop_length", "segment_size")}
         data = to_dict(self.data)
         return {
             "train": {**to_dict(self.train), "segment_size": model_cfg.segment_size},
             "data": {"max_wav_value": 32768.0, "sampling_rate": data["sampling_rate"],
                      "filter_length": model_cfg.filter_length, "hop_length": model_cfg.hop_length,
                      "win_length": data["win_length"], "n_mel_channels": data["n_mel_channels"],
-                     "mel_fmin": data["mel_fmin"], "mel_fmax": data["mel_fmax"], "exp_dir": str(self.exp_dir)},
+                     "mel_fmin": data["mel_fmin"], "mel_fmax": data["mel_fmax"], "add_blank": True,
+                     "n_speakers": 300, "cleaned_text": True, "exp_dir": str(self.exp_dir)},
             "model": model,
             "name": self.run_name,
             "version": self.version,
