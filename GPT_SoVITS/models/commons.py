@@ -92,7 +92,8 @@ def _is_pointwise(conv: nn.Conv1d) -> bool:
 def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``conv1d(x, weight, bias)`` for a [out, in, 1] kernel, as a batched matrix product. x [B, in, T]."""
     out = torch.matmul(weight.squeeze(-1), x)
-    return out + bias.unsqueeze(-1) if bias is not None else out
+    # bias in the product's dtype, as conv1d would give under autocast
+    return out + bias.unsqueeze(-1).to(out.dtype) if bias is not None else out
 
 
 class Conv1d(nn.Conv1d):
