@@ -72,17 +72,13 @@ class MdxParams:
 #: Well-known UVR MDX-Net models (UVR's published per-model settings). Add a model by its file name here.
 KNOWN_MODELS: dict[str, MdxParams] = {
     "UVR-MDX-NET-Voc_FT.onnx": MdxParams(7680, 1.021, "Vocals"),
-    "Kim_Vocal_1.onnx": MdxParams(7680, 1.009, "Vocals"),
     "Kim_Vocal_2.onnx": MdxParams(7680, 1.009, "Vocals"),
-    "Kim_Inst.onnx": MdxParams(7680, 1.009, "Instrumental"),
-    "UVR-MDX-NET-Inst_HQ_1.onnx": MdxParams(6144, 1.022, "Instrumental"),
-    "UVR-MDX-NET-Inst_HQ_2.onnx": MdxParams(6144, 1.022, "Instrumental"),
     "UVR-MDX-NET-Inst_HQ_3.onnx": MdxParams(6144, 1.022, "Instrumental"),
     "UVR-MDX-NET-Inst_HQ_4.onnx": MdxParams(5120, 1.019, "Instrumental"),
     "UVR-MDX-NET-Inst_HQ_5.onnx": MdxParams(5120, 1.010, "Instrumental"),
     "UVR-MDX-NET-Inst_Main.onnx": MdxParams(5120, 1.025, "Instrumental"),
     "UVR_MDXNET_KARA_2.onnx": MdxParams(5120, 1.035, "Instrumental"),
-    "Reverb_HQ_By_FoxJoy.onnx": MdxParams(6144, 1.0, "Reverb"),
+    "Reverb_HQ_By_FoxJoy.onnx": MdxParams(6144, 1.035, "Reverb"),
     # upstream's de-reverb model: a folder holding vocals.onnx, whose output is the dry voice
     "onnx_dereverb_By_FoxJoy": MdxParams(6144, 1.0, "No Reverb", denoise=True),
 }
