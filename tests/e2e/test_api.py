@@ -172,6 +172,23 @@ def test_concurrent_requests_each_get_their_own_audio(server) -> None:
         assert results[s] == expected[s]
 
 
+def test_switching_weights_mid_stream_does_not_change_the_stream(server) -> None:
+    query = params(server, media_type="raw", streaming_mode=1, text_split_method="cut5", seed=9)
+    with httpx.Client(base_url=server["url"], timeout=120) as client:
+        expected = client.get("/tts", params=query).content
+        with client.stream("GET", "/tts", params=query) as response:
+            chunks = response.iter_raw()
+            first = b""
+            while not first:
+                first = next(chunks)
+            assert client.get("/set_gpt_weights", params={"weights_path": str(server["gpt_b"])}).status_code == 200
+            rest = b"".join(chunks)
+        after = client.get("/tts", params={**query, "streaming_mode": 0}).content
+        assert client.get("/set_gpt_weights", params={"weights_path": str(server["gpt"])}).status_code == 200
+    assert first + rest == expected
+    assert after != expected  # the new GPT serves the next request
+
+
 def test_switching_weights_is_limited_to_allowed_folders(server, tmp_path: Path) -> None:
     outside = tmp_path / "x.ckpt"
     outside.write_bytes(b"junk")
