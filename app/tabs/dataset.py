@@ -40,16 +40,19 @@ def _required(value: str, message: str) -> str:
 
 def _build_vocal_separation(ctx: AppContext) -> None:
     i18n = ctx.i18n
-    gr.Markdown(i18n("Separate vocals from accompaniment, or remove reverb and echo, with UVR5 models. For a clean "
-                     "voice: first a vocal model (e.g. HP5 or a Roformer), then DeEcho-Aggressive on its output."))
+    gr.Markdown(i18n("Separate vocals from accompaniment, or remove reverb and echo, with UVR5 models. MDX-Net .onnx "
+                     "models (e.g. UVR-MDX-NET-Voc_FT.onnx, Kim_Vocal_2.onnx) run built in; VR .pth and Roformer "
+                     ".ckpt models need the audio-separator package. For a clean voice: first a vocal model, then "
+                     "a de-echo or de-reverb model on its output."))
     out_default = str(ctx.path(ctx.settings.output_root) / "uvr5_opt")
 
     def model_choices(folder: str) -> tuple[list[str], str]:
         models = list_models(ctx.path(folder))
         if models:
             return models, ""
-        return [], i18n("No model found in {folder}. Put a UVR5 model file there, e.g. HP5_only_main_vocal.pth "
-                        "or UVR-MDX-NET-Inst_HQ_3.onnx (a Roformer .ckpt needs its .yaml next to it).",
+        return [], i18n("No model found in {folder}. Put a UVR5 model file there, e.g. UVR-MDX-NET-Voc_FT.onnx or "
+                        "UVR-MDX-NET-Inst_HQ_3.onnx (MDX-Net, built in), or HP5_only_main_vocal.pth (needs "
+                        "audio-separator; a Roformer .ckpt also needs its .yaml next to it).",
                         folder=ctx.path(folder))
 
     models, hint = model_choices(str(MODELS_DIR))
@@ -57,7 +60,8 @@ def _build_vocal_separation(ctx: AppContext) -> None:
         model_dir = gr.Textbox(str(MODELS_DIR), label=i18n("Model folder"),
                                info=i18n("Folder holding the UVR5 model files (.pth, .onnx, .ckpt + .yaml)."))
         model = gr.Dropdown(models, value=models[0] if models else None, label=i18n("Model"),
-                            info=i18n("HP2/HP5: keep vocals; DeEcho/DeReverb: remove echo or reverb."))
+                            info=i18n("Voc_FT, Kim_Vocal, Inst_HQ (MDX-Net) or HP2/HP5: vocals and "
+                                      "accompaniment; DeEcho/DeReverb: remove echo or reverb."))
         refresh = gr.Button(i18n("Refresh models"), scale=0)
     missing = gr.Markdown(hint)
     with gr.Row():
