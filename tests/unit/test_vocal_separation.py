@@ -263,3 +263,19 @@ def test_vr_and_roformer_models_use_audio_separator(models):
     except ImportError:
         with pytest.raises(vs.SeparationUnavailableError, match=r"VR \(.pth\) and Roformer .* audio-separator"):
             vs.make_separator(vs.SeparationOptions("HP5_only_main_vocal.pth", models))
+
+
+@pytest.mark.parametrize("fmt", vs.FORMATS)
+def test_mdx_writes_each_format_for_a_short_song(tmp_path, fmt):
+    model = build_mdx_model(tmp_path / "weights" / "UVR-MDX-NET-Voc_FT.onnx", shape=[1, 4, 3072, 16])
+    song = write_audio(tmp_path / "short.wav", np.stack([tone_burst(0.3, SR)] * 2, axis=1), SR)
+    opts = vs.SeparationOptions(model.name, model.parent, tmp_path / "v", tmp_path / "o", fmt, 10)
+    report = vs.separate(song, opts)  # Voc_FT's table entry: n_fft 7680, compensate 1.021
+    assert not report.failed
+    assert [p.name for p in report.vocals + report.others] == [f"vocal_short.wav_10.{fmt}",
+                                                               f"instrument_short.wav_10.{fmt}"]
+    vocal, sr = sf.read(str(report.vocals[0]))
+    assert sr == SR and vocal.ndim == 2 and vocal.shape[1] == 2
+    if fmt != "mp3":  # mp3 frames pad the length
+        assert len(vocal) == int(round(0.3 * SR))
+        assert np.abs(vocal[4000:-4000] / 1.021 - sf.read(str(song))[0][4000:-4000]).max() < 0.02
