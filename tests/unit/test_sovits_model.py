@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from GPT_SoVITS.config import load_config, to_dict
+from GPT_SoVITS.models.attentions import _absolute_to_relative, _relative_to_absolute
 from GPT_SoVITS.models.commons import (
     Conv1d,
     WNConv1d,
@@ -300,3 +301,19 @@ def test_pointwise_convolutions_as_matmul_equal_library_conv():
     torch.testing.assert_close(normed(x), torch.nn.functional.conv1d(x, weight, normed.bias), atol=1e-5, rtol=1e-5)
     plain(x).sum().backward()
     assert plain.weight.grad is not None and plain.bias.grad is not None
+
+
+def test_relative_position_index_maps_against_loops():
+    length = 5
+    rel = torch.randn(2, 3, length, 2 * length - 1)
+    absolute = _relative_to_absolute(rel)
+    weights = torch.randn(2, 3, length, length)
+    relative = _absolute_to_relative(weights)
+    for i in range(length):
+        for j in range(length):
+            assert absolute[..., i, j].equal(rel[..., i, j - i + length - 1])
+        for r in range(2 * length - 1):
+            j = i + r - (length - 1)
+            expected = weights[..., i, j] if 0 <= j < length else torch.zeros(2, 3)
+            assert relative[..., i, r].equal(expected)
+
