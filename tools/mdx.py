@@ -135,6 +135,12 @@ def _read_input_shape(session) -> tuple[int, int]:
                             "[batch, 4, dim_f, dim_t] (real/imag of both stereo channels' spectrogram)")
     if isinstance(shape[0], int) and shape[0] != 1:
         raise MdxModelError(f"its input has a fixed batch size {shape[0]}; only batch 1 or a free batch is supported")
+    out_shape = list(outputs[0].shape or [])  # empty when the file does not declare it
+    fixed_differs = bool(out_shape) and (len(out_shape) != 4 or any(
+        isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, out_shape, strict=True)))
+    if fixed_differs:
+        raise MdxModelError(f"its output has shape {out_shape} for input shape {shape}; an MDX-Net model returns "
+                            "a spectrogram of its input's shape")
     dim_t = shape[3] if isinstance(shape[3], int) else DEFAULT_DIM_T
     return shape[2], dim_t
 
@@ -162,6 +168,8 @@ class MdxSeparator:
                                 "MDX-Net .onnx models (e.g. UVR-MDX-NET-Voc_FT.onnx, Kim_Vocal_2.onnx); other "
                                 "architectures need the audio-separator package.") from None
         self.input_name = self.session.get_inputs()[0].name
+        # a few community exports are half precision; the model's input type decides what it is fed
+        self.input_dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
         self.params = model_params(self.model_path.name, self.dim_f, n_fft, compensate, primary_stem)
         self.chunk = (self.dim_t - 1) * HOP  # samples whose centred STFT has exactly dim_t frames
         self.trim = self.params.n_fft // 2  # samples at each chunk edge that depend on the STFT's padding
@@ -196,13 +204,13 @@ class MdxSeparator:
         return torch.istft(spec, self.params.n_fft, HOP, window=self.window, center=True, length=self.chunk).numpy()
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
-        x = self._to_model(chunk)
-        out = self.session.run(None, {self.input_name: x})[0]
+        x = self._to_model(chunk).astype(self.input_dtype, copy=False)
+        out = self.session.run(None, {self.input_name: x})[0].astype(np.float32)
         if out.shape != x.shape:
             raise MdxModelError(f"{self.model_path.name} returned shape {list(out.shape)} for input "
                                 f"{list(x.shape)}; an MDX-Net model returns a spectrogram of its input's shape")
         if self.params.denoise:  # the model's own noise does not flip sign with the input; the signal does
-            out = (out - self.session.run(None, {self.input_name: -x})[0]) * 0.5
+            out = (out - self.session.run(None, {self.input_name: -x})[0].astype(np.float32)) * 0.5
         return self._from_model(out)
 
     # --- chunking -------------------------------------------------------------------------------------------

@@ -115,15 +115,20 @@ def test_job_argv_round_trip(models, tmp_path):
 DIM_F, DIM_T, N_FFT = 1024, 32, 4096
 
 
-def build_mdx_model(path: Path, shape: list | None = None, mask: np.ndarray | None = None) -> Path:
+def build_mdx_model(path: Path, shape: list | None = None, mask: np.ndarray | None = None,
+                    out_shape: list | None = None, half: bool = False) -> Path:
     """An ONNX model with MDX-Net's interface: output = input (identity) or input * a per-bin ``mask``."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     shape = shape or ["batch", 4, DIM_F, DIM_T]
-    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)
-    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)
-    if mask is None:
+    dtype = TensorProto.FLOAT16 if half else TensorProto.FLOAT
+    inp = helper.make_tensor_value_info("input", dtype, shape)
+    out = helper.make_tensor_value_info("output", dtype, out_shape or shape)
+    if out_shape is not None:  # a model whose output is not shaped like its input
+        target = numpy_helper.from_array(np.array(out_shape, dtype=np.int64), "target_shape")
+        nodes, inits = [helper.make_node("Reshape", ["input", "target_shape"], ["output"])], [target]
+    elif mask is None:
         nodes, inits = [helper.make_node("Identity", ["input"], ["output"])], []
     else:
         weights = numpy_helper.from_array(mask.astype(np.float32).reshape(1, 1, -1, 1), "mask")
@@ -201,6 +206,15 @@ def test_mdx_mono_and_other_sample_rates_become_44k_stereo(tmp_path):
     assert np.abs(vocal[N_FFT:-N_FFT, 0] - 0.3 * np.sin(2 * np.pi * 440 * t[N_FFT:-N_FFT])).max() < 2e-3
 
 
+def test_mdx_half_precision_model(tmp_path):
+    model = build_mdx_model(tmp_path / "Half_Voc.onnx", shape=[1, 4, DIM_F, DIM_T], half=True)
+    sep = mdx.MdxSeparator(model, n_fft=N_FFT, compensate=1.0)
+    low, high = two_tones(1.0, SR)
+    stems = sep.separate_array(np.stack([low + high, low + high]).astype(np.float32))
+    assert stems["Vocals"].dtype == np.float32
+    assert np.abs(stems["Vocals"][:, N_FFT:-N_FFT] - low[N_FFT:-N_FFT]).max() < 5e-3  # float16 rounding
+
+
 def test_mdx_model_folder_with_denoise(tmp_path):
     """Upstream's onnx_dereverb_By_FoxJoy folder: vocals.onnx inside, output = the dry voice (No Reverb)."""
     folder = tmp_path / "weights" / "onnx_dereverb_By_FoxJoy"
@@ -236,15 +250,19 @@ def test_mdx_parameter_table_defaults_and_overrides():
     assert vs.build_parser().parse_args(["--mdx-primary-stem", "Instrumental"]).mdx_primary_stem == "Instrumental"
 
 
-@pytest.mark.parametrize("shape", [[1, 2, 1024], [1, 2, DIM_F, DIM_T], [1, 4, "freq", DIM_T]])
-def test_mdx_refuses_a_model_of_another_shape(tmp_path, shape, capfd):
+@pytest.mark.parametrize(("shape", "out_shape"), [
+    ([1, 2, 1024], None), ([1, 2, DIM_F, DIM_T], None), ([1, 4, "freq", DIM_T], None),
+    ([1, 4, DIM_F, DIM_T], [1, 2, 2 * DIM_F, DIM_T]),  # output not shaped like the input
+])
+def test_mdx_refuses_a_model_of_another_shape(tmp_path, shape, out_shape, capfd):
     models = tmp_path / "weights"
-    build_mdx_model(models / "Odd.onnx", shape=shape)
+    build_mdx_model(models / "Odd.onnx", shape=shape, out_shape=out_shape)
     song = write_audio(tmp_path / "song.wav", tone_burst(0.2, SR), SR)
     rc = vs.main(["-i", str(song), "--model", "Odd.onnx", "--model-dir", str(models), "--vocals-dir",
                   str(tmp_path / "v")])
     err = capfd.readouterr().err
-    assert rc == 2 and "Odd.onnx is not an MDX-Net model" in err and "[batch, 4, dim_f, dim_t]" in err
+    assert rc == 2 and "Odd.onnx is not an MDX-Net model" in err
+    assert ("[batch, 4, dim_f, dim_t]" if out_shape is None else "a spectrogram of its input's shape") in err
     assert not list((tmp_path / "v").glob("vocal_*"))
 
 
