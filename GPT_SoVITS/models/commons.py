@@ -233,7 +233,8 @@ def onednn_fusion_available() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     generator = torch.Generator().manual_seed(0)
-    layer = WNConv1d(8, 8, 3, padding=2, dilation=2)
+    with torch.random.fork_rng(devices=[]):  # the probe must not move the caller's global RNG
+        layer = WNConv1d(8, 8, 3, padding=2, dilation=2)
     layer.fold()
     x = to_channels_last_2d(torch.randn(1, 8, 32, generator=generator))
     residual = to_channels_last_2d(torch.randn(1, 8, 32, generator=generator))

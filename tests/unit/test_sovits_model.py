@@ -317,3 +317,12 @@ def test_relative_position_index_maps_against_loops():
             expected = weights[..., i, j] if 0 <= j < length else torch.zeros(2, 3)
             assert relative[..., i, r].equal(expected)
 
+
+
+def test_fusion_probe_leaves_the_global_rng_alone():
+    onednn_fusion_available.cache_clear()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    onednn_fusion_available()
+    assert torch.equal(torch.rand(3), expected)
