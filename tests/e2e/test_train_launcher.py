@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,10 +14,13 @@ from app.jobs import TrainJob
 from app.processes import JobState, ProcessManager
 from GPT_SoVITS.checkpoints import latest_train_state, load_train_state
 from GPT_SoVITS.config import load_config
-from GPT_SoVITS.dev.make_tiny_pretrained import write_gpt, write_sovits
+from GPT_SoVITS.dev.make_tiny_pretrained import make_tiny_pretrained
+from GPT_SoVITS.infer.options import Reference, SynthesisOptions
+from GPT_SoVITS.infer.tts import TTS
 from GPT_SoVITS.models import load_sovits, load_t2s
 from GPT_SoVITS.paths import PretrainedPaths
 from GPT_SoVITS.train.config import GPTRunConfig, SoVITSRunConfig
+from tests.conftest import silence, tone_burst, write_audio
 from tests.unit.test_train_data import make_experiment
 
 pytestmark = pytest.mark.slow
@@ -24,10 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> PretrainedPaths:
-    paths = PretrainedPaths(tmp_path_factory.mktemp("pretrained"))
-    write_gpt(paths.gpt("v2"))
-    write_sovits(paths.sovits_g("v2"), paths.sovits_d("v2"))
-    return paths
+    return make_tiny_pretrained(tmp_path_factory.mktemp("pretrained"))
 
 
 def _wait_for(path: Path, text: str, timeout: float) -> None:
@@ -87,6 +88,12 @@ def test_sovits_from_tiny_pretrained_set(tiny: PretrainedPaths, tmp_path: Path) 
     codes = torch.randint(0, 1024, (1, 1, 10))
     audio = model.decode(codes, torch.tensor([[5, 6, 7]]), torch.rand(1, 1025, 40))
     assert audio.shape[-1] == 20 * model_cfg.hop_length and torch.isfinite(audio).all()
+    # the inference engine takes the trained file as it is
+    tts = TTS.from_paths(tiny.gpt("v2"), release, tiny)
+    ref = write_audio(tmp_path / "ref.wav", np.concatenate([tone_burst(2.0), silence(0.5), tone_burst(2.0, freq=300)]))
+    sr, wav = tts.synthesize("你好，世界。", "zh", Reference(ref, "参考文本。", "zh"),
+                             SynthesisOptions(seed=1, top_k=5))
+    assert sr == 32000 and wav.size > 0 and np.isfinite(wav).all()
 
 
 def _plain(cfg) -> dict:
