@@ -297,3 +297,23 @@ def test_mdx_writes_each_format_for_a_short_song(tmp_path, fmt):
     if fmt != "mp3":  # mp3 frames pad the length
         assert len(vocal) == int(round(0.3 * SR))
         assert np.abs(vocal[4000:-4000] / 1.021 - sf.read(str(song))[0][4000:-4000]).max() < 0.02
+
+
+@pytest.mark.slow
+def test_mdx_job_runs_under_the_job_runner(tmp_path):
+    """The launcher's 0a job with an MDX-Net model: a child process, table parameters, upstream's file names."""
+    from app.processes import JobState, ProcessManager
+
+    model = build_mdx_model(tmp_path / "weights" / "Kim_Vocal_2.onnx", shape=[1, 4, 3072, 16])
+    songs = tmp_path / "songs"
+    for name in ("a.wav", "b.flac"):
+        write_audio(songs / name, np.stack([tone_burst(0.5, SR), tone_burst(0.5, SR, freq=330)], axis=1), SR)
+    job = VocalSeparationJob(songs, model.name, model.parent, tmp_path / "v", tmp_path / "o", "wav", 10)
+    processes = ProcessManager(tmp_path / "jobs")
+    processes.start("vocal_separation", job.spec())
+    status = processes.wait("vocal_separation", timeout=120)
+    assert status.state is JobState.FINISHED, processes.tail("vocal_separation")
+    assert (status.progress.done, status.progress.total) == (2, 2)
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["vocal_a.wav_10.wav", "vocal_b.flac_10.wav"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["instrument_a.wav_10.wav",
+                                                                  "instrument_b.flac_10.wav"]
