@@ -44,6 +44,7 @@ from GPT_SoVITS.train.loop import (
     StopRequest,
     check_not_done,
     find_resume_state,
+    ignore_stop_signals,
     load_matching,
     log_step,
     position_of,
@@ -196,6 +197,7 @@ class GPTTrainer:
                                            collate_fn=partial(collate_gpt, pad_code=self.model_cfg.eos),
                                            num_workers=self.cfg.runtime.num_workers,
                                            pin_memory=self.device.type == "cuda",
+                                           worker_init_fn=ignore_stop_signals,
                                            generator=torch.Generator())  # leaves the global RNG alone (resume)
 
     def loss(self, batch: GPTBatch) -> tuple[torch.Tensor, float]:

@@ -59,6 +59,17 @@ class StopRequest:
         return self._event.is_set()
 
 
+def ignore_stop_signals(_worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGTERM/SIGINT.
+
+    The launcher's stop button signals the whole process tree; if the workers died with it, the main process
+    would crash on its next batch instead of saving its state. Workers exit by themselves when the main process
+    has gone.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 @dataclass(frozen=True)
 class Position:
     """How far training got: optimizer steps, completed epochs, and batches done inside the next epoch."""

@@ -26,6 +26,7 @@ from GPT_SoVITS.checkpoints import (
     CheckpointError,
     TrainState,
     describe_pretrained,
+    list_train_states,
     load_train_state,
     read_weights,
     save_sovits_weights,
@@ -48,6 +49,7 @@ from GPT_SoVITS.train.loop import (
     PretrainedWeightsError,
     StopRequest,
     check_not_done,
+    ignore_stop_signals,
     load_matching,
     log_step,
     position_of,
@@ -91,8 +93,7 @@ class Models:
 
 def find_resume_pair(folder: Path) -> tuple[TrainState, TrainState, Path] | None:
     """The newest step with both a G and a D state (D is written first, so a G state implies its D)."""
-    g_files = sorted(folder.glob(f"{G_KIND}_*.pt"), reverse=True)
-    for g_path in g_files:
+    for g_path in reversed(list_train_states(folder, G_KIND)):
         d_path = folder / g_path.name.replace(G_KIND, D_KIND, 1)
         if d_path.exists():
             return load_train_state(g_path), load_train_state(d_path), g_path
@@ -236,6 +237,7 @@ class SoVITSTrainer:
         return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate_sovits,
                                            num_workers=self.cfg.runtime.num_workers,
                                            pin_memory=self.device.type == "cuda",
+                                           worker_init_fn=ignore_stop_signals,
                                            generator=torch.Generator())  # leaves the global RNG alone (resume)
 
     def _mel(self, spec: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ def test_gpt_job_stop_then_restart_resumes(tiny: PretrainedPaths, tmp_path: Path
                                      "weights_dir": str(tmp_path / "GPT_weights_v2"),
                                      "train": {"epochs": 400, "batch_size": 2, "grad_accum": 1},
                                      "data": {"min_items": 1}, "save": {"every_n_epochs": 1000},
-                                     "runtime": {"device": "cpu", "num_workers": 0, "log_every_n_steps": 1}})
+                                     "runtime": {"device": "cpu", "num_workers": 2, "log_every_n_steps": 1}})
     manager = ProcessManager(tmp_path / "jobs")
     job = TrainJob("gpt", cfg, exp.root / "gpt_train.yaml")
     manager.start("train_gpt", job.spec())
