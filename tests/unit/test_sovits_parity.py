@@ -132,3 +132,14 @@ def test_mpd_loads_recipe_strictly_and_runs():
     loss = sum(((1 - s) ** 2).mean() for s in fake_scores)
     loss.backward()
     assert fake.grad is not None and torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+
+def test_full_size_v1_layout_differs_from_v2_only_in_phones_and_reference_bins():
+    with torch.device("meta"):
+        v1 = SynthesizerTrn(SoVITSConfig(version="v1"), with_posterior=False)
+    v1_layout = dict((k, tuple(v.shape)) for k, v in v1.state_dict().items())
+    v2_layout = dict(_layout("sovits_v2_infer"))
+    assert v1_layout.keys() == v2_layout.keys()
+    differing = {k: (v1_layout[k], v2_layout[k]) for k in v1_layout if v1_layout[k] != v2_layout[k]}
+    assert differing == {"enc_p.text_embedding.weight": ((322, 192), (732, 192)),
+                         "ref_enc.spectral.0.fc.weight": ((128, 1025), (128, 704))}
