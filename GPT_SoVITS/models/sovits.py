@@ -401,6 +401,10 @@ class SynthesizerTrn(nn.Module):
         -------
         waveform [B, 1, frames · hop_length] at 32 kHz.
         """
+        if codes.dim() != 3 or codes.shape[2] == 0:
+            raise ValueError(f"decode needs codes shaped [n_q, B, T25] with T25 ≥ 1, got {tuple(codes.shape)}")
+        if text.dim() != 2 or text.shape[1] == 0:
+            raise ValueError(f"decode needs phone ids shaped [B, L] with L ≥ 1, got {tuple(text.shape)}")
         if ge is None and refer is not None:
             ge = (self.reference_embedding(refer) if isinstance(refer, Tensor)
                   else self.average_reference_embedding(refer))

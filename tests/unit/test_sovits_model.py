@@ -326,3 +326,12 @@ def test_fusion_probe_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     onednn_fusion_available()
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_decode_rejects_empty_inputs_clearly():
+    model = make_model(with_posterior=False).eval()
+    refer = torch.rand(1, SPEC_BINS, 25)
+    with pytest.raises(ValueError, match="T25"):
+        model.decode(torch.zeros(1, 1, 0, dtype=torch.long), torch.ones(1, 3, dtype=torch.long), refer)
+    with pytest.raises(ValueError, match="phone ids"):
+        model.decode(torch.zeros(1, 1, 4, dtype=torch.long), torch.ones(1, 0, dtype=torch.long), refer)
