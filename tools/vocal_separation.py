@@ -257,11 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", dest="output_format", choices=FORMATS, default="flac", help="output format")
     parser.add_argument("--aggressiveness", type=int, default=10, help="VR models: vocal extraction strength 0-20")
     parser.add_argument("--mdx-n-fft", type=int, default=None,
-                        help="MDX-Net models: STFT size (default: from the model table in tools/mdx.py)")
+                        help="MDX-Net models: STFT size; None = from the model table in tools/mdx.py")
     parser.add_argument("--mdx-compensate", type=float, default=None,
-                        help="MDX-Net models: gain applied to the model output (default: from the model table)")
+                        help="MDX-Net models: gain applied to the model output; None = from the model table")
     parser.add_argument("--mdx-primary-stem", choices=tuple(STEM_PAIRS), default=None,
-                        help="MDX-Net models: the stem the model outputs (default: from the model table)")
+                        help="MDX-Net models: the stem the model outputs; None = from the model table")
     parser.add_argument("--list-models", action="store_true", help="list the models found and exit")
     parser.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return parser
