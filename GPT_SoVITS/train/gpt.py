@@ -44,6 +44,7 @@ from GPT_SoVITS.train.loop import (
     StopRequest,
     check_not_done,
     find_resume_state,
+    hint_upstream_states,
     ignore_stop_signals,
     load_matching,
     log_step,
@@ -124,6 +125,8 @@ def init_model(cfg: GPTRunConfig) -> tuple[Text2SemanticDecoder, T2SConfig, obje
         log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
                  f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")
         return model, model_cfg, state
+    if cfg.init_weights is None:
+        hint_upstream_states(cfg.state_dir / "ckpt", "epoch=*.ckpt")
     source = cfg.init_weights or cfg.pretrained
     try:
         if source is None:

@@ -100,6 +100,15 @@ def find_resume_state(folder: Path, kind: str) -> tuple[Path, TrainState] | None
     return path, load_train_state(path)
 
 
+def hint_upstream_states(folder: Path, pattern: str) -> None:
+    """Upstream's own resume files are not resumed from (another format); say how to use their weights."""
+    found = sorted(Path(folder).glob(pattern)) if Path(folder).is_dir() else []
+    if found:
+        log.warning("found upstream training files (%s, ...) in %s; they are not resumed automatically. To continue "
+                    "from their weights (without optimizer state) set init_weights to one of them.", found[-1].name,
+                    folder)
+
+
 @dataclass(frozen=True)
 class LoadReport:
     """How well a state dict fitted a model."""

@@ -49,6 +49,7 @@ from GPT_SoVITS.train.loop import (
     PretrainedWeightsError,
     StopRequest,
     check_not_done,
+    hint_upstream_states,
     ignore_stop_signals,
     load_matching,
     log_step,
@@ -123,6 +124,8 @@ def init_models(cfg: SoVITSRunConfig) -> Models:
         log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
                  f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")
         return Models(g, d, model_cfg, state_g, state_d)
+    if cfg.init_weights is None:
+        hint_upstream_states(cfg.state_dir, "G_*.pth")
     try:
         loaded_g = _read_pretrained(cfg.pretrained_g, "sovits", "SoVITS generator (pretrained_g: s2G*.pth)")
         loaded_d = _read_pretrained(cfg.pretrained_d, "sovits_discriminator",

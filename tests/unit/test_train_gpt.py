@@ -146,3 +146,22 @@ def test_config_error_exits_nonzero(tmp_path: Path) -> None:
 def test_bf16_autocast_on_cpu(tmp_path: Path) -> None:
     result = gpt.train(make_cfg(tmp_path, train={"epochs": 1}, runtime={"precision": "bf16", "max_steps": 2}))
     assert result.position.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
+
+
+@pytest.mark.parametrize("name", ["example_gpt_tiny.ckpt", "example_s1_lightning_tiny.ckpt"])
+def test_continues_from_upstream_written_files(name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Incremental training from files upstream itself wrote (compat kit): release weights and a Lightning state."""
+    source = Path(__file__).resolve().parents[1] / "data" / "compat" / name
+    make_cfg(tmp_path)  # builds the experiment
+    (tmp_path / "exp" / "logs_s1_v2" / "ckpt").mkdir(parents=True)
+    (tmp_path / "exp" / "logs_s1_v2" / "ckpt" / "epoch=3-step=9.ckpt").write_bytes(b"")
+    with caplog.at_level(logging.INFO), pytest.raises(PretrainedWeightsError):
+        gpt.train(make_cfg(tmp_path, pretrained=None))
+    assert "epoch=3-step=9.ckpt" in caplog.text and "init_weights" in caplog.text  # upstream state: a hint
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        result = gpt.train(make_cfg(tmp_path, pretrained=None, init_weights=str(source), train={"epochs": 1}))
+    assert f"loaded GPT weights {source}" in caplog.text and "keys matched" in caplog.text
+    assert result.position.epochs_done == 1
+    model, cfg = load_t2s(result.release_files[-1])
+    assert (cfg.hidden_dim, cfg.n_layer) == (16, 2)
