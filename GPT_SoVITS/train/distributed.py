@@ -8,6 +8,7 @@ Only the entry point reads the environment; it hands the mapping to :meth:`DistI
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ def init(info: DistInfo, device: torch.device) -> None:
     """Join the process group (NCCL on CUDA, gloo on CPU); nothing for a single process."""
     if not info.distributed or dist.is_initialized():
         return
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = "nccl" if device.type == "cuda" and sys.platform != "win32" else "gloo"  # no NCCL on Windows
     dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
     log.info("joined process group: rank %d of %d (%s)", info.rank, info.world_size, backend)
 
