@@ -265,8 +265,8 @@ def _wire_models(c: Controls, i18n: I18n, tts: TTS, root: Path, pretrained: Pret
                 c.sovits: gr.update(choices=_with(sovits, tts.models.sovits_path))}
 
     outputs = [c.gpt, c.sovits, c.model_info, c.prompt_lang, c.text_lang]
-    c.gpt.change(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name="switch_models")
-    c.sovits.change(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name=False)
+    c.gpt.input(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name="switch_models")  # user edits only
+    c.sovits.input(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name=False)
     c.refresh.click(refresh_lists, outputs=[c.gpt, c.sovits], api_name="refresh_models")
 
 
