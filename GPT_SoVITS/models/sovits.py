@@ -445,8 +445,8 @@ class SynthesizerTrn(nn.Module):
         y_mask = sequence_mask(y_lengths, y.shape[2]).unsqueeze(1).to(y.dtype)
         ge = self.ref_enc(y[:, : self.cfg.reference_bins] * y_mask, y_mask)
         if self.cfg.freeze_quantizer:
-            # Upstream puts these two in eval mode (no codebook EMA update) but leaves gradients on, so the
-            # projection still learns through the straight-through path; kept for identical training.
+            # As upstream: eval mode, so no codebook EMA update and no straight-through estimator; the codes
+            # are then a plain lookup and ssl_proj gets no gradient (it stays in the optimizer, unchanged).
             self.ssl_proj.eval()
             self.quantizer.eval()
         with torch.autocast(device_type=ssl.device.type, enabled=False):

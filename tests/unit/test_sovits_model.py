@@ -87,8 +87,10 @@ def test_frozen_quantizer_keeps_codebook_but_unfrozen_updates_it():
     frozen = make_model()
     frozen.train()
     embed = frozen.quantizer.vq.layers[0]._codebook.embed.clone()
-    frozen(ssl, spec, spec_len, text, text_len)
+    out = frozen(ssl, spec, spec_len, text, text_len)
     assert torch.equal(embed, frozen.quantizer.vq.layers[0]._codebook.embed)
+    (out.audio.abs().mean() + out.m_p.mean()).backward()
+    assert frozen.ssl_proj.weight.grad is None  # a frozen codebook is a plain lookup: nothing flows back
 
     torch.manual_seed(0)
     free = SynthesizerTrn(dataclasses.replace(TINY, freeze_quantizer=False))
@@ -97,6 +99,8 @@ def test_frozen_quantizer_keeps_codebook_but_unfrozen_updates_it():
     out = free(ssl, spec, spec_len, text, text_len)
     assert not torch.equal(embed, free.quantizer.vq.layers[0]._codebook.embed)
     assert out.commit_loss > 0
+    (out.audio.abs().mean() + out.m_p.mean()).backward()
+    assert free.ssl_proj.weight.grad.abs().sum() > 0  # straight-through estimator
 
 
 def test_decode_shapes_and_speed():
