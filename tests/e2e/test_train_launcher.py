@@ -75,7 +75,7 @@ def test_sovits_from_tiny_pretrained_set(tiny: PretrainedPaths, tmp_path: Path) 
     exp = make_experiment(tmp_path / "voice", n_items=1, seconds=(1.0, 1.0))
     cfg = load_config(SoVITSRunConfig, {"exp_dir": str(exp.root), "pretrained_g": str(tiny.sovits_g("v2")),
                                         "pretrained_d": str(tiny.sovits_d("v2")), "weights_dir": str(tmp_path / "w"),
-                                        "train": {"epochs": 1, "batch_size": 2}, "data": {"min_items": 2},
+                                        "train": {"epochs": 1, "batch_size": 1}, "data": {"min_items": 1},
                                         "runtime": {"device": "cpu", "num_workers": 0}})
     manager = ProcessManager(tmp_path / "jobs")
     manager.start("train_sovits", TrainJob("sovits", cfg, exp.root / "sovits_train.yaml").spec())
