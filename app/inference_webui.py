@@ -143,13 +143,13 @@ def _reference_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) ->
         gr.Markdown("### " + i18n("Reference"))
         with gr.Row():
             c.ref_audio = gr.Audio(type="filepath", label=i18n("Reference audio (3-10 s; longer or shorter is "
-                                                               "refused)"))
+                                                               "refused)"), elem_id="ref-audio")
             with gr.Column():
                 c.text_free = gr.Checkbox(False, label=i18n("No reference text mode"),
                                           info=i18n("Use only the voice of the reference, not its words. Works "
                                                     "best with a fine-tuned GPT model; also on when the "
                                                     "reference text is empty."))
-                c.prompt_text = gr.Textbox(label=i18n("Reference text"), lines=5,
+                c.prompt_text = gr.Textbox(label=i18n("Reference text"), lines=5, elem_id="prompt-text",
                                            info=i18n("Exactly what is said in the reference audio."))
                 c.prompt_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Reference language"))
             c.aux_refs = gr.File(file_count="multiple", type="filepath",
@@ -160,7 +160,7 @@ def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None
     d = SynthesisOptions()
     with gr.Group():
         gr.Markdown("### " + i18n("Text to synthesize"))
-        c.text = gr.Textbox(label=i18n("Text"), lines=10)
+        c.text = gr.Textbox(label=i18n("Text"), lines=10, elem_id="text")
         with gr.Row():
             c.text_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Text language"),
                                       info=i18n("The narrower the better: pick a single language if you can."))
@@ -189,11 +189,11 @@ def _output_section(c: Controls, i18n: I18n) -> None:
         c.preview_btn = gr.Button(i18n("Split the text"))
         c.preview = gr.Textbox(label=i18n("Pieces, one per line"), lines=6, interactive=False)
     with gr.Row():
-        c.go = gr.Button(i18n("Synthesize"), variant="primary")
+        c.go = gr.Button(i18n("Synthesize"), variant="primary", elem_id="synthesize")
         c.go_stream = gr.Button(i18n("Synthesize (streaming)"))
-    c.output = gr.Audio(label=i18n("Output audio"), type="numpy")
+    c.output = gr.Audio(label=i18n("Output audio"), type="numpy", elem_id="output-audio")
     c.stream_output = gr.Audio(label=i18n("Streamed audio"), streaming=True, autoplay=True)
-    c.report = gr.Markdown()
+    c.report = gr.Markdown(elem_id="report")
 
 
 def _request(i18n: I18n, ref_v: str | None, free_v: bool, ptext_v: str, plang_v: str, aux_v: list[str] | None,

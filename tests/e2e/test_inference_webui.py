@@ -125,3 +125,33 @@ def test_launcher_job_serves_the_page(tmp_path: Path) -> None:
         assert status == 200, manager.tail("inference_webui")
     finally:
         manager.stop("inference_webui")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_synthesize_in_chromium(setup) -> None:
+    """Headless Chromium: upload a reference, type the texts, press Synthesize, get audio and the report."""
+    import io
+    import urllib.request
+
+    from tests.servers import chromium_page
+
+    demo = build_inference_ui(setup["tts"], I18n("zh_CN"), setup["root"], setup["pretrained"])
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
+    try:
+        with chromium_page() as page:
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("#text textarea").wait_for(timeout=30_000)
+            page.locator("#ref-audio input[type=file]").set_input_files(str(setup["ref"]))
+            page.locator("#prompt-text textarea").fill("这是参考文本。")
+            page.locator("#text textarea").fill("今天天气很好。")
+            page.wait_for_timeout(1000)  # let the upload finish
+            page.click("#synthesize")
+            page.locator("#report").get_by_text("共 1 句").wait_for(timeout=60_000)
+            href = page.locator("#output-audio a[download]").first.get_attribute("href", timeout=30_000)
+            with urllib.request.urlopen(href, timeout=30) as response:
+                audio, sr = sf.read(io.BytesIO(response.read()))
+            assert sr == 32000 and len(audio) >= 11 * 1280
+    finally:
+        demo.close()
