@@ -407,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
     parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False,
                         help="float16 weights (GPU only)")
+    parser.add_argument("--int8", action="store_true",
+                        help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
     parser.add_argument("--ref-dir", type=Path, action="append", default=[],
                         help="folder clients may use reference audio from (repeatable; default: the repository)")
     parser.add_argument("--weights-dir", type=Path, action="append", default=[],
@@ -433,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging()
-    tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half)
+    tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half,
+                             args.int8)
     app = create_app(make_state(tts, args, argv))
     log.info("API on http://%s:%d", args.bind_addr, args.port)
     uvicorn.run(app, host=args.bind_addr, port=args.port, workers=1)

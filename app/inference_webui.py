@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
     parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False, help="float16 (GPU only)")
+    parser.add_argument("--int8", action="store_true",
+                        help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
     parser.add_argument("--lang", choices=available_languages(), default=None, help="UI language")
     parser.add_argument("--share", action="store_true", help="also create a public Gradio share link")
     parser.add_argument("locale", nargs="?", choices=available_languages(),
@@ -324,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     pretrained = PretrainedPaths(args.pretrained_dir)
     gpt = args.gpt or pretrained.gpt("v2")
     sovits = args.sovits or pretrained.sovits_g("v2")
-    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half)
+    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8)
     demo = build_inference_ui(tts, I18n(args.lang or args.locale), REPO_ROOT, pretrained)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
     demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)

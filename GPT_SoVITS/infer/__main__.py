@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap on semantic tokens per sentence (25 per second of speech)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=False, help="float16 weights (GPU only)")
+    p.add_argument("--int8", action="store_true",
+                   help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
     p.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return p
 
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             _output_format(args.out)  # fail before loading models
         if args.max_tokens < 1:
             raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
-        tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half)
+        tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half,
+                             args.int8)
         tts.max_new_tokens = args.max_tokens
         return run(tts, args)
     except USER_ERRORS as exc:

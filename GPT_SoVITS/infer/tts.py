@@ -111,8 +111,12 @@ class TTS:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, models: ModelPair, ssl: SSLFeaturizer, text: TextFeaturizer, *, device: str = "cpu",
-                 half: bool = False, cache_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS) -> None:
+                 half: bool = False, cache_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
+                 int8: bool = False) -> None:
         models.check()
+        self.int8 = int8  # CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)
+        if int8:
+            models.t2s.enable_int8_decoding()
         self._models = models
         self.device = device
         self.half = half
@@ -125,7 +129,7 @@ class TTS:
 
     @classmethod
     def from_paths(cls, gpt: Path, sovits: Path, pretrained: PretrainedPaths = PretrainedPaths(),
-                   device: str = "cpu", half: bool = False) -> TTS:
+                   device: str = "cpu", half: bool = False, int8: bool = False) -> TTS:
         """Load the GPT and SoVITS files plus BERT and HuBERT from ``pretrained`` (upstream's folder layout).
 
         Parameters
@@ -134,12 +138,13 @@ class TTS:
         pretrained : where ``chinese-roberta-wwm-ext-large`` and ``chinese-hubert-base`` live.
         device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
         half : float16 weights (GPU only; CPU always runs float32).
+        int8 : CPU only: decode the GPT with int8 weights (faster; tokens can differ from float decoding).
         """
         half = half and not str(device).startswith("cpu")
         models = load_model_pair(gpt, sovits, device, half)
         ssl = load_ssl_featurizer(pretrained, device, half)
         text = default_text_featurizer(pretrained, device, half)
-        return cls(models, ssl, text, device=device, half=half)
+        return cls(models, ssl, text, device=device, half=half, int8=int8)
 
     # ------------------------------------------------------------------------------------------ models
     @property
@@ -163,7 +168,10 @@ class TTS:
         with self._switch_lock:
             pair = self._models
             if gpt is not None:
-                pair = pair.with_gpt(load_gpt(Path(gpt), self.device, self._dtype()), Path(gpt))
+                t2s = load_gpt(Path(gpt), self.device, self._dtype())
+                if self.int8:
+                    t2s.enable_int8_decoding()
+                pair = pair.with_gpt(t2s, Path(gpt))
             if sovits is not None:
                 pair = pair.with_sovits(load_sovits_model(Path(sovits), self.device, self._dtype()), Path(sovits))
             pair.check()

@@ -261,6 +261,14 @@ def test_hubert_of_the_wrong_width_is_a_clear_error(files) -> None:
         tts.synthesize("你好呀朋友。", "zh", ref_of(files))
 
 
+def test_int8_decoding_gives_audio_and_survives_a_gpt_switch(files) -> None:
+    tts = make_tts(files, int8=True)
+    result = tts.synthesize_detailed("你好呀朋友。", "zh", ref_of(files), SynthesisOptions(seed=1))
+    assert np.isfinite(result.audio).all() and result.sentences[0].n_tokens >= 11
+    tts.set_gpt(files["gpt_b"])
+    assert tts.models.t2s._int8_packed is not None  # the new GPT decodes in int8 too
+
+
 def test_progress_is_reported_per_sentence(files) -> None:
     tts = make_tts(files)
     seen: list[tuple[int, int]] = []
