@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=150, help="token cap per sentence (25 per second)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (median reported)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--int8", action="store_true", help="GPT decoding with int8 weights (CPU)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_path = write_audio(root / "ref.wav", np.concatenate([tone_burst(2.0), silence(0.3), tone_burst(2.0)]))
         t_load, pair = timed(full_size_pair, args.device, args.half)
         tts = TTS(pair, ssl, FrontendFeaturizer(bert), device=args.device, half=args.half,
-                  max_new_tokens=args.max_tokens)
+                  max_new_tokens=args.max_tokens, int8=args.int8)
         ref = Reference(ref_path, "这是一段用来测试的参考音频。", "all_zh")
         opts = SynthesisOptions(seed=1, text_split="cut5", pause=0.3)
         t_ref, _ = timed(tts.references.get, ref, tts.models)
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"synthesize, batch {batch}", t, audio_seconds, t / audio_seconds, tokens / t))
         first_sentence = statistics.median(first_chunk_seconds(tts, ref, opts, 0) for _ in range(args.repeats))
         first_chunk = statistics.median(first_chunk_seconds(tts, ref, opts, 16) for _ in range(args.repeats))
-    print(f"device {args.device}{' fp16' if args.half else ''}, torch threads {torch.get_num_threads()}, "
+    mode = (" fp16" if args.half else "") + (" int8 GPT" if args.int8 else "")
+    print(f"device {args.device}{mode}, torch threads {torch.get_num_threads()}, "
           f"token cap {args.max_tokens}/sentence; model build+load {t_load:.1f} s, reference prep {t_ref:.2f} s")
     print(f"{'run':<22}{'wall s':>9}{'audio s':>9}{'RTF':>8}{'tok/s':>9}")
     for name, t, audio_s, rtf, tps in rows:
