@@ -47,6 +47,7 @@ from GPT_SoVITS.train.loop import (
     hint_upstream_states,
     ignore_stop_signals,
     load_matching,
+    load_state_strict,
     log_step,
     position_of,
     require_good_fit,
@@ -120,7 +121,7 @@ def init_model(cfg: GPTRunConfig) -> tuple[Text2SemanticDecoder, T2SConfig, obje
         model_cfg = T2SConfig(**state.config["model"])
         check_not_done(position_of(state), cfg.train.epochs, "GPT training", path)
         model = Text2SemanticDecoder(model_cfg)
-        model.load_state_dict(state.model, strict=True)
+        load_state_strict(model, state.model, path)
         pos = position_of(state)
         log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
                  f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")

@@ -92,6 +92,18 @@ def check_not_done(pos: Position, epochs: int, what: str, state_file: Path | Non
             "start over.")
 
 
+def load_state_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Load a training state's weights; a mismatch (changed model or discriminator config) is a clear error."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        from GPT_SoVITS.checkpoints import CheckpointError
+
+        raise CheckpointError(f"{path}: this training state does not fit the configured model "
+                              f"({str(exc).splitlines()[0]}). Restore the run config it was trained with, or "
+                              "move its folder away to start over.") from None
+
+
 def find_resume_state(folder: Path, kind: str) -> tuple[Path, TrainState] | None:
     """The newest readable training state of ``kind`` in ``folder`` (or None)."""
     path = latest_train_state(folder, kind)

@@ -52,6 +52,7 @@ from GPT_SoVITS.train.loop import (
     hint_upstream_states,
     ignore_stop_signals,
     load_matching,
+    load_state_strict,
     log_step,
     position_of,
     require_good_fit,
@@ -118,8 +119,8 @@ def init_models(cfg: SoVITSRunConfig) -> Models:
         model_cfg = from_dict(SoVITSConfig, state_g.config["model"])
         check_not_done(position_of(state_g), cfg.train.epochs, "SoVITS training", path)
         g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg)
-        g.load_state_dict(state_g.model, strict=True)
-        d.load_state_dict(state_d.model, strict=True)
+        load_state_strict(g, state_g.model, path)
+        load_state_strict(d, state_d.model, path.with_name(path.name.replace(G_KIND, D_KIND, 1)))
         pos = position_of(state_g)
         log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
                  f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from GPT_SoVITS.checkpoints import latest_train_state, load_train_state, read_weights
+from GPT_SoVITS.checkpoints import CheckpointError, latest_train_state, load_train_state, read_weights
 from GPT_SoVITS.config import load_config
 from GPT_SoVITS.models import load_sovits
 from GPT_SoVITS.models.sovits import SynthesizerTrn
@@ -97,6 +97,8 @@ def test_stopped_run_resumes_exactly_then_says_already_done(full_run, tmp_path: 
         assert rest.losses[0][key] == pytest.approx(want, rel=1e-4, abs=1e-6), key
     with pytest.raises(AlreadyDoneError, match="2 of 2 epoch.*already trained.*Raise the number of epochs"):
         sovits.train(make_cfg(tmp_path))
+    with pytest.raises(CheckpointError, match="sovits_D_00000004.pt: this training state does not fit"):
+        sovits.train(make_cfg(tmp_path, train={"epochs": 3}, discriminator_periods=[2, 3]))
 
 
 def test_missing_discriminator_is_refused(tmp_path: Path) -> None:
