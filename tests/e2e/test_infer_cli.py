@@ -75,3 +75,24 @@ def test_bad_inputs_exit_2_with_a_message(kit, tmp_path: Path, caplog: pytest.Lo
                      str(tmp_path / "b.wav")]) == 2
     assert "klingon" in caplog.text
     assert not (tmp_path / "b.wav").exists()
+
+
+@pytest.mark.pretrained
+@pytest.mark.slow
+def test_real_pretrained_models_speak_a_plausible_sentence(tmp_path: Path) -> None:
+    """With upstream's real v2 pretrained folder in pretrained_models/: one sentence of plausible length and level."""
+    from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR, PretrainedPaths
+
+    pretrained = PretrainedPaths(DEFAULT_PRETRAINED_DIR)
+    needed = [pretrained.gpt("v2"), pretrained.sovits_g("v2"), pretrained.bert / "config.json",
+              pretrained.hubert / "config.json"]
+    if not all(p.exists() for p in needed):
+        pytest.skip(f"real pretrained models not found in {pretrained.root}")
+    ref = reference_wav(tmp_path / "ref.wav")
+    out = tmp_path / "out.wav"
+    assert main(["--gpt", str(needed[0]), "--sovits", str(needed[1]), "--ref", str(ref), "--ref-text", "",
+                 "--text", "今天天气很好，我们一起去公园散步吧。", "--text-lang", "all_zh", "--seed", "1",
+                 "--check-tokens", "--out", str(out)]) == 0
+    audio, sr = sf.read(out)
+    assert sr == 32000 and 1.0 < len(audio) / sr < 10.0
+    assert 0.005 < float(np.sqrt(np.mean(audio**2))) < 0.5
