@@ -12,7 +12,7 @@ from app.context import AppContext
 from app.devices import GpuInfo, detect_gpus
 from app.jobs import TrainJob
 from app.widgets import JobPanel, UserInputError
-from GPT_SoVITS.checkpoints import describe_pretrained
+from GPT_SoVITS.checkpoints import describe_pretrained, latest_train_state
 from GPT_SoVITS.config import ConfigError, load_config
 from GPT_SoVITS.paths import REPO_ROOT, sovits_d_path_for, weights_dirs
 from GPT_SoVITS.train.config import PRECISIONS, GPTRunConfig, SoVITSRunConfig
@@ -46,6 +46,25 @@ def loss_frame(log_file: Path | None) -> pd.DataFrame:
             if parsed and "loss" in parsed[2]:
                 rows.append((parsed[1], parsed[2]["loss"]))
     return pd.DataFrame(rows, columns=["step", "loss"])
+
+
+def training_overview(i18n, exp_dir: Path, root: Path) -> str:
+    """Markdown: each trainer's newest training state (its step) and the release files of the experiment."""
+    gpt_dir, sovits_dir = weights_dirs(root, "v2")
+    name = exp_dir.name
+    lines = []
+    for model, state_dir, kind, weights in (
+            ("SoVITS", exp_dir / "logs_s2_v2", "sovits_G", sorted(sovits_dir.glob(f"{name}_e*_s*.pth"))),
+            ("GPT", exp_dir / "logs_s1_v2", "t2s", sorted(gpt_dir.glob(f"{name}-e*.ckpt")))):
+        latest = latest_train_state(state_dir, kind)
+        if latest is None:
+            lines.append(i18n("{model}: no training state yet", model=model))
+        else:
+            lines.append(i18n("{model}: training state at step {step}", model=model,
+                              step=int(latest.stem.rsplit("_", 1)[1])))
+        if weights:
+            lines.append("  - " + i18n("Weights: {files}", files=", ".join(p.name for p in weights)))
+    return "\n".join(line if line.startswith("  ") else f"- {line}" for line in lines)
 
 
 def _path_or_none(ctx: AppContext, value: str) -> str | None:
@@ -190,3 +209,6 @@ def build_tab(ctx: AppContext) -> None:
         _build_sovits(ctx, sovits_batch, gpu_default)
     with gr.Accordion(i18n("1Bb - GPT training"), open=True):
         _build_gpt(ctx, gpt_batch, gpu_default)
+    overview = gr.Markdown()
+    gr.Button(i18n("Show training state")).click(
+        lambda: training_overview(i18n, ctx.experiment().root, ctx.root), outputs=overview)

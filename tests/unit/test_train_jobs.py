@@ -81,6 +81,20 @@ def test_loss_frame_reads_train_lines(tmp_path: Path) -> None:
     assert train_tab.loss_frame(None).empty
 
 
+def test_training_overview_lists_states_and_weights(tmp_path: Path) -> None:
+    i18n = AppContext.create(WebUISettings(), "en_US", root=tmp_path).i18n
+    exp = tmp_path / "logs" / "voice"
+    (exp / "logs_s1_v2").mkdir(parents=True)
+    (exp / "logs_s1_v2" / "t2s_00000120.pt").write_bytes(b"")
+    (tmp_path / "GPT_weights_v2").mkdir()
+    for name in ("voice-e5.ckpt", "voice-e10.ckpt", "other-e5.ckpt"):
+        (tmp_path / "GPT_weights_v2" / name).write_bytes(b"")
+    text = train_tab.training_overview(i18n, exp, tmp_path)
+    assert "SoVITS: no training state yet" in text
+    assert "GPT: training state at step 120" in text
+    assert "voice-e10.ckpt" in text and "other" not in text
+
+
 def test_tab_builds(tmp_path: Path) -> None:
     ctx = AppContext.create(WebUISettings(), "zh_CN", root=tmp_path)
     with gr.Blocks():
