@@ -38,7 +38,15 @@ from starlette.concurrency import run_in_threadpool
 
 from GPT_SoVITS.audio import resample
 from GPT_SoVITS.checkpoints import CheckpointError
-from GPT_SoVITS.infer import TTS, EmptyTextError, InvalidOptionError, Reference, ReferenceAudioError, SynthesisOptions
+from GPT_SoVITS.infer import (
+    TTS,
+    EmptyTextError,
+    InvalidOptionError,
+    Reference,
+    ReferenceAudioError,
+    SynthesisOptions,
+    SynthesisResult,
+)
 from GPT_SoVITS.infer.components import ModelMismatchError
 from GPT_SoVITS.infer.media import (
     CONTENT_TYPES,
@@ -144,7 +152,11 @@ class ApiState:
     voices_dir: Path | None = None
     default_ref: Path | None = None
     argv: list[str] = field(default_factory=list)  # for /control?command=restart
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: threading.BoundedSemaphore | None = None  # at most this many syntheses at once; others wait
+
+    @staticmethod
+    def make_slots(max_concurrency: int) -> threading.BoundedSemaphore | None:
+        return threading.BoundedSemaphore(max_concurrency) if max_concurrency > 0 else None
 
 
 def _error(message: str, status: int = 400, **extra: Any) -> JSONResponse:
@@ -206,6 +218,23 @@ async def _stream_response(tts: TTS, chunks: Iterator[np.ndarray], media_type: s
     return StreamingResponse(body(), media_type=CONTENT_TYPES[media_type])
 
 
+def _in_slot(slots: threading.BoundedSemaphore | None, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Run a stream inside one concurrency slot (taken at the first chunk, given back when it ends or closes)."""
+    if slots is None:
+        yield from chunks
+        return
+    with slots:
+        yield from chunks
+
+
+def _synthesize_in_slot(state: ApiState, text: str, lang: str, ref: Reference, opts: SynthesisOptions
+                        ) -> SynthesisResult:
+    if state.slots is None:
+        return state.tts.synthesize_detailed(text, lang, ref, opts)
+    with state.slots:
+        return state.tts.synthesize_detailed(text, lang, ref, opts)
+
+
 async def handle_tts(state: ApiState, params: Mapping[str, Any]) -> Response:
     try:
         req = parse_tts_request(params)
@@ -214,8 +243,9 @@ async def handle_tts(state: ApiState, params: Mapping[str, Any]) -> Response:
         tts = state.tts
         if req.streaming_mode:
             chunk_tokens = 0 if req.streaming_mode == 1 else max(1, req.min_chunk_length)
-            return await _stream_response(tts, tts.stream(text, lang, ref, opts, chunk_tokens), media_type)
-        result = await run_in_threadpool(tts.synthesize_detailed, text, lang, ref, opts)
+            chunks = _in_slot(state.slots, tts.stream(text, lang, ref, opts, chunk_tokens))
+            return await _stream_response(tts, chunks, media_type)
+        result = await run_in_threadpool(_synthesize_in_slot, state, text, lang, ref, opts)
         data = await run_in_threadpool(encode_audio, result.audio, result.sample_rate, media_type)
         headers = {"X-Seed": str(result.seed)}
         if result.regenerated:
@@ -291,7 +321,7 @@ async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Resp
                                 temperature=float(preset.get("temperature", 1.0)))
         if not text:
             raise RequestError("input is required")
-        result = await run_in_threadpool(state.tts.synthesize_detailed, text, text_lang, ref, opts)
+        result = await run_in_threadpool(_synthesize_in_slot, state, text, text_lang, ref, opts)
     except RequestError as exc:
         return _openai_error(str(exc))
     except REQUEST_ERRORS as exc:
@@ -417,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--voices-dir", type=Path, default=None,
                         help="folder of <voice>.json presets for POST /v1/audio/speech")
     parser.add_argument("--allow-control", action="store_true", help="enable GET /control?command=exit|restart")
+    parser.add_argument("--max-concurrency", type=int, default=4,
+                        help="syntheses run at once (more wait their turn; bounds memory); 0 = no limit")
     return parser
 
 
@@ -426,7 +458,8 @@ def make_state(tts: TTS, args: argparse.Namespace, argv: list[str]) -> ApiState:
     weights_policy = PathPolicy.of(weight_roots(REPO_ROOT, args.pretrained_dir, args.weights_dir),
                                    suffixes=(".ckpt", ".pth"), what="weights_path", flag="--weights-dir")
     return ApiState(tts, ref_policy, weights_policy, args.allow_control,
-                    args.voices_dir.resolve() if args.voices_dir else None, argv=argv)
+                    args.voices_dir.resolve() if args.voices_dir else None, argv=argv,
+                    slots=ApiState.make_slots(args.max_concurrency))
 
 
 def main(argv: list[str] | None = None) -> int:

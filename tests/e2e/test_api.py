@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     tts = TTS(load_model_pair(gpt, sovits), ToySSL(), CharFeaturizer(), max_new_tokens=24)
     state = ApiState(tts, PathPolicy.of([refs], what="reference audio"),
                      PathPolicy.of([weights], suffixes=(".ckpt", ".pth"), what="weights_path"),
-                     allow_control=False, voices_dir=voices)
+                     allow_control=False, voices_dir=voices, slots=ApiState.make_slots(2))
     port = free_port()
     config = uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
@@ -156,6 +156,7 @@ def test_reference_outside_3_to_10_s_is_a_400_with_the_reason(server) -> None:
 
 
 def test_concurrent_requests_each_get_their_own_audio(server) -> None:
+    """6 requests at once (2 synthesize at a time, the rest wait): each gets exactly the audio it gets alone."""
     seeds = list(range(40, 46))
     with httpx.Client(base_url=server["url"], timeout=300) as client:
         expected = {s: client.get("/tts", params=params(server, seed=s, media_type="raw")).content for s in seeds}
