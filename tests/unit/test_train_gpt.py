@@ -165,3 +165,10 @@ def test_continues_from_upstream_written_files(name: str, tmp_path: Path, caplog
     assert result.position.epochs_done == 1
     model, cfg = load_t2s(result.release_files[-1])
     assert (cfg.hidden_dim, cfg.n_layer) == (16, 2)
+
+
+@pytest.mark.parametrize(("accum", "steps"), [(4, 1), (3, 2), (1, 4)])
+def test_gradient_accumulation_steps_per_epoch(accum: int, steps: int, tmp_path: Path) -> None:
+    """4 batches per epoch: a step after every ``accum`` batches and after the epoch's last batch."""
+    result = gpt.train(make_cfg(tmp_path, train={"epochs": 1, "grad_accum": accum}))
+    assert result.position.step == steps and len(result.losses) == steps

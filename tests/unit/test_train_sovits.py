@@ -14,10 +14,12 @@ import torch
 from GPT_SoVITS.checkpoints import CheckpointError, latest_train_state, load_train_state, read_weights
 from GPT_SoVITS.config import load_config
 from GPT_SoVITS.models import load_sovits
+from GPT_SoVITS.models.commons import slice_segments
 from GPT_SoVITS.models.sovits import SynthesizerTrn
 from GPT_SoVITS.train import sovits
 from GPT_SoVITS.train.config import SoVITSRunConfig
 from GPT_SoVITS.train.loop import AlreadyDoneError, PretrainedWeightsError
+from GPT_SoVITS.train.losses import discriminator_loss
 from tests.unit.test_train_data import TINY_PERIODS, TINY_SOVITS, make_experiment, tiny_sovits_files
 
 pytestmark = pytest.mark.slow
@@ -122,3 +124,29 @@ def test_incremental_training_starts_from_release_weights(full_run, tmp_path: Pa
     for key, value in release.items():
         torch.testing.assert_close(own[key], value.float())
     assert trainer.pos.step == 0
+
+
+def test_gradient_accumulation_makes_one_step_of_two_batches(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, train={"epochs": 1, "grad_accum": 2}, save={"release_weights": False})
+    trainer = sovits.SoVITSTrainer(cfg, sovits.DistInfo(), torch.device("cpu"), sovits.StopRequest())
+    d_before = {k: v.clone() for k, v in trainer.raw_d.state_dict().items()}
+    batches = list(trainer.loader(1, 0))
+    assert len(batches) == 2
+    torch.manual_seed(5)
+    trainer.train_batch(batches[0], step_now=False)
+    assert all(torch.equal(v, d_before[k]) for k, v in trainer.raw_d.state_dict().items())  # no step yet
+    accumulated = [p.grad.clone() for p in trainer.raw_d.parameters()]
+    # D must hold exactly its own loss's gradient: the generator pass's gradient on D is not accumulated
+    twin = sovits.SoVITSTrainer(cfg, sovits.DistInfo(), torch.device("cpu"), sovits.StopRequest())
+    torch.manual_seed(5)  # same random slice and noise: the generator forward is the first to draw
+    m = twin.model_cfg
+    out = twin.g(batches[0].ssl, batches[0].spec, batches[0].spec_lengths, batches[0].phones,
+                 batches[0].phone_lengths)
+    y = slice_segments(batches[0].wav, out.slice_starts * m.hop_length, m.segment_size)
+    real, fake, _, _ = twin.d(y, out.audio.float().detach())
+    (discriminator_loss(real, fake) / 2).backward()
+    for got, want in zip(accumulated, (p.grad for p in twin.raw_d.parameters()), strict=True):
+        torch.testing.assert_close(got, want)
+    trainer.train_batch(batches[1], step_now=True)
+    assert any(not torch.equal(v, d_before[k]) for k, v in trainer.raw_d.state_dict().items())
+    assert all(p.grad is None for p in trainer.raw_d.parameters())  # zeroed after the step
