@@ -318,7 +318,8 @@ async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Resp
                         tuple(Path(p) for p in preset["aux_ref_audio_paths"]))
         opts = SynthesisOptions(speed=float(body.get("speed", 1.0)), text_split=preset.get("text_split_method", "cut5"),
                                 top_k=int(preset.get("top_k", 15)), top_p=float(preset.get("top_p", 1.0)),
-                                temperature=float(preset.get("temperature", 1.0)))
+                                temperature=float(preset.get("temperature", 1.0)),
+                                seed=None if preset.get("seed") is None else int(preset["seed"]))
         if not text:
             raise RequestError("input is required")
         result = await run_in_threadpool(_synthesize_in_slot, state, text, text_lang, ref, opts)

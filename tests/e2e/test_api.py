@@ -45,7 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     voices = root / "voices"
     voices.mkdir()
     (voices / "alice.json").write_text(json.dumps({"ref_audio_path": "../refs/ref.wav", "prompt_text": "参考文本。",
-                                                   "prompt_lang": "zh", "text_lang": "zh"}), encoding="utf-8")
+                                                   "prompt_lang": "zh", "text_lang": "zh", "seed": 3}),
+                                       encoding="utf-8")
     tts = TTS(load_model_pair(gpt, sovits), ToySSL(), CharFeaturizer(), max_new_tokens=24)
     state = ApiState(tts, PathPolicy.of([refs], what="reference audio"),
                      PathPolicy.of([weights], suffixes=(".ckpt", ".pth"), what="weights_path"),
@@ -244,11 +245,19 @@ def test_openai_speech_with_a_voice_preset(server) -> None:
         pcm = client.post("/v1/audio/speech", json={"model": "tts-1", "input": "今天天气很好。", "voice": "alice",
                                                     "response_format": "pcm"})
         unknown = client.post("/v1/audio/speech", json={"input": "你好。", "voice": "bob"})
+        default = client.post("/v1/audio/speech", json={"model": "tts-1", "input": "今天天气很好。", "voice": "alice"})
+        too_fast = client.post("/v1/audio/speech", json={"input": "今天天气很好。", "voice": "alice", "speed": 9})
     assert wav.status_code == 200, wav.text
     audio, sr = sf.read(io.BytesIO(wav.content))
     assert sr == 32000 and len(audio) > 0
     assert pcm.status_code == 200 and len(pcm.content) % 2 == 0
     assert unknown.status_code == 400 and "alice" in unknown.json()["error"]["message"]
+    assert default.status_code == 200 and default.headers["content-type"] == "audio/mpeg"  # OpenAI's default: mp3
+    mp3, mp3_rate = sf.read(io.BytesIO(default.content))
+    assert mp3_rate == 32000 and abs(len(mp3) - len(audio)) < 4096
+    assert too_fast.status_code == 400 and "speed" in too_fast.json()["error"]["message"]
+    samples_24k = len(pcm.content) // 2
+    assert abs(samples_24k - len(audio) * 24000 / 32000) < 64  # pcm is resampled to OpenAI's 24 kHz
 
 
 def test_request_parsing_accepts_upstream_spellings() -> None:
