@@ -58,7 +58,7 @@ from GPT_SoVITS.train.loop import (
     tensorboard_writer,
 )
 from GPT_SoVITS.train.optim import ScaledAdam
-from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
+from GPT_SoVITS.train.precision import PrecisionChoice, allow_tf32, precision_for_device
 from GPT_SoVITS.train.samplers import BucketBatchSampler, uniform_boundaries
 
 log = logging.getLogger(__name__)
@@ -315,6 +315,7 @@ class T2STrainWrapper(nn.Module):
 def train(cfg: GPTRunConfig, info: DistInfo = DistInfo(), stop: StopRequest | None = None) -> TrainResult:
     """Run (or continue) GPT fine-tuning for ``cfg``; see the module docstring."""
     device = dist_utils.select_device(cfg.runtime.device, info)
+    allow_tf32(device)
     dist_utils.init(info, device)
     return GPTTrainer(cfg, info, device, stop or StopRequest()).fit()
 

@@ -90,3 +90,10 @@ def precision_for_device(device: torch.device, requested: str = "auto") -> Preci
         cap = torch.cuda.get_device_capability(device)
         return choose_precision("cuda", cap, requested, torch.cuda.is_bf16_supported())
     return choose_precision(device.type, None, requested)
+
+
+def allow_tf32(device: torch.device) -> None:
+    """On CUDA, let fp32 matmuls/convolutions use TF32 (Ampere and newer), as upstream's trainers do."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

@@ -63,7 +63,7 @@ from GPT_SoVITS.train.loop import (
     tensorboard_writer,
 )
 from GPT_SoVITS.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
-from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
+from GPT_SoVITS.train.precision import PrecisionChoice, allow_tf32, precision_for_device
 from GPT_SoVITS.train.samplers import BucketBatchSampler
 
 log = logging.getLogger(__name__)
@@ -389,6 +389,7 @@ class SoVITSTrainer:
 def train(cfg: SoVITSRunConfig, info: DistInfo = DistInfo(), stop: StopRequest | None = None) -> TrainResult:
     """Run (or continue) SoVITS fine-tuning for ``cfg``; see the module docstring."""
     device = dist_utils.select_device(cfg.runtime.device, info)
+    allow_tf32(device)
     dist_utils.init(info, device)
     return SoVITSTrainer(cfg, info, device, stop or StopRequest()).fit()
 
