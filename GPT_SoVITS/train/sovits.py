@@ -374,8 +374,9 @@ class SoVITSTrainer:
             saved = save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs)
             if saved:
                 self.save(release=cfg.save.release_weights)
-            limit = cfg.runtime.max_steps and self.pos.step >= cfg.runtime.max_steps
-            if (self.stop.requested or limit) and epoch < cfg.train.epochs:
+            limit = bool(cfg.runtime.max_steps and self.pos.step >= cfg.runtime.max_steps)
+            # every rank must take the same decision (a rank leaving alone would hang the others)
+            if dist_utils.any_rank(self.stop.requested or limit, self.device) and epoch < cfg.train.epochs:
                 if not saved:
                     self.save(release=False)
                 self.result.stopped = True
