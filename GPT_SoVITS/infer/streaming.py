@@ -16,7 +16,7 @@ import torch
 from GPT_SoVITS.models.sampling import SamplingOptions, apply_repetition_penalty, choose_tokens
 
 
-@torch.inference_mode()
+@torch.no_grad()  # as generate(): the tokens may later meet autograd code
 def generate_token_chunks(model: torch.nn.Module, phones: torch.Tensor, bert: torch.Tensor,
                           prompt: torch.Tensor | None, opts: SamplingOptions, chunk: int,
                           generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:

@@ -265,6 +265,9 @@ def test_int8_decoding_gives_audio_and_survives_a_gpt_switch(files) -> None:
     tts = make_tts(files, int8=True)
     result = tts.synthesize_detailed("你好呀朋友。", "zh", ref_of(files), SynthesisOptions(seed=1))
     assert np.isfinite(result.audio).all() and result.sentences[0].n_tokens >= 11
+    chunks = list(tts.stream("你好呀朋友。", "zh", ref_of(files), SynthesisOptions(seed=1, pause=0), chunk_tokens=8))
+    # the token stream makes the same tokens as the batch path, in int8 too
+    assert sum(len(c) for c in chunks) == result.sentences[0].n_tokens * SAMPLES_PER_TOKEN
     tts.set_gpt(files["gpt_b"])
     assert tts.models.t2s._int8_packed is not None  # the new GPT decodes in int8 too
 
