@@ -72,16 +72,20 @@ def mel_filterbank(sampling_rate: int = SAMPLING_RATE, n_fft: int = N_FFT, n_mel
     return weights
 
 
+# The cached constants are created outside inference mode: a tensor made under torch.inference_mode() (say, by
+# the inference engine) cannot be used later in a computation autograd records (training in the same process).
 @lru_cache(maxsize=8)
 def _hann_window(win_length: int, dtype: torch.dtype, device: str) -> Tensor:
-    return torch.hann_window(win_length, dtype=dtype, device=device)
+    with torch.inference_mode(False):
+        return torch.hann_window(win_length, dtype=dtype, device=device)
 
 
 @lru_cache(maxsize=8)
 def _mel_basis(sampling_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, dtype: torch.dtype,
                device: str) -> Tensor:
     basis = mel_filterbank(sampling_rate, n_fft, n_mels, fmin, fmax)
-    return torch.from_numpy(basis).to(dtype=dtype, device=device)
+    with torch.inference_mode(False):
+        return torch.from_numpy(basis).to(dtype=dtype, device=device)
 
 
 def spectrogram(wave: Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,

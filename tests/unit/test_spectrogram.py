@@ -86,3 +86,21 @@ def test_reference_spectrogram_tames_clipping_peaks():
         torch.testing.assert_close(reference_spectrogram(base * peak), expected)
     with pytest.raises(ValueError, match="mono"):
         reference_spectrogram(np.zeros((2, 100), dtype=np.float32))
+
+
+def test_cached_window_made_in_inference_mode_still_trains():
+    """The engine computes spectrograms under inference_mode; a trainer in the same process must still work."""
+    import torch
+
+    from GPT_SoVITS.features import spectrogram as module
+    from GPT_SoVITS.features.spectrogram import mel_spectrogram, spectrogram
+
+    module._hann_window.cache_clear()
+    module._mel_basis.cache_clear()
+    wave = torch.randn(1, 8000)
+    with torch.inference_mode():
+        spectrogram(wave)
+        mel_spectrogram(wave)
+    trainable = wave.clone().requires_grad_(True)
+    (spectrogram(trainable).sum() + mel_spectrogram(trainable).sum()).backward()
+    assert trainable.grad is not None and torch.isfinite(trainable.grad).all()
