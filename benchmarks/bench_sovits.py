@@ -10,8 +10,8 @@ tokens (10 s of 32 kHz audio) with ~60 phones and a 5-second reference, and comp
   oneDNN conv+pointwise ops), with 1x1 convolutions as matrix products (the default everywhere).
 
 Runs are interleaved so background load hits both alike; the table gives the best and median wall time and
-the best process CPU time (less sensitive to other processes on a shared machine), plus the largest output
-difference between the two.
+the best process CPU time (less sensitive to other processes on a shared machine), the median of the
+per-run speed-up ratios, and the largest output difference between the two.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         speedup = min(wall[base]) / min(wall[name])
         print(f"{name:<22}{min(wall[name]):>12.3f}{statistics.median(wall[name]):>15.3f}{min(cpu[name]):>12.3f}"
               f"{speedup:>22.2f}")
+    paired_wall = statistics.median(b / p for b, p in zip(wall[base], wall["prepared"], strict=True))
+    paired_cpu = statistics.median(b / p for b, p in zip(cpu[base], cpu["prepared"], strict=True))
+    print(f"median of per-run ratios (adjacent runs share the background load): wall {paired_wall:.2f}x, "
+          f"cpu {paired_cpu:.2f}x")
     diff = (outputs["prepared"] - outputs[base]).abs().max().item()
     print(f"max |prepared - upstream-equivalent| = {diff:.2e} (output peak {outputs[base].abs().max().item():.3f})")
     return 0
