@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from GPT_SoVITS.config import load_config, to_dict
-from GPT_SoVITS.models.attentions import _absolute_to_relative, _relative_to_absolute
+from GPT_SoVITS.models.attentions import MultiHeadAttention, _absolute_to_relative, _relative_to_absolute
 from GPT_SoVITS.models.commons import (
     Conv1d,
     WNConv1d,
@@ -339,3 +339,13 @@ def test_decode_rejects_empty_inputs_clearly():
         model.decode(torch.zeros(1, 1, 0, dtype=torch.long), torch.ones(1, 3, dtype=torch.long), refer)
     with pytest.raises(ValueError, match="phone ids"):
         model.decode(torch.zeros(1, 1, 4, dtype=torch.long), torch.ones(1, 0, dtype=torch.long), refer)
+
+
+def test_relative_attention_gradients_are_correct():
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(4, 4, 2, window_size=2).double()
+    x = torch.randn(1, 4, 5, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(1, 1, 5, 5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda inp: attention(inp, inp, mask), (x,))
+    weights = torch.randn(1, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_absolute_to_relative, (weights,))
