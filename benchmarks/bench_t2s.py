@@ -5,6 +5,8 @@ generating exactly 250 tokens (EOS masked). Run by hand on a quiet machine::
 
     .venv/bin/python -m benchmarks.bench_t2s --threads 2 --repeats 3
 
+The int8 rows decode with int8 weights (``enable_int8_decoding``); the prefill stays float32.
+
 Reference points on the 2-core dev machine: upstream ≈ 38 tokens/s with 0.15 s prefill; streaming 310 MB of
 fp32 weights per token bounds decoding at ≈ 87 tokens/s.
 """
@@ -74,15 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     phones, bert, prompt = inputs(args.phones, args.prompt)
     print(f"load average before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}; threads {args.threads}")
     prefill = time_prefill(model, phones, bert, prompt, args.repeats)
-    rows = []
-    for name, top_k in (("greedy", 1), ("top_k=15 sampling", 15)):
-        opts = SamplingOptions(top_k=top_k, max_new_tokens=args.tokens, min_new_tokens=args.tokens)
-        total, tokens = time_generation(model, phones, bert, prompt, opts, args.repeats)
-        decode = max(total - prefill, 1e-9)
-        rows.append((name, len(tokens), total, (len(tokens) - 1) / decode))
-    print(f"{'mode':<20} {'tokens':>6} {'prefill s':>9} {'total s':>8} {'decode tok/s':>12}")
-    for name, n, total, rate in rows:
-        print(f"{name:<20} {n:>6} {prefill:>9.3f} {total:>8.2f} {rate:>12.1f}")
+    rows, reference_tokens = [], {}
+    for weights in ("float32", "int8"):
+        model.enable_int8_decoding(weights == "int8")
+        for sampling, top_k in (("greedy", 1), ("top_k=15", 15)):
+            opts = SamplingOptions(top_k=top_k, max_new_tokens=args.tokens, min_new_tokens=args.tokens)
+            total, tokens = time_generation(model, phones, bert, prompt, opts, args.repeats)
+            decode = max(total - prefill, 1e-9)
+            ref = reference_tokens.setdefault(sampling, tokens)
+            same_prefix = next((i for i, (a, b) in enumerate(zip(tokens, ref, strict=True)) if a != b), len(ref))
+            rows.append((f"{weights} {sampling}", len(tokens), total, (len(tokens) - 1) / decode, same_prefix))
+    model.enable_int8_decoding(False)
+    print(f"{'mode':<20} {'tokens':>6} {'prefill s':>9} {'total s':>8} {'decode tok/s':>12} {'same as fp32':>12}")
+    for name, n, total, rate, same in rows:
+        print(f"{name:<20} {n:>6} {prefill:>9.3f} {total:>8.2f} {rate:>12.1f} {same:>9}/{n}")
+    print("'same as fp32': tokens identical to float32 decoding before the first difference (same seed).")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
