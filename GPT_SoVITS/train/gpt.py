@@ -34,6 +34,7 @@ from GPT_SoVITS.config import ConfigError, load_config, to_dict
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.models.t2s import T2SConfig, T2SLoss, Text2SemanticDecoder
 from GPT_SoVITS.paths import ExperimentPaths
+from GPT_SoVITS.text.symbols import symbol_version, symbols
 from GPT_SoVITS.train import distributed as dist_utils
 from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig, validate_common
 from GPT_SoVITS.train.data import GPTBatch, GPTDataset, collate_gpt
@@ -183,7 +184,12 @@ class GPTTrainer:
                 torch.set_rng_state(state.extra["rng"])
             self.pos = position_of(state)
         exp = ExperimentPaths(Path(cfg.exp_dir))
-        self.dataset = GPTDataset(exp, cfg.version, cfg.data.max_sec, cfg.data.min_phones_per_sec,
+        # the phone table follows the model: a v1 GPT (512 phone ids) reads the v1 table whatever cfg.version says
+        version = "v1" if self.model_cfg.phoneme_vocab_size < len(symbols("v2")) else "v2"
+        if version != symbol_version(cfg.version):
+            log.warning("the GPT model has a %s phone table but the config says version %s; using %s phone ids",
+                        version, cfg.version, version)
+        self.dataset = GPTDataset(exp, version, cfg.data.max_sec, cfg.data.min_phones_per_sec,
                                   cfg.data.max_phones_per_sec, cfg.data.min_items)
         log.info("GPT dataset: %s", self.dataset.report.summary())
         bs = _batch_size(cfg, len(self.dataset))

@@ -12,6 +12,7 @@ import yaml
 from GPT_SoVITS.checkpoints import latest_train_state, load_train_state
 from GPT_SoVITS.config import load_config, save_config
 from GPT_SoVITS.models import load_t2s
+from GPT_SoVITS.models.t2s import T2SConfig
 from GPT_SoVITS.train import gpt
 from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig
 from GPT_SoVITS.train.loop import AlreadyDoneError, PretrainedWeightsError, parse_train_line
@@ -172,3 +173,19 @@ def test_gradient_accumulation_steps_per_epoch(accum: int, steps: int, tmp_path:
     """4 batches per epoch: a step after every ``accum`` batches and after the epoch's last batch."""
     result = gpt.train(make_cfg(tmp_path, train={"epochs": 1, "grad_accum": accum}))
     assert result.position.step == steps and len(result.losses) == steps
+
+
+def test_v1_gpt_reads_v1_phone_ids(tmp_path: Path) -> None:
+    tiny_gpt_file(tmp_path / "v1.ckpt", T2SConfig(phoneme_vocab_size=512, embedding_dim=16, hidden_dim=16, head=2,
+                                                  linear_units=32, n_layer=1))
+    make_cfg(tmp_path)  # builds the experiment; then give every item a v2-only phone (id > 511)
+    from GPT_SoVITS.text.symbols import symbols
+
+    path = tmp_path / "exp" / "2-name2text.txt"
+    lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("".join(f"{n}\t{p} {symbols('v2')[700]}\t{w}\t{t}\n" for n, p, w, t in lines), encoding="utf-8")
+    for bert in (tmp_path / "exp" / "3-bert").glob("*.pt"):
+        bert.unlink()
+    # read with the v1 table (the model's), the phone becomes UNK inside the 512-row embedding
+    result = gpt.train(make_cfg(tmp_path, pretrained=str(tmp_path / "v1.ckpt"), runtime={"max_steps": 1}))
+    assert result.position.step == 1 and all(torch.isfinite(torch.tensor(result.losses)))
