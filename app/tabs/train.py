@@ -204,7 +204,7 @@ def build_tab(ctx: AppContext) -> None:
     gpu_default = "-".join(str(g.index) for g in gpus)
     gr.Markdown(i18n("Fine-tune both models on the formatted experiment. Starting again continues from the latest "
                      "training state; weights go to SoVITS_weights_v2 and GPT_weights_v2. TensorBoard logs: "
-                     "logs/<experiment>/tb."))
+                     "`logs/<experiment>/tb`."))
     with gr.Accordion(i18n("1Ba - SoVITS training"), open=True):
         _build_sovits(ctx, sovits_batch, gpu_default)
     with gr.Accordion(i18n("1Bb - GPT training"), open=True):
