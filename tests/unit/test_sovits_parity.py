@@ -123,8 +123,8 @@ def test_mpd_loads_recipe_strictly_and_runs():
     assert [(k, tuple(v.shape)) for k, v in disc.state_dict().items()] == _layout("mpd_v2")
     disc.load_state_dict(weights, strict=True, assign=True)
     generator = torch.Generator().manual_seed(0)
-    real = 0.1 * torch.randn(1, 1, 6400, generator=generator)
-    fake = (0.1 * torch.randn(1, 1, 6400, generator=generator)).requires_grad_(True)
+    real = 0.1 * torch.randn(1, 1, 2560, generator=generator)
+    fake = (0.1 * torch.randn(1, 1, 2560, generator=generator)).requires_grad_(True)
     real_scores, fake_scores, real_maps, fake_maps = disc(real, fake)
     assert len(real_scores) == len(fake_scores) == 6  # scale discriminator + periods 2, 3, 5, 7, 11
     assert [len(m) for m in real_maps] == [7, 6, 6, 6, 6, 6]
