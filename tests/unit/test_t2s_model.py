@@ -98,7 +98,7 @@ def test_eos_is_blocked_for_the_first_steps_then_ends_generation() -> None:
     assert result.tokens[0].numel() == 0 and result.stopped_on_eos == [True]
 
 
-def test_sampled_eos_stops_even_if_not_the_argmax() -> None:
+def test_sampling_never_returns_eos_and_flags_early_stops() -> None:
     model = tiny_model()
     phones, bert, prompt = sentence(7, 5, 3)
     g = torch.Generator().manual_seed(0)
