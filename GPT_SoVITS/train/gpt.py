@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,8 +29,7 @@ from GPT_SoVITS.checkpoints import (
     save_train_state,
     train_state_path,
 )
-from GPT_SoVITS.config import ConfigError, load_config, to_dict
-from GPT_SoVITS.logs import setup_logging
+from GPT_SoVITS.config import ConfigError, to_dict
 from GPT_SoVITS.models.t2s import T2SConfig, T2SLoss, Text2SemanticDecoder
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.text.symbols import symbol_version, symbols
@@ -53,13 +51,15 @@ from GPT_SoVITS.train.loop import (
     position_of,
     require_good_fit,
     rotate,
-    run_cli,
     save_points,
     seed_everything,
+    start_training,
     tensorboard_writer,
+    trainer_main,
+    trainer_parser,
 )
 from GPT_SoVITS.train.optim import ScaledAdam
-from GPT_SoVITS.train.precision import PrecisionChoice, allow_tf32, precision_for_device
+from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
 from GPT_SoVITS.train.samplers import BucketBatchSampler, uniform_boundaries
 
 log = logging.getLogger(__name__)
@@ -321,35 +321,16 @@ class T2STrainWrapper(nn.Module):
 
 def train(cfg: GPTRunConfig, info: DistInfo = DistInfo(), stop: StopRequest | None = None) -> TrainResult:
     """Run (or continue) GPT fine-tuning for ``cfg``; see the module docstring."""
-    device = dist_utils.select_device(cfg.runtime.device, info)
-    allow_tf32(device)
-    dist_utils.init(info, device)
-    return GPTTrainer(cfg, info, device, stop or StopRequest()).fit()
+    return start_training(GPTTrainer, cfg, info, stop)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m GPT_SoVITS.train.gpt", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True, help="run config YAML (GPTRunConfig)")
-    parser.add_argument("--log-file", type=Path, default=None,
-                        help="also log here (default: <exp_dir>/logs/train_gpt.log)")
-    return parser
+    return trainer_parser("python -m GPT_SoVITS.train.gpt", __doc__.split("\n")[0], GPTRunConfig, "train_gpt.log")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    info = DistInfo.from_env(os.environ)
-    try:
-        cfg = load_config(GPTRunConfig, args.config)
-    except ConfigError as exc:
-        setup_logging(None)
-        log.error("%s", exc)
-        return 2
-    setup_logging(args.log_file or Path(cfg.exp_dir) / "logs" / "train_gpt.log" if info.is_main else None,
-                  logging.INFO if info.is_main else logging.WARNING)
-    stop = StopRequest()
-    stop.install()
-    return run_cli("GPT training", lambda: train(cfg, info, stop))
+    return trainer_main(build_parser().parse_args(argv), config_cls=GPTRunConfig, trainer_cls=GPTTrainer,
+                        what="GPT training", log_name="train_gpt.log")
 
 
 if __name__ == "__main__":

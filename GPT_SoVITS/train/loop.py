@@ -8,7 +8,9 @@ the launcher's loss plot) and a ``PROGRESS done/total epoch E/N`` line (parsed b
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import re
 import signal
 import threading
@@ -240,6 +242,49 @@ def run_cli(what: str, train_fn: Callable[[], Any]) -> int:
              pos.step, pos.epochs_done,
              "; release files: " + ", ".join(map(str, result.release_files)) if result.release_files else "")
     return 0
+
+
+def start_training(trainer_cls: Callable[..., Any], cfg: Any, info: Any = None, stop: StopRequest | None = None
+                   ) -> Any:
+    """Pick the device, set up torch.distributed when launched by torchrun, and run ``trainer_cls(...).fit()``."""
+    from GPT_SoVITS.train import distributed
+    from GPT_SoVITS.train.precision import allow_tf32
+
+    info = info or distributed.DistInfo()
+    device = distributed.select_device(cfg.runtime.device, info)
+    allow_tf32(device)
+    distributed.init(info, device)
+    return trainer_cls(cfg, info, device, stop or StopRequest()).fit()
+
+
+def trainer_parser(prog: str, description: str, config_cls: type, log_name: str) -> argparse.ArgumentParser:
+    """The trainers' shared command line: ``--config run.yaml [--log-file F]``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True, help=f"run config YAML ({config_cls.__name__})")
+    parser.add_argument("--log-file", type=Path, default=None,
+                        help=f"also log here (default: <exp_dir>/logs/{log_name})")
+    return parser
+
+
+def trainer_main(args: argparse.Namespace, *, config_cls: type, trainer_cls: type, what: str, log_name: str) -> int:
+    """Load the run config, set up logging (rank 0 only), install the stop handler and train."""
+    from GPT_SoVITS.config import ConfigError, load_config
+    from GPT_SoVITS.logs import setup_logging
+    from GPT_SoVITS.train.distributed import DistInfo
+
+    info = DistInfo.from_env(os.environ)
+    try:
+        cfg = load_config(config_cls, args.config)
+    except ConfigError as exc:
+        setup_logging(None)
+        log.error("%s", exc)
+        return 2
+    log_file = (args.log_file or Path(cfg.exp_dir) / "logs" / log_name) if info.is_main else None
+    setup_logging(log_file, logging.INFO if info.is_main else logging.WARNING)
+    stop = StopRequest()
+    stop.install()
+    return run_cli(what, lambda: start_training(trainer_cls, cfg, info, stop))
 
 
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +32,8 @@ from GPT_SoVITS.checkpoints import (
     save_train_state,
     train_state_path,
 )
-from GPT_SoVITS.config import ConfigError, from_dict, load_config, to_dict
+from GPT_SoVITS.config import from_dict, to_dict
 from GPT_SoVITS.features.spectrogram import linear_to_mel, mel_spectrogram
-from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.models.commons import slice_segments
 from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
@@ -57,13 +55,15 @@ from GPT_SoVITS.train.loop import (
     position_of,
     require_good_fit,
     rotate,
-    run_cli,
     save_points,
     seed_everything,
+    start_training,
     tensorboard_writer,
+    trainer_main,
+    trainer_parser,
 )
 from GPT_SoVITS.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
-from GPT_SoVITS.train.precision import PrecisionChoice, allow_tf32, precision_for_device
+from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
 from GPT_SoVITS.train.samplers import BucketBatchSampler
 
 log = logging.getLogger(__name__)
@@ -389,35 +389,17 @@ class SoVITSTrainer:
 
 def train(cfg: SoVITSRunConfig, info: DistInfo = DistInfo(), stop: StopRequest | None = None) -> TrainResult:
     """Run (or continue) SoVITS fine-tuning for ``cfg``; see the module docstring."""
-    device = dist_utils.select_device(cfg.runtime.device, info)
-    allow_tf32(device)
-    dist_utils.init(info, device)
-    return SoVITSTrainer(cfg, info, device, stop or StopRequest()).fit()
+    return start_training(SoVITSTrainer, cfg, info, stop)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m GPT_SoVITS.train.sovits", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True, help="run config YAML (SoVITSRunConfig)")
-    parser.add_argument("--log-file", type=Path, default=None,
-                        help="also log here (default: <exp_dir>/logs/train_sovits.log)")
-    return parser
+    return trainer_parser("python -m GPT_SoVITS.train.sovits", __doc__.split("\n")[0], SoVITSRunConfig,
+                          "train_sovits.log")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    info = DistInfo.from_env(os.environ)
-    try:
-        cfg = load_config(SoVITSRunConfig, args.config)
-    except ConfigError as exc:
-        setup_logging(None)
-        log.error("%s", exc)
-        return 2
-    setup_logging(args.log_file or Path(cfg.exp_dir) / "logs" / "train_sovits.log" if info.is_main else None,
-                  logging.INFO if info.is_main else logging.WARNING)
-    stop = StopRequest()
-    stop.install()
-    return run_cli("SoVITS training", lambda: train(cfg, info, stop))
+    return trainer_main(build_parser().parse_args(argv), config_cls=SoVITSRunConfig, trainer_cls=SoVITSTrainer,
+                        what="SoVITS training", log_name="train_sovits.log")
 
 
 if __name__ == "__main__":
