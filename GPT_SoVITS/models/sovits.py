@@ -256,19 +256,19 @@ class Generator(nn.Module):
             x = x + self.cond(g)
         if (self.fast_cpu_inference and x.device.type == "cpu" and x.dtype == torch.float32
                 and not torch.is_grad_enabled()):
-            x = self._upsample_fast(x)
-        else:
-            for i, up in enumerate(self.ups):
-                x = up(F.leaky_relu(x, LRELU_SLOPE))
-                blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
-                acc = blocks[0](x)
-                for block in blocks[1:]:
-                    acc = acc + block(x)
-                x = acc / self.num_kernels
+            return self._forward_fast(x)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            acc = blocks[0](x)
+            for block in blocks[1:]:
+                acc = acc + block(x)
+            x = acc / self.num_kernels
         x = F.leaky_relu(x)  # default slope 0.01 here, as in upstream (not LRELU_SLOPE)
         return torch.tanh(self.conv_post(x))
 
-    def _upsample_fast(self, x: Tensor) -> Tensor:
+    def _forward_fast(self, x: Tensor) -> Tensor:
+        """The upsampling stack and output conv in the channels-last layout, in place where safe."""
         fused = onednn_fusion_available()
         x = to_channels_last_2d(x)
         for i, up in enumerate(self.ups):
@@ -280,7 +280,10 @@ class Generator(nn.Module):
                 acc = out if acc is None else acc.add_(out)
             assert acc is not None
             x = acc.div_(self.num_kernels)
-        return from_channels_last_2d(x)
+        x = F.leaky_relu_(x)  # default slope 0.01, as in forward()
+        weight = self.conv_post.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        x = F.conv2d(x, weight, self.conv_post.bias, 1, (0, self.conv_post.padding[0]))
+        return from_channels_last_2d(torch.tanh_(x))
 
 
 # ----------------------------------------------------------------------------------------------- the model
