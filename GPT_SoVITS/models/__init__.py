@@ -49,16 +49,13 @@ def load_sovits(path: Path, device: str | torch.device = "cpu", dtype: torch.dty
         cfg = SoVITSConfig.from_upstream(config)
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its SoVITS config cannot be used ({exc})") from None
-    has_posterior = any(key.startswith("enc_q.") for key in loaded.state_dict)
-    model = SynthesizerTrn(cfg, with_posterior=has_posterior and not for_inference)
-    state = loaded.state_dict if has_posterior and not for_inference else {
-        k: v for k, v in loaded.state_dict.items() if not k.startswith("enc_q.")}
+    keep_posterior = not for_inference and any(key.startswith("enc_q.") for key in loaded.state_dict)
     try:
-        model.load_state_dict(state, strict=True)
+        model = SynthesizerTrn.from_state_dict(cfg, loaded.state_dict, with_posterior=keep_posterior, device=device,
+                                               dtype=dtype)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the weights do not fit the SoVITS model its config describes "
-                              f"({' '.join(str(exc).split())[:400]})") from None
-    model = model.to(device=device, dtype=dtype)
+                              f"({str(exc).splitlines()[0]})") from None
     return (model.prepare_for_inference() if for_inference else model), cfg
 
 
