@@ -81,3 +81,22 @@ def choose_tokens(logits: torch.Tensor, opts: SamplingOptions,
     probs = torch.softmax(logits.float(), dim=-1)
     race = torch.empty_like(probs).exponential_(1.0, generator=generator)
     return (probs / race).argmax(dim=-1)
+
+
+def sample_step(logits: torch.Tensor, seen: torch.Tensor, step: int, opts: SamplingOptions, eos: int,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decoding step on raw logits ``[B, V]``: tokens ``[B]`` and whether each one ends its sequence.
+
+    ``seen`` [B, V] marks the tokens already in each sequence (prompt included). EOS is blocked while
+    ``step < opts.min_new_tokens``. A sequence ends when the chosen token is EOS or, as upstream checks, when
+    EOS is the most likely token after the penalty.
+    """
+    scores = apply_repetition_penalty(logits, seen, opts.repetition_penalty)
+    if step < opts.min_new_tokens:
+        scores = scores.clone() if scores is logits else scores
+        scores[:, eos] = float("-inf")
+    tokens = choose_tokens(scores, opts, generator)
+    is_eos = tokens == eos
+    if opts.top_k != 1:  # with top_k == 1 the chosen token *is* the argmax
+        is_eos |= scores.argmax(dim=-1) == eos
+    return tokens, is_eos

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from GPT_SoVITS.config import ConfigError
-from GPT_SoVITS.models.sampling import SamplingOptions, apply_repetition_penalty, choose_tokens
+from GPT_SoVITS.models.sampling import SamplingOptions, sample_step
 
 
 @dataclass(frozen=True)
@@ -496,14 +496,7 @@ class Text2SemanticDecoder(nn.Module):
             logits = self.ar_predict_layer(hidden).float()
             if record_logits:
                 recorded.append((active, logits))
-            scores = apply_repetition_penalty(logits, state.seen, opts.repetition_penalty)
-            if step < opts.min_new_tokens:
-                scores = scores.clone() if scores is logits else scores
-                scores[:, eos] = float("-inf")
-            tokens = choose_tokens(scores, opts, generator)
-            is_eos = tokens == eos
-            if opts.top_k != 1:  # upstream also stops when the most likely token is EOS
-                is_eos |= scores.argmax(dim=-1) == eos
+            tokens, is_eos = sample_step(logits, state.seen, step, opts, eos, generator)
             out[active, step] = tokens
             count = step + 1
             done = is_eos.clone()
