@@ -9,6 +9,10 @@ The int8 rows decode with int8 weights (``enable_int8_decoding``); the prefill s
 
 Reference points on the 2-core dev machine: upstream ≈ 38 tokens/s with 0.15 s prefill; streaming 310 MB of
 fp32 weights per token bounds decoding at ≈ 87 tokens/s.
+
+Measured here (2026-11-22, load average 0.5–1.0, 2 threads): prefill 0.10 s; float32 57–61 tokens/s; int8
+102–121 tokens/s. A loop doing only the 96 weight GEMVs of one token takes 12.3–13.2 ms (76–81 tokens/s,
+23–25 GB/s), attention over the KV cache about 1.3 ms and everything else about 2 ms.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from GPT_SoVITS.config import ConfigError
-from GPT_SoVITS.models.sampling import SamplingOptions, apply_repetition_penalty, top_p_filter
+from GPT_SoVITS.models.sampling import SamplingOptions, apply_repetition_penalty, sample_step, top_p_filter
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder, left_align, make_rejected_codes
 from tests.compat import json_file
 
@@ -165,6 +165,17 @@ def test_seeded_sampling_is_reproducible() -> None:
 
     assert run(123) == run(123)
     assert run(123) != run(124)
+
+
+def test_sample_step_stops_when_eos_is_most_likely_even_if_another_token_is_drawn() -> None:
+    logits = torch.zeros(1, TINY.vocab_size)
+    logits[0, EOS] = 0.5  # most likely, but the draw over 1025 near-equal tokens almost never picks it
+    seen = torch.zeros_like(logits, dtype=torch.bool)
+    opts = SamplingOptions(top_k=TINY.vocab_size)
+    tokens, is_eos = sample_step(logits, seen, 20, opts, EOS, torch.Generator().manual_seed(0))
+    assert int(tokens[0]) != EOS and bool(is_eos[0])
+    tokens, is_eos = sample_step(logits, seen, 3, opts, EOS, torch.Generator().manual_seed(0))
+    assert int(tokens[0]) != EOS and not bool(is_eos[0])  # during the first 11 steps EOS is out of the race
 
 
 def test_repetition_penalty_and_top_p() -> None:
