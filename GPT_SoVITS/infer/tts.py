@@ -40,7 +40,7 @@ from GPT_SoVITS.infer.components import (
 )
 from GPT_SoVITS.infer.options import Reference, SynthesisOptions, check_language
 from GPT_SoVITS.infer.reference import PreparedReference, ReferenceCache
-from GPT_SoVITS.infer.streaming import ChunkStitcher, generate_token_chunks
+from GPT_SoVITS.infer.streaming import ChunkStitcher
 from GPT_SoVITS.logs import ProgressCallback
 from GPT_SoVITS.models.sampling import SamplingOptions
 from GPT_SoVITS.paths import PretrainedPaths
@@ -375,8 +375,7 @@ class TTS:
             phones, bert = self._gpt_inputs(feats, prepared)
             stitcher = ChunkStitcher()
             tokens = torch.zeros(0, dtype=torch.long, device=phones.device)
-            for new in generate_token_chunks(models.t2s, phones, bert, prepared.codes, sampling, chunk_tokens,
-                                             generator):
+            for new in models.t2s.generate_chunks(phones, bert, prepared.codes, sampling, generator, chunk_tokens):
                 context = min(STREAM_CONTEXT_TOKENS, tokens.numel())
                 tokens = torch.cat([tokens, new])
                 window = tokens[tokens.numel() - new.numel() - context:]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -478,15 +478,13 @@ class Text2SemanticDecoder(nn.Module):
         state.positions = state.positions + 1
         return x
 
-    def _decode(self, state: _DecodeState, opts: SamplingOptions, generator: torch.Generator | None,
-                record_logits: bool) -> GenerationResult:
+    def _steps(self, state: _DecodeState, opts: SamplingOptions, generator: torch.Generator | None
+               ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The decode loop: per step ``(step, rows, tokens, is_eos, done, logits)`` for the sequences still
+        running (``rows`` are their indices in the batch); finished sequences leave the batch and the cache."""
         eos = self.cfg.eos
-        n = state.seen.shape[0]
         device = state.seen.device
-        active = torch.arange(n, device=device)  # original index of each active row
-        out = torch.zeros(n, opts.max_new_tokens, dtype=torch.long, device=device)
-        lengths, stopped = [0] * n, [False] * n
-        recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
+        active = torch.arange(state.seen.shape[0], device=device)  # original index of each active row
         weights = self._layer_weights()
         hidden = state.hidden
         pe = self.ar_audio_position
@@ -494,25 +492,34 @@ class Text2SemanticDecoder(nn.Module):
         position_table = (pe.alpha * pe.table(torch.arange(n_positions, device=device))).to(hidden.dtype)
         for step in range(opts.max_new_tokens):
             logits = self.ar_predict_layer(hidden).float()
-            if record_logits:
-                recorded.append((active, logits))
             tokens, is_eos = sample_step(logits, state.seen, step, opts, eos, generator)
-            out[active, step] = tokens
             count = step + 1
             done = is_eos.clone()
             if (opts.early_stop_num >= 0 and count > opts.early_stop_num) or count >= opts.max_new_tokens:
                 done[:] = True
+            yield step, active, tokens, is_eos, done, logits
             if bool(done.any()):
-                for row, orig in zip(done.nonzero().flatten().tolist(), active[done].tolist(), strict=True):
-                    stopped[orig] = bool(is_eos[row])
-                    lengths[orig] = step if stopped[orig] else count
                 keep = (~done).nonzero().flatten()
                 if keep.numel() == 0:
-                    break
+                    return
                 active, tokens = active[keep], tokens[keep]
                 state.select(keep)
             state.seen.scatter_(1, tokens.unsqueeze(1), True)
             hidden = self._step(tokens, state, weights, position_table)
+
+    def _decode(self, state: _DecodeState, opts: SamplingOptions, generator: torch.Generator | None,
+                record_logits: bool) -> GenerationResult:
+        n = state.seen.shape[0]
+        out = torch.zeros(n, opts.max_new_tokens, dtype=torch.long, device=state.seen.device)
+        lengths, stopped = [0] * n, [False] * n
+        recorded: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for step, active, tokens, is_eos, done, logits in self._steps(state, opts, generator):
+            if record_logits:
+                recorded.append((active, logits))
+            out[active, step] = tokens
+            for row, orig in zip(done.nonzero().flatten().tolist(), active[done].tolist(), strict=True):
+                stopped[orig] = bool(is_eos[row])
+                lengths[orig] = step if stopped[orig] else step + 1  # an EOS token is not kept
         logits_out = None
         if record_logits:
             logits_out = []
@@ -521,6 +528,32 @@ class Text2SemanticDecoder(nn.Module):
                 logits_out.append(torch.cat([r for r in rows if r.numel()]))
         return GenerationResult(tokens=[out[i, : lengths[i]].clone() for i in range(n)], stopped_on_eos=stopped,
                                 logits=logits_out)
+
+    @torch.no_grad()
+    def generate_chunks(self, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor | None = None,
+                        options: SamplingOptions | None = None, generator: torch.Generator | None = None,
+                        chunk: int = 16) -> Iterator[torch.Tensor]:
+        """Streaming :meth:`generate` for one sentence: yield its tokens every ``chunk`` tokens (the last piece
+        may be shorter). Same decode loop, so the tokens equal ``generate``'s with the same generator state.
+
+        ``phones`` [X] ids, ``bert`` [bert_dim, X], ``prompt`` [P] codes or None. EOS is never yielded.
+        """
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1 token, got {chunk}")
+        opts = options if options is not None else SamplingOptions(top_k=self.cfg.top_k)
+        was_training = self.training
+        self.eval()
+        try:
+            state = self._prefill([phones], [bert], None if prompt is None else [prompt])
+            pending: list[torch.Tensor] = []
+            for _, _, tokens, is_eos, done, _ in self._steps(state, opts, generator):
+                if not bool(is_eos[0]):
+                    pending.append(tokens[:1])
+                if pending and (len(pending) >= chunk or bool(done[0])):
+                    yield torch.cat(pending)
+                    pending = []
+        finally:
+            self.train(was_training)
 
 
 class _KVCache:

@@ -20,7 +20,7 @@ from GPT_SoVITS.infer import (
     SynthesisOptions,
 )
 from GPT_SoVITS.infer.components import load_model_pair
-from GPT_SoVITS.infer.streaming import ChunkStitcher, generate_token_chunks
+from GPT_SoVITS.infer.streaming import ChunkStitcher
 from GPT_SoVITS.models.sampling import SamplingOptions
 from tests.conftest import tone_burst, write_audio
 from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights, tiny_pair
@@ -177,7 +177,7 @@ def test_token_chunks_equal_the_batch_generator() -> None:
     prompt = torch.randint(0, 1024, (12,), generator=torch.Generator().manual_seed(1))
     opts = SamplingOptions(top_k=5, max_new_tokens=25)
     whole = pair.t2s.generate([phones], [bert], [prompt], opts, torch.Generator().manual_seed(9)).tokens[0]
-    pieces = list(generate_token_chunks(pair.t2s, phones, bert, prompt, opts, 7, torch.Generator().manual_seed(9)))
+    pieces = list(pair.t2s.generate_chunks(phones, bert, prompt, opts, torch.Generator().manual_seed(9), chunk=7))
     assert [len(p) for p in pieces[:-1]] == [7] * (len(pieces) - 1)
     assert torch.equal(torch.cat(pieces), whole)
 
