@@ -39,7 +39,7 @@ class BertFeaturizer:
     """
 
     def __init__(self, model_dir: str | Path, device: str | torch.device = "cpu", half: bool = False) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
@@ -50,7 +50,9 @@ class BertFeaturizer:
         self.model_dir = model_dir
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-        model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, add_pooling_layer=False)
+        # The checkpoint is a masked LM (as upstream loads it); only its encoder is used, so the LM head is
+        # neither run nor reported as unexpected weights.
+        model = AutoModelForMaskedLM.from_pretrained(str(model_dir), local_files_only=True).base_model
         model = model.to(self.device).eval()
         if half and self.device.type == "cuda":
             model = model.half()
