@@ -144,58 +144,11 @@ _MODALS = {
 _PLURAL_SUBJECTS = {"i", "you", "we", "they"}
 _SINGULAR_SUBJECTS = {"he", "she", "it", "who"}
 _PERFECT = {"have", "has", "had", "having", "been", "be", "being", "is", "are", "was", "were", "get", "got"}
-_OBJECT_STARTERS = {
-    "the",
-    "a",
-    "an",
-    "this",
-    "that",
-    "these",
-    "those",
-    "my",
-    "your",
-    "his",
-    "her",
-    "our",
-    "their",
-    "it",
-    "them",
-    "me",
-    "him",
-    "us",
-    "some",
-    "all",
-    "every",
-}
-_NOUN_CONTEXT = {
-    "the",
-    "a",
-    "an",
-    "this",
-    "that",
-    "these",
-    "those",
-    "my",
-    "your",
-    "his",
-    "her",
-    "its",
-    "our",
-    "their",
-    "some",
-    "any",
-    "no",
-    "every",
-    "each",
-    "of",
-    "in",
-    "on",
-    "for",
-    "with",
-    "at",
-    "by",
-    "from",
-}
+#: determiners and possessives: they open a noun phrase (shared by the two word sets below)
+_DETERMINERS = {"the", "a", "an", "this", "that", "these", "those", "my", "your", "his", "her", "our", "their",
+                "some", "every"}
+_OBJECT_STARTERS = _DETERMINERS | {"it", "them", "me", "him", "us", "all"}
+_NOUN_CONTEXT = _DETERMINERS | {"its", "any", "no", "each", "of", "in", "on", "for", "with", "at", "by", "from"}
 
 
 def guess_pos(previous: str | None, word: str, following: str | None = None) -> str:
