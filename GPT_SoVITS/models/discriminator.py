@@ -30,6 +30,17 @@ def _conv2d(use_spectral_norm: bool, *args, **kwargs) -> nn.Module:
     return WNConv2d(*args, **kwargs)
 
 
+def _scores_and_features(convs: nn.ModuleList, conv_post: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Both discriminators' stack: leaky-ReLU convs then ``conv_post``; (flattened scores, every layer's output)."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = conv_post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
+
 class DiscriminatorP(nn.Module):
     """Period discriminator: the waveform folded into [B, 1, T/period, period], then (k×1) convs."""
 
@@ -51,13 +62,7 @@ class DiscriminatorP(nn.Module):
             x = F.pad(x, (0, n_pad), "reflect")
             length += n_pad
         x = x.view(batch, channels, length // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _scores_and_features(self.convs, self.conv_post, x)
 
 
 class DiscriminatorS(nn.Module):
@@ -78,13 +83,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = _conv1d(use_spectral_norm, 1024, 1, 3, 1, padding=1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _scores_and_features(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
