@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import logging
 import math
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -34,48 +33,36 @@ from GPT_SoVITS.models.t2s import T2SConfig, T2SLoss, Text2SemanticDecoder
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.text.symbols import symbol_version, symbols
 from GPT_SoVITS.train import distributed as dist_utils
-from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig, validate_common
+from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig
 from GPT_SoVITS.train.data import GPTBatch, GPTDataset, collate_gpt
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
+    EpochTrainer,
     Position,
     PretrainedWeightsError,
     StopRequest,
+    TrainResult,
     check_not_done,
     find_resume_state,
     hint_upstream_states,
-    ignore_stop_signals,
     load_matching,
     load_state_strict,
+    log_resume,
     log_step,
     position_of,
     require_good_fit,
     rotate,
-    save_points,
-    seed_everything,
     start_training,
     tensorboard_writer,
     trainer_main,
     trainer_parser,
 )
 from GPT_SoVITS.train.optim import ScaledAdam
-from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
 from GPT_SoVITS.train.samplers import BucketBatchSampler, uniform_boundaries
 
 log = logging.getLogger(__name__)
 
 STATE_KIND = "t2s"
-
-
-@dataclass
-class TrainResult:
-    """What a run did (returned by :func:`train`; the CLI only logs it)."""
-
-    position: Position
-    stopped: bool = False  # left early (stop request or max_steps); state saved
-    losses: list[float] = field(default_factory=list)  # per optimizer step, this run only
-    release_files: list[Path] = field(default_factory=list)
-    state_files: list[Path] = field(default_factory=list)
 
 
 def lr_at(step: int, opt: GPTOptimizerConfig) -> float:
@@ -123,9 +110,7 @@ def init_model(cfg: GPTRunConfig) -> tuple[Text2SemanticDecoder, T2SConfig, obje
         check_not_done(position_of(state), cfg.train.epochs, "GPT training", path)
         model = Text2SemanticDecoder(model_cfg)
         load_state_strict(model, state.model, path)
-        pos = position_of(state)
-        log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
-                 f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")
+        log_resume(path, position_of(state))
         return model, model_cfg, state
     if cfg.init_weights is None:
         hint_upstream_states(cfg.state_dir / "ckpt", "epoch=*.ckpt")
@@ -157,15 +142,13 @@ def _batch_size(cfg: GPTRunConfig, n_items: int) -> int:
     return max(min(bs, n_items // 4), 1)  # as upstream: at most a quarter of the dataset
 
 
-class GPTTrainer:
-    """One rank's training run; :func:`train` drives it."""
+class GPTTrainer(EpochTrainer):
+    """One rank's training run; :func:`train` drives it (epoch loop: :meth:`EpochTrainer.fit`)."""
+
+    cfg: GPTRunConfig
 
     def __init__(self, cfg: GPTRunConfig, info: DistInfo, device: torch.device, stop: StopRequest) -> None:
-        self.cfg, self.info, self.device, self.stop = cfg, info, device, stop
-        validate_common(cfg.save, cfg.runtime, cfg.train.epochs, cfg.train.batch_size, cfg.train.grad_accum)
-        seed_everything(cfg.train.seed + info.rank)
-        self.precision: PrecisionChoice = precision_for_device(device, cfg.runtime.precision)
-        log.info("precision: %s (%s)", self.precision.name, self.precision.reason)
+        self._start(cfg, info, device, stop)
         model, self.model_cfg, state = init_model(cfg)
         self.raw_model = model.to(device)
         self.model: nn.Module = T2STrainWrapper(self.raw_model, cfg.train.dpo, cfg.train.dpo_beta)
@@ -202,13 +185,7 @@ class GPTTrainer:
         self.result = TrainResult(self.pos)
 
     def loader(self, epoch: int, skip: int) -> torch.utils.data.DataLoader:
-        self.sampler.set_epoch(epoch, skip)
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler,
-                                           collate_fn=partial(collate_gpt, pad_code=self.model_cfg.eos),
-                                           num_workers=self.cfg.runtime.num_workers,
-                                           pin_memory=self.device.type == "cuda",
-                                           worker_init_fn=ignore_stop_signals,
-                                           generator=torch.Generator())  # leaves the global RNG alone (resume)
+        return self._epoch_loader(epoch, skip, partial(collate_gpt, pad_code=self.model_cfg.eos))
 
     def loss(self, batch: GPTBatch) -> tuple[torch.Tensor, float]:
         with self.precision.autocast(self.device.type):
@@ -246,8 +223,7 @@ class GPTTrainer:
             if step % cfg.runtime.log_every_n_steps == 0 or i + 1 == per_epoch:
                 self._log(epoch, step, mean_loss, sum(p[1] for p in pending) / len(pending), i + 1, per_epoch)
             pending = []
-            limit = cfg.runtime.max_steps and step >= cfg.runtime.max_steps
-            if dist_utils.any_rank(self.stop.requested or bool(limit), self.device) and i + 1 < per_epoch:
+            if self._stop_agreed(step) and i + 1 < per_epoch:
                 return False
         self.pos = Position(self.pos.step, epoch, 0)
         return True
@@ -279,30 +255,6 @@ class GPTTrainer:
                 self.result.release_files.append(save_gpt_weights(
                     target, self.raw_model.state_dict(), cfg.upstream_config(self.model_cfg), self.pos.epochs_done))
         dist_utils.barrier()
-
-    def fit(self) -> TrainResult:
-        cfg = self.cfg
-        for epoch in range(self.pos.epochs_done + 1, cfg.train.epochs + 1):
-            finished = self.run_epoch(epoch)
-            if not finished:
-                self.save(release=False)
-                log.info("stopped at step %d (epoch %d, batch %d); the training state is saved: start the same "
-                         "run again to continue", self.pos.step, epoch, self.pos.batches_done)
-                self.result.stopped = True
-                break
-            if save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs):
-                self.save(release=cfg.save.release_weights)
-            limit = bool(cfg.runtime.max_steps and self.pos.step >= cfg.runtime.max_steps)
-            # every rank must take the same decision (a rank leaving alone would hang the others)
-            if dist_utils.any_rank(self.stop.requested or limit, self.device) and epoch < cfg.train.epochs:
-                if not save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs):
-                    self.save(release=False)
-                self.result.stopped = True
-                break
-        self.result.position = self.pos
-        if self.tb is not None:
-            self.tb.close()
-        return self.result
 
 
 class T2STrainWrapper(nn.Module):

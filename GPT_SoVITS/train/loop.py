@@ -15,7 +15,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from torch import nn
 
 from GPT_SoVITS.checkpoints import TrainState, latest_train_state, load_train_state, rotate_train_states
 from GPT_SoVITS.logs import format_progress
+from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,91 @@ def trainer_main(args: argparse.Namespace, *, config_cls: type, trainer_cls: typ
     stop = StopRequest()
     stop.install()
     return run_cli(what, lambda: start_training(trainer_cls, cfg, info, stop))
+
+
+@dataclass
+class TrainResult:
+    """What a run did (returned by ``train``; the CLI only logs it)."""
+
+    position: Position
+    stopped: bool = False  # left early (stop request or max_steps); state saved
+    losses: list[Any] = field(default_factory=list)  # per optimizer step, this run only (GPT: float, SoVITS: dict)
+    release_files: list[Path] = field(default_factory=list)
+    state_files: list[Path] = field(default_factory=list)
+
+
+def log_resume(path: Path, pos: Position) -> None:
+    log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
+             f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")
+
+
+class EpochTrainer:
+    """The run set-up and epoch loop both trainers share.
+
+    A subclass calls :meth:`_start` first in its ``__init__``, then sets ``pos``, ``dataset``, ``sampler``, ``tb``
+    and ``result``, and provides ``run_epoch(epoch) -> bool`` (False: a stop cut the epoch short) and
+    ``save(release)``.
+    """
+
+    cfg: Any
+    info: Any  # distributed.DistInfo
+    pos: Position
+    result: TrainResult
+    tb: Any
+
+    def _start(self, cfg: Any, info: Any, device: torch.device, stop: StopRequest) -> None:
+        """Validate the shared config sections, seed this rank and pick the precision."""
+        from GPT_SoVITS.train.config import validate_common
+
+        self.cfg, self.info, self.device, self.stop = cfg, info, device, stop
+        validate_common(cfg.save, cfg.runtime, cfg.train.epochs, cfg.train.batch_size, cfg.train.grad_accum)
+        seed_everything(cfg.train.seed + info.rank)
+        self.precision: PrecisionChoice = precision_for_device(device, cfg.runtime.precision)
+        log.info("precision: %s (%s)", self.precision.name, self.precision.reason)
+
+    def run_epoch(self, epoch: int) -> bool:
+        raise NotImplementedError
+
+    def save(self, release: bool) -> None:
+        raise NotImplementedError
+
+    def _epoch_loader(self, epoch: int, skip: int, collate_fn: Callable[..., Any]) -> torch.utils.data.DataLoader:
+        self.sampler.set_epoch(epoch, skip)
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn,
+                                           num_workers=self.cfg.runtime.num_workers,
+                                           pin_memory=self.device.type == "cuda",
+                                           worker_init_fn=ignore_stop_signals,
+                                           generator=torch.Generator())  # leaves the global RNG alone (resume)
+
+    def _stop_agreed(self, step: int) -> bool:
+        """A stop request or ``max_steps`` reached on any rank (every rank must take the same decision)."""
+        from GPT_SoVITS.train import distributed
+
+        limit = bool(self.cfg.runtime.max_steps and step >= self.cfg.runtime.max_steps)
+        return distributed.any_rank(self.stop.requested or limit, self.device)
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        for epoch in range(self.pos.epochs_done + 1, cfg.train.epochs + 1):
+            if not self.run_epoch(epoch):
+                self.save(release=False)
+                log.info("stopped at step %d (epoch %d, batch %d); the training state is saved: start the same "
+                         "run again to continue", self.pos.step, epoch, self.pos.batches_done)
+                self.result.stopped = True
+                break
+            saved = save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs)
+            if saved:
+                self.save(release=cfg.save.release_weights)
+            # every rank must take the same decision (a rank leaving alone would hang the others)
+            if self._stop_agreed(self.pos.step) and epoch < cfg.train.epochs:
+                if not saved:
+                    self.save(release=False)
+                self.result.stopped = True
+                break
+        self.result.position = self.pos
+        if self.tb is not None:
+            self.tb.close()
+        return self.result
 
 
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -39,31 +39,30 @@ from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.train import distributed as dist_utils
-from GPT_SoVITS.train.config import SoVITSRunConfig, validate_common
+from GPT_SoVITS.train.config import SoVITSRunConfig
 from GPT_SoVITS.train.data import SoVITSBatch, SoVITSDataset, collate_sovits
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
+    EpochTrainer,
     Position,
     PretrainedWeightsError,
     StopRequest,
+    TrainResult,
     check_not_done,
     hint_upstream_states,
-    ignore_stop_signals,
     load_matching,
     load_state_strict,
+    log_resume,
     log_step,
     position_of,
     require_good_fit,
     rotate,
-    save_points,
-    seed_everything,
     start_training,
     tensorboard_writer,
     trainer_main,
     trainer_parser,
 )
 from GPT_SoVITS.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
-from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
 from GPT_SoVITS.train.samplers import BucketBatchSampler
 
 log = logging.getLogger(__name__)
@@ -71,17 +70,6 @@ log = logging.getLogger(__name__)
 G_KIND, D_KIND = "sovits_G", "sovits_D"
 #: parameters trained at ``text_low_lr_rate`` × LR (upstream's second to fourth parameter groups)
 TEXT_MODULES = ("enc_p.text_embedding.", "enc_p.encoder_text.", "enc_p.mrte.")
-
-
-@dataclass
-class TrainResult:
-    """What a run did (returned by :func:`train`; the CLI only logs it)."""
-
-    position: Position
-    stopped: bool = False
-    losses: list[dict[str, float]] = field(default_factory=list)  # per optimizer step, this run only
-    release_files: list[Path] = field(default_factory=list)
-    state_files: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -121,9 +109,7 @@ def init_models(cfg: SoVITSRunConfig) -> Models:
         g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg)
         load_state_strict(g, state_g.model, path)
         load_state_strict(d, state_d.model, path.with_name(path.name.replace(G_KIND, D_KIND, 1)))
-        pos = position_of(state_g)
-        log.info("resuming from %s: step %d, %d epoch(s) done%s", path, pos.step, pos.epochs_done,
-                 f", {pos.batches_done} batch(es) into the next" if pos.batches_done else "")
+        log_resume(path, position_of(state_g))
         return Models(g, d, model_cfg, state_g, state_d)
     if cfg.init_weights is None:
         hint_upstream_states(cfg.state_dir, "G_*.pth")
@@ -180,15 +166,13 @@ def build_optimizers(g: nn.Module, d: nn.Module, cfg: SoVITSRunConfig
     return opt_g, opt_d
 
 
-class SoVITSTrainer:
-    """One rank's training run; :func:`train` drives it."""
+class SoVITSTrainer(EpochTrainer):
+    """One rank's training run; :func:`train` drives it (epoch loop: :meth:`EpochTrainer.fit`)."""
+
+    cfg: SoVITSRunConfig
 
     def __init__(self, cfg: SoVITSRunConfig, info: DistInfo, device: torch.device, stop: StopRequest) -> None:
-        self.cfg, self.info, self.device, self.stop = cfg, info, device, stop
-        validate_common(cfg.save, cfg.runtime, cfg.train.epochs, cfg.train.batch_size, cfg.train.grad_accum)
-        seed_everything(cfg.train.seed + info.rank)
-        self.precision: PrecisionChoice = precision_for_device(device, cfg.runtime.precision)
-        log.info("precision: %s (%s)", self.precision.name, self.precision.reason)
+        self._start(cfg, info, device, stop)
         models = init_models(cfg)
         self.model_cfg = models.cfg
         self.raw_g, self.raw_d = models.g.to(device), models.d.to(device)
@@ -237,12 +221,7 @@ class SoVITSTrainer:
                  self.sampler.batches_per_epoch())
 
     def loader(self, epoch: int, skip: int) -> torch.utils.data.DataLoader:
-        self.sampler.set_epoch(epoch, skip)
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate_sovits,
-                                           num_workers=self.cfg.runtime.num_workers,
-                                           pin_memory=self.device.type == "cuda",
-                                           worker_init_fn=ignore_stop_signals,
-                                           generator=torch.Generator())  # leaves the global RNG alone (resume)
+        return self._epoch_loader(epoch, skip, collate_sovits)
 
     def _mel(self, spec: torch.Tensor) -> torch.Tensor:
         d = self.cfg.data
@@ -322,8 +301,7 @@ class SoVITSTrainer:
             self.result.losses.append(mean)
             if step % cfg.runtime.log_every_n_steps == 0 or i + 1 == per_epoch:
                 self._log(epoch, step, mean, i + 1, per_epoch)
-            limit = cfg.runtime.max_steps and step >= cfg.runtime.max_steps
-            if dist_utils.any_rank(self.stop.requested or bool(limit), self.device) and i + 1 < per_epoch:
+            if self._stop_agreed(step) and i + 1 < per_epoch:
                 return False
         self.sched_g.step()
         self.sched_d.step()
@@ -361,30 +339,6 @@ class SoVITSTrainer:
                 self.result.release_files.append(save_sovits_weights(
                     target, self.raw_g.state_dict(), cfg.upstream_config(self.model_cfg), pos.epochs_done, pos.step))
         dist_utils.barrier()
-
-    def fit(self) -> TrainResult:
-        cfg = self.cfg
-        for epoch in range(self.pos.epochs_done + 1, cfg.train.epochs + 1):
-            if not self.run_epoch(epoch):
-                self.save(release=False)
-                log.info("stopped at step %d (epoch %d, batch %d); the training state is saved: start the same "
-                         "run again to continue", self.pos.step, epoch, self.pos.batches_done)
-                self.result.stopped = True
-                break
-            saved = save_points(epoch, cfg.train.epochs, cfg.save.every_n_epochs)
-            if saved:
-                self.save(release=cfg.save.release_weights)
-            limit = bool(cfg.runtime.max_steps and self.pos.step >= cfg.runtime.max_steps)
-            # every rank must take the same decision (a rank leaving alone would hang the others)
-            if dist_utils.any_rank(self.stop.requested or limit, self.device) and epoch < cfg.train.epochs:
-                if not saved:
-                    self.save(release=False)
-                self.result.stopped = True
-                break
-        self.result.position = self.pos
-        if self.tb is not None:
-            self.tb.close()
-        return self.result
 
 
 def train(cfg: SoVITSRunConfig, info: DistInfo = DistInfo(), stop: StopRequest | None = None) -> TrainResult:
