@@ -21,13 +21,7 @@ log = logging.getLogger(__name__)
 # Longest match first where one initial is a prefix of another (aa before a, gw before g, ng before n).
 _INITIALS = ("aa", "ai", "ak", "au", "a", "p", "b", "e", "t", "d", "kw", "k", "gw", "g", "f", "h", "l", "m", "ng",
              "n", "s", "w", "c", "z", "j", "oi", "ok", "on", "ou", "o", "uk")  # fmt: skip
-_PUNCTUATION_MAP = {
-    "：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",", "...": "…",
-    "$": ".", "/": ",", "—": "-", "~": "…", "～": "…",
-}  # fmt: skip
-_PUNCTUATION_RE = re.compile("|".join(re.escape(mark) for mark in _PUNCTUATION_MAP))
 _PUNCT_CLASS = re.escape("".join(PUNCTUATION))
-_NOT_KEPT = re.compile(r"[^\u4e00-\u9fa5" + _PUNCT_CLASS + r"]+")
 _PUNCT_RUN = re.compile(r"([" + _PUNCT_CLASS + r"])([" + _PUNCT_CLASS + r"])+")
 _SYLLABLE = re.compile(r"^([a-z]+)([1-6])$")
 
@@ -45,13 +39,10 @@ def _jyutping() -> ModuleType:
 
 def normalize(text: str) -> str:
     """Verbalise numbers and symbols (Mandarin normaliser), map punctuation, keep only CJK and ``!?…,.-``."""
+    from GPT_SoVITS.text.zh import map_marks  # the Mandarin punctuation map, without Mandarin's respellings
     from GPT_SoVITS.text.zh_normalization import normalize_sentences
 
-    out = []
-    for sentence in normalize_sentences(text):
-        sentence = _PUNCTUATION_RE.sub(lambda m: _PUNCTUATION_MAP[m.group(0)], sentence)
-        out.append(_NOT_KEPT.sub("", sentence))
-    return _PUNCT_RUN.sub(r"\1", "".join(out))
+    return _PUNCT_RUN.sub(r"\1", "".join(map_marks(sentence) for sentence in normalize_sentences(text)))
 
 
 def syllable_phones(syllable: str) -> tuple[str, str]:

@@ -23,7 +23,8 @@ from GPT_SoVITS.text.zh_normalization import normalize_sentences
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "G2PW_DIR", "MandarinG2P", "default_g2p", "default_g2p_v1", "g2p", "g2p_v1", "normalize", "normalize_mixed",
+    "G2PW_DIR", "MandarinG2P", "default_g2p", "default_g2p_v1", "g2p", "g2p_v1", "map_marks", "normalize",
+    "normalize_mixed",
     "split_pinyin", "syllable_to_phones",
 ]  # fmt: skip
 
@@ -47,12 +48,16 @@ _LATIN = re.compile(r"[a-zA-Z]+")
 _NOT_KEPT_MIXED = re.compile(r"[^\u4e00-\u9fa5A-Za-z" + _PUNCT_CLASS + r"]+")
 
 
-def map_punctuation(text: str, keep_latin: bool = False) -> str:
+def map_marks(text: str, keep_latin: bool = False) -> str:
     """Map Chinese punctuation to the phone set's marks and delete everything but CJK and those marks (and Latin
-    letters when ``keep_latin``)."""
-    text = text.replace("嗯", "恩").replace("呣", "母")
+    letters when ``keep_latin``). Cantonese (``yue``) uses it too."""
     text = _PUNCTUATION_RE.sub(lambda match: _PUNCTUATION_MAP[match.group(0)], text)
     return (_NOT_KEPT_MIXED if keep_latin else _NOT_KEPT).sub("", text)
+
+
+def map_punctuation(text: str, keep_latin: bool = False) -> str:
+    """:func:`map_marks` after Mandarin's respellings (嗯 → 恩, 呣 → 母)."""
+    return map_marks(text.replace("嗯", "恩").replace("呣", "母"), keep_latin)
 
 
 def collapse_punctuation(text: str) -> str:
