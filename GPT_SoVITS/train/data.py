@@ -90,6 +90,15 @@ def repeat_count(n: int, min_items: int) -> int:
     return max(2, min_items // n) if 0 < n < min_items else 1
 
 
+def repeated_items(items: list, report: FilterReport, min_items: int, where: Path, what: str) -> list:
+    """The kept ``items`` repeated as upstream does for small datasets (:func:`repeat_count`); none is an error."""
+    if not items:
+        raise DatasetError(f"{where}: no usable {what} training item ({report.summary()}); check the 1A "
+                           "dataset-formatting logs and run it again")
+    report.repeats = repeat_count(len(items), min_items)
+    return items * report.repeats
+
+
 # ------------------------------------------------------------------------------------------------- SoVITS
 @dataclass(frozen=True)
 class SoVITSItem:
@@ -125,11 +134,7 @@ class SoVITSDataset(torch.utils.data.Dataset):
                 continue
             items.append(SoVITSItem(name, tuple(cleaned_text_to_sequence(phones, version)),
                                     info.frames * sampling_rate // info.samplerate // hop_length))
-        if not items:
-            raise DatasetError(f"{exp.root}: no usable SoVITS training item ({report.summary()}); check the "
-                               "1A dataset-formatting logs and run it again")
-        report.repeats = repeat_count(len(items), min_items)
-        self.items = items * report.repeats
+        self.items = repeated_items(items, report, min_items, exp.root, "SoVITS")
         self.report = report
 
     def __len__(self) -> int:
@@ -230,11 +235,7 @@ class GPTDataset(torch.utils.data.Dataset):
                 report.remove(f"with phones per second outside {min_phones_per_sec:g}–{max_phones_per_sec:g}")
                 continue
             items.append(GPTItem(name, tuple(cleaned_text_to_sequence(phones, version)), tuple(codes)))
-        if not items:
-            raise DatasetError(f"{exp.root}: no usable GPT training item ({report.summary()}); check the 1A "
-                               "dataset-formatting logs and run it again")
-        report.repeats = repeat_count(len(items), min_items)
-        self.items = items * report.repeats
+        self.items = repeated_items(items, report, min_items, exp.root, "GPT")
         self.report = report
 
     def __len__(self) -> int:
