@@ -41,6 +41,23 @@ class RuntimeConfig:
     from_scratch: bool = False  # explicitly allow training without pretrained weights (gives noise at first!)
 
 
+class _RunFolders:
+    """``run_name`` and ``state_dir`` of a run config (a dataclass with ``exp_dir``, ``name`` and ``version``)."""
+
+    exp_dir: Path
+    name: str
+    version: str
+    _stage = ""  # upstream's training-state folder is <exp_dir>/logs_<stage>_<version> (not a dataclass field)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or Path(self.exp_dir).name
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.exp_dir) / f"logs_{self._stage}_{self.version}"
+
+
 @dataclass(frozen=True)
 class SoVITSTrainConfig:
     """Upstream ``s2.json`` ``train`` section (the keys it uses)."""
@@ -76,8 +93,10 @@ class SoVITSDataConfig:
 
 
 @dataclass(frozen=True)
-class SoVITSRunConfig:
+class SoVITSRunConfig(_RunFolders):
     """Everything one SoVITS fine-tuning run needs (``python -m GPT_SoVITS.train.sovits --config``)."""
+
+    _stage = "s2"
 
     exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 4-cnhubert/, 5-wav32k/)
     name: str = ""  # release-file prefix; empty = the experiment folder's name
@@ -92,14 +111,6 @@ class SoVITSRunConfig:
     model: SoVITSConfig | None = None  # architecture; None = from the pretrained file (s2.json defaults without)
     save: SaveConfig = SaveConfig()
     runtime: RuntimeConfig = RuntimeConfig()
-
-    @property
-    def run_name(self) -> str:
-        return self.name or Path(self.exp_dir).name
-
-    @property
-    def state_dir(self) -> Path:
-        return Path(self.exp_dir) / f"logs_s2_{self.version}"
 
     def upstream_config(self, model_cfg: SoVITSConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s2.json sections (what inference reads).
@@ -169,8 +180,10 @@ class GPTDataConfig:
 
 
 @dataclass(frozen=True)
-class GPTRunConfig:
+class GPTRunConfig(_RunFolders):
     """Everything one GPT fine-tuning run needs (``python -m GPT_SoVITS.train.gpt --config``)."""
+
+    _stage = "s1"
 
     exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 3-bert/, 6-name2semantic.tsv)
     name: str = ""  # release-file prefix; empty = the experiment folder's name
@@ -184,14 +197,6 @@ class GPTRunConfig:
     model: T2SConfig | None = None  # architecture; None = from the pretrained file (s1longer-v2 defaults without)
     save: SaveConfig = field(default_factory=lambda: SaveConfig(every_n_epochs=5))
     runtime: RuntimeConfig = RuntimeConfig()
-
-    @property
-    def run_name(self) -> str:
-        return self.name or Path(self.exp_dir).name
-
-    @property
-    def state_dir(self) -> Path:
-        return Path(self.exp_dir) / f"logs_s1_{self.version}"
 
     def upstream_config(self, model_cfg: T2SConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s1longer-v2.yaml layout (what inference reads)."""
