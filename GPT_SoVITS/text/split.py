@@ -34,14 +34,7 @@ def split_sentences(text: str) -> list[str]:
     text = text.replace("……", "。").replace("——", "，")
     if text and text[-1] not in SENTENCE_ENDS:
         text += "。"
-    pieces, start = [], 0
-    for i, char in enumerate(text):
-        if char in SENTENCE_ENDS:
-            pieces.append(text[start : i + 1])
-            start = i + 1
-    if start < len(text):
-        pieces.append(text[start:])
-    return pieces
+    return _split_after(text, SENTENCE_ENDS)
 
 
 def no_split(text: str) -> list[str]:
@@ -150,6 +143,7 @@ def cap_length(piece: str, max_chars: int = MAX_PIECE_CHARS) -> list[str]:
 
 
 def _split_after(text: str, marks: frozenset[str]) -> list[str]:
+    """Cut after every character in ``marks`` (kept with the piece before it); the rest is the last piece."""
     parts, start = [], 0
     for i, char in enumerate(text):
         if char in marks:
