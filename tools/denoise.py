@@ -25,6 +25,7 @@ from GPT_SoVITS.audio import AudioReadError, list_audio_files, load_audio, resam
 from GPT_SoVITS.fileio import atomic_path
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
+from tools._cli import finish_batch
 
 log = logging.getLogger(__name__)
 
@@ -216,15 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DenoiserUnavailableError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
-    if report.failed:
-        log.warning("%d file(s) failed:", len(report.failed))
-        for _path, reason in report.failed:
-            log.warning("  %s", reason)
-    log.info("done: %s -> %s", report.summary(), args.output_folder)
-    if not report.written:
-        log.error("No file could be denoised; see the reasons above.")
-        return 1
-    return 0
+    return finish_batch(log, report.failed, "%d file(s) failed:", f"{report.summary()} -> {args.output_folder}",
+                        bool(report.written), "No file could be denoised; see the reasons above.")
 
 
 if __name__ == "__main__":

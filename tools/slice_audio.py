@@ -22,6 +22,7 @@ import numpy as np
 
 from GPT_SoVITS.audio import AudioReadError, load_audio, write_wav
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
+from tools._cli import finish_batch
 from tools.slicer import Slicer, SlicerParams
 
 log = logging.getLogger(__name__)
@@ -169,11 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path, reason in report.skipped:
         log.warning("SKIPPED %s: %s", path, reason)
-    log.info("done: %s -> %s", report.summary(), args.output_dir)
-    if report.files_done == 0:
-        log.error("No file could be sliced; see the reasons above.")
-        return 1
-    return 0
+    return finish_batch(log, (), "", f"{report.summary()} -> {args.output_dir}", report.files_done != 0,
+                        "No file could be sliced; see the reasons above.")
 
 
 if __name__ == "__main__":

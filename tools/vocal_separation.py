@@ -27,6 +27,7 @@ from typing import Protocol
 from GPT_SoVITS.audio import AUDIO_EXTENSIONS
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
+from tools._cli import finish_batch
 from tools.mdx import STEM_PAIRS
 
 log = logging.getLogger(__name__)
@@ -284,12 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SeparationUnavailableError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
-    if report.failed:
-        log.warning("%d file(s) failed:", len(report.failed))
-        for _path, reason in report.failed:
-            log.warning("  %s", reason)
-    log.info("done: %s", report.summary())
-    return 0 if report.vocals else 1
+    return finish_batch(log, report.failed, "%d file(s) failed:", report.summary(), bool(report.vocals))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from GPT_SoVITS.logs import progress_logger, setup_logging
+from tools._cli import finish_batch
 from tools.asr import BACKENDS, DEFAULT_OUTPUT_DIR, ASRError, load_backend, transcribe_folder
 
 log = logging.getLogger("tools.asr")
@@ -66,15 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ASRError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
-    if report.failed:
-        log.warning("%d clip(s) failed and are not in the .list:", len(report.failed))
-        for _path, reason in report.failed:
-            log.warning("  %s", reason)
-    log.info("done: %s", report.summary())
-    if report.written == 0:
-        log.error("No clip could be transcribed; see the reasons above. No .list file was written.")
-        return 1
-    return 0
+    return finish_batch(log, report.failed, "%d clip(s) failed and are not in the .list:", report.summary(),
+                        report.written != 0,
+                        "No clip could be transcribed; see the reasons above. No .list file was written.")
 
 
 if __name__ == "__main__":
