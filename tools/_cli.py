@@ -1,10 +1,21 @@
-"""The batch tools' shared command-line tail: report what failed, log a ``done:`` summary, pick the exit code."""
+"""What the batch tools share: recording a failed file, and the command-line tail (what failed, a ``done:``
+summary, the exit code)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+
+from GPT_SoVITS.audio import AudioReadError
+
+
+def record_failure(log: logging.Logger, failed: list[tuple[Path, str]], path: Path, exc: Exception) -> None:
+    """Add ``(path, reason)`` to ``failed`` and log it; an :class:`AudioReadError` names the file itself, other
+    errors get the path and their type."""
+    reason = str(exc) if isinstance(exc, AudioReadError) else f"{path}: {type(exc).__name__}: {exc}"
+    failed.append((path, reason))
+    log.warning("FAILED %s", reason)
 
 
 def finish_batch(log: logging.Logger, failed: Sequence[tuple[Path, str]], failed_header: str, summary: str,

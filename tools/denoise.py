@@ -25,7 +25,7 @@ from GPT_SoVITS.audio import AudioReadError, list_audio_files, load_audio, resam
 from GPT_SoVITS.fileio import atomic_path
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
-from tools._cli import finish_batch
+from tools._cli import finish_batch, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,8 @@ def denoise_folder(input_dir: Path, output_dir: Path, denoiser: Denoiser,
         dst = output_dir / src.name
         try:
             denoise_file(src, dst, denoiser)
-        except AudioReadError as exc:
-            report.failed.append((src, str(exc)))
-            log.warning("FAILED %s", exc)
-        except (OSError, ValueError, RuntimeError) as exc:
-            report.failed.append((src, f"{src}: {type(exc).__name__}: {exc}"))
-            log.warning("FAILED %s", report.failed[-1][1])
+        except (AudioReadError, OSError, ValueError, RuntimeError) as exc:
+            record_failure(log, report.failed, src, exc)
         else:
             report.written.append(dst)
         if progress:

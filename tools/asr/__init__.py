@@ -25,6 +25,7 @@ from GPT_SoVITS.audio import AudioReadError, list_audio_files, load_audio
 from GPT_SoVITS.labels import LabelEntry, write_list
 from GPT_SoVITS.logs import ProgressCallback
 from GPT_SoVITS.paths import REPO_ROOT
+from tools._cli import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +169,8 @@ def transcribe_files(files: Sequence[Path], backend: ASRBackend, language: str, 
             text = _clean_text(result.text)
             if not text:
                 raise ValueError("no speech was recognised")
-        except AudioReadError as exc:
-            report.failed.append((path, str(exc)))
-            log.warning("FAILED %s", exc)
-        except (RuntimeError, ValueError, OSError) as exc:
-            report.failed.append((path, f"{path}: {type(exc).__name__}: {exc}"))
-            log.warning("FAILED %s", report.failed[-1][1])
+        except (AudioReadError, RuntimeError, ValueError, OSError) as exc:
+            record_failure(log, report.failed, path, exc)
         else:
             lang = (result.language or language).upper()
             entries.append(LabelEntry(str(Path(path).resolve()), speaker, lang, text))
