@@ -48,6 +48,7 @@ from GPT_SoVITS.infer import (
     SynthesisResult,
 )
 from GPT_SoVITS.infer.components import ModelMismatchError
+from GPT_SoVITS.infer.flags import add_device_flags, add_weight_flags
 from GPT_SoVITS.infer.media import (
     CONTENT_TYPES,
     StreamEncoder,
@@ -58,7 +59,7 @@ from GPT_SoVITS.infer.media import (
 from GPT_SoVITS.infer.options import check_language
 from GPT_SoVITS.infer.safety import ForbiddenPathError, PathPolicy, weight_roots
 from GPT_SoVITS.logs import setup_logging
-from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR, REPO_ROOT, PretrainedPaths
+from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 
 log = logging.getLogger(__name__)
 
@@ -428,18 +429,11 @@ def _restart(argv: list[str]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.api", description="GPT-SoVITS HTTP API (api_v2 compatible)",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--gpt", type=Path, required=True, help="GPT weights (.ckpt)")
-    parser.add_argument("--sovits", type=Path, required=True, help="SoVITS weights (.pth)")
-    parser.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
-                        help="folder in upstream's pretrained_models layout (BERT and HuBERT are read from it)")
+    add_weight_flags(parser)
     parser.add_argument("-a", "--bind-addr", "--bind_addr", dest="bind_addr", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 exposes the API to your network")
     parser.add_argument("-p", "--port", type=int, default=9880, help="port")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
-    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False,
-                        help="float16 weights (GPU only)")
-    parser.add_argument("--int8", action="store_true",
-                        help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
+    add_device_flags(parser)
     parser.add_argument("--ref-dir", type=Path, action="append", default=[],
                         help="folder clients may use reference audio from (repeatable; default: the repository)")
     parser.add_argument("--weights-dir", type=Path, action="append", default=[],

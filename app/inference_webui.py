@@ -32,8 +32,9 @@ from GPT_SoVITS.infer import (
     SynthesisResult,
     supported_languages,
 )
+from GPT_SoVITS.infer.flags import add_device_flags, add_pretrained_dir_flag
 from GPT_SoVITS.logs import setup_logging
-from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR, REPO_ROOT, PretrainedPaths
+from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 
 log = logging.getLogger(__name__)
 
@@ -305,14 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpt", type=Path, default=None, help=f"GPT weights (default: {pretrained.gpt('v2')})")
     parser.add_argument("--sovits", type=Path, default=None,
                         help=f"SoVITS weights (default: {pretrained.sovits_g('v2')})")
-    parser.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
-                        help="folder in upstream's pretrained_models layout (BERT and HuBERT are read from it)")
+    add_pretrained_dir_flag(parser)
     parser.add_argument("--port", type=int, default=9872, help="port of the page")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
-    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False, help="float16 (GPU only)")
-    parser.add_argument("--int8", action="store_true",
-                        help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
+    add_device_flags(parser)
     parser.add_argument("--lang", choices=available_languages(), default=None, help="UI language")
     parser.add_argument("--share", action="store_true", help="also create a public Gradio share link")
     parser.add_argument("locale", nargs="?", choices=available_languages(),

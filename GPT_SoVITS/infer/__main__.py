@@ -16,6 +16,7 @@ from pathlib import Path
 
 from GPT_SoVITS.fileio import atomic_write_bytes
 from GPT_SoVITS.infer.components import ModelMismatchError
+from GPT_SoVITS.infer.flags import add_device_flags, add_weight_flags
 from GPT_SoVITS.infer.media import encode_audio
 from GPT_SoVITS.infer.options import (
     LANGUAGES_V2,
@@ -27,7 +28,7 @@ from GPT_SoVITS.infer.options import (
 from GPT_SoVITS.infer.reference import ReferenceAudioError
 from GPT_SoVITS.infer.tts import TTS, EmptyTextError, SynthesisResult
 from GPT_SoVITS.logs import progress_logger, setup_logging
-from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR, PretrainedPaths
+from GPT_SoVITS.paths import PretrainedPaths
 
 log = logging.getLogger("GPT_SoVITS.infer")
 
@@ -72,10 +73,7 @@ def parse_srt(content: str) -> list[Cue]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m GPT_SoVITS.infer", description="GPT-SoVITS text-to-speech",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gpt", type=Path, required=True, help="GPT weights (.ckpt)")
-    p.add_argument("--sovits", type=Path, required=True, help="SoVITS weights (.pth); its version picks the pipeline")
-    p.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
-                   help="folder in upstream's pretrained_models layout (BERT and HuBERT are read from it)")
+    add_weight_flags(p)
     p.add_argument("--ref", type=Path, required=True, help="reference audio, 3-10 s of the voice to clone")
     p.add_argument("--ref-text", default="", help="transcript of --ref; empty = no-reference-text mode")
     p.add_argument("--ref-text-file", type=Path, default=None, help="read the transcript of --ref from this file")
@@ -103,10 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=int, default=d.max_retries, help="regenerations per flagged sentence")
     p.add_argument("--max-tokens", type=int, default=1500,
                    help="cap on semantic tokens per sentence (25 per second of speech)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
-    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=False, help="float16 weights (GPU only)")
-    p.add_argument("--int8", action="store_true",
-                   help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
+    add_device_flags(p)
     p.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return p
 

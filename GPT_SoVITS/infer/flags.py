@@ -1,0 +1,31 @@
+"""Command-line flags the inference front-ends share (``python -m GPT_SoVITS.infer``, ``app.api``,
+``app.inference_webui``); their values go to :meth:`GPT_SoVITS.infer.tts.TTS.from_paths`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR
+
+
+def add_weight_flags(parser: argparse.ArgumentParser) -> None:
+    """``--gpt`` and ``--sovits`` (required) and ``--pretrained-dir``."""
+    parser.add_argument("--gpt", type=Path, required=True, help="GPT weights (.ckpt)")
+    parser.add_argument("--sovits", type=Path, required=True,
+                        help="SoVITS weights (.pth); its version picks the pipeline")
+    add_pretrained_dir_flag(parser)
+
+
+def add_pretrained_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
+                        help="folder in upstream's pretrained_models layout (BERT and HuBERT are read from it)")
+
+
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--half`` and ``--int8``."""
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
+    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False,
+                        help="float16 weights (GPU only)")
+    parser.add_argument("--int8", action="store_true",
+                        help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
