@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from benchmarks.common import best_of
 from tools.slice_audio import slice_file
 from tools.slicer import Slicer, SlicerParams
 
@@ -57,15 +57,6 @@ def framewise_loop(slicer: Slicer, samples: np.ndarray) -> int:
             clip_start, cuts = pos, cuts + 1
         silence_start = None
     return cuts
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> int:

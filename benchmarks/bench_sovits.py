@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import add_threads_flag, set_threads
 from GPT_SoVITS.dev.weight_recipe import load_schema, make_state_dict
 from GPT_SoVITS.features.spectrogram import reference_spectrogram
 from GPT_SoVITS.models.commons import onednn_fusion_available
@@ -56,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phones", type=int, default=60, help="phone ids in the target text")
     parser.add_argument("--ref-seconds", type=float, default=5.0, help="reference audio length")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per variant (after one warm-up)")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    add_threads_flag(parser, 2)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     weights = {k: v for k, v in make_state_dict(load_schema(SCHEMA)).items() if not k.startswith("enc_q.")}
     baseline = build(weights)
     for layer in baseline.modules():

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
 
+from benchmarks.common import add_threads_flag, best_of, set_threads, wall_times
 from GPT_SoVITS.checkpoints import gpt_state_dict_from_upstream
 from GPT_SoVITS.dev.weight_recipe import load_schema, make_state_dict
 from GPT_SoVITS.models.sampling import SamplingOptions
@@ -48,34 +48,26 @@ def inputs(n_phones: int, n_prompt: int) -> tuple[torch.Tensor, torch.Tensor, to
 def time_prefill(model: Text2SemanticDecoder, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor,
                  repeats: int) -> float:
     opts = SamplingOptions(top_k=1, max_new_tokens=1, min_new_tokens=1)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.generate([phones], [bert], [prompt], opts)  # prefill + the first token's logits
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(lambda: model.generate([phones], [bert], [prompt], opts), repeats)  # prefill + first logits
 
 
 def time_generation(model: Text2SemanticDecoder, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor,
                     opts: SamplingOptions, repeats: int) -> tuple[float, list[int]]:
-    times, tokens = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = model.generate([phones], [bert], [prompt], opts, generator=torch.Generator().manual_seed(1))
-        times.append(time.perf_counter() - start)
-        tokens = result.tokens[0].tolist()
-    return statistics.median(times), tokens
+    results = []
+    times = wall_times(lambda: results.append(
+        model.generate([phones], [bert], [prompt], opts, generator=torch.Generator().manual_seed(1))), repeats)
+    return statistics.median(times), results[-1].tokens[0].tolist() if results else []
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    add_threads_flag(parser, 2)
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median decode, best prefill)")
     parser.add_argument("--tokens", type=int, default=250, help="tokens to generate (EOS masked)")
     parser.add_argument("--phones", type=int, default=40, help="text length")
     parser.add_argument("--prompt", type=int, default=75, help="prompt length")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     model = build_model()
     phones, bert, prompt = inputs(args.phones, args.prompt)
     print(f"load average before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}; threads {args.threads}")

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from benchmarks.common import add_threads_flag, set_threads
 from GPT_SoVITS.config import load_config
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.text.symbols import symbols
@@ -99,10 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpt-batch", type=int, default=4, help="GPT batch size")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    add_threads_flag(parser, 0)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     n_items = 4 * max(args.sovits_batch, args.gpt_batch) * (args.steps + args.warmup)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

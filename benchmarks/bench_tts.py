@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import add_threads_flag, set_threads
 from GPT_SoVITS.checkpoints import gpt_state_dict_from_upstream
 from GPT_SoVITS.dev.make_tiny_pretrained import write_bert, write_hubert
 from GPT_SoVITS.features.bert import BertFeaturizer
@@ -70,11 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", action="store_true", help="float16 models (GPU only)")
     parser.add_argument("--max-tokens", type=int, default=150, help="token cap per sentence (25 per second)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (median reported)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    add_threads_flag(parser, 0)
     parser.add_argument("--int8", action="store_true", help="GPT decoding with int8 weights (CPU)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         bert = BertFeaturizer(write_bert(root / "bert"), device=args.device)
