@@ -48,7 +48,6 @@ from GPT_SoVITS.train.loop import (
     load_matching,
     load_state_strict,
     log_resume,
-    log_step,
     position_of,
     require_good_fit,
     rotate,
@@ -230,9 +229,7 @@ class GPTTrainer(EpochTrainer):
 
     def _log(self, epoch: int, step: int, loss: float, acc: float, done_in_epoch: int, per_epoch: int) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
-        if self.info.is_main:
-            log_step(epoch, step, {"loss": loss, "top3_acc": acc, "lr": lr},
-                     (epoch - 1) * per_epoch + done_in_epoch, self.cfg.train.epochs * per_epoch, self.cfg.train.epochs)
+        self._log_step(epoch, step, {"loss": loss, "top3_acc": acc, "lr": lr}, done_in_epoch, per_epoch)
         if self.tb is not None:
             self.tb.add_scalar("gpt/total_loss", loss, step)
             self.tb.add_scalar("gpt/top_3_acc", acc, step)

@@ -342,6 +342,13 @@ class EpochTrainer:
                                            worker_init_fn=ignore_stop_signals,
                                            generator=torch.Generator())  # leaves the global RNG alone (resume)
 
+    def _log_step(self, epoch: int, step: int, values: Mapping[str, float], done_in_epoch: int,
+                  per_epoch: int) -> None:
+        """On rank 0: the loss line and the progress line over the whole run (:func:`log_step`)."""
+        if self.info.is_main:
+            epochs = self.cfg.train.epochs
+            log_step(epoch, step, values, (epoch - 1) * per_epoch + done_in_epoch, epochs * per_epoch, epochs)
+
     def _stop_agreed(self, step: int) -> bool:
         """A stop request or ``max_steps`` reached on any rank (every rank must take the same decision)."""
         from GPT_SoVITS.train import distributed

@@ -53,7 +53,6 @@ from GPT_SoVITS.train.loop import (
     load_matching,
     load_state_strict,
     log_resume,
-    log_step,
     position_of,
     require_good_fit,
     rotate,
@@ -310,10 +309,7 @@ class SoVITSTrainer(EpochTrainer):
 
     def _log(self, epoch: int, step: int, values: dict[str, float], done_in_epoch: int, per_epoch: int) -> None:
         lr = self.opt_g.param_groups[0]["lr"]
-        if self.info.is_main:
-            log_step(epoch, step, {"loss": values["loss_g"], **values, "lr": lr},
-                     (epoch - 1) * per_epoch + done_in_epoch, self.cfg.train.epochs * per_epoch,
-                     self.cfg.train.epochs)
+        self._log_step(epoch, step, {"loss": values["loss_g"], **values, "lr": lr}, done_in_epoch, per_epoch)
         if self.tb is not None:
             for key, value in values.items():
                 self.tb.add_scalar(f"sovits/{key}", value, step)
