@@ -127,3 +127,32 @@ def test_stop_all_stops_running_jobs(manager):
     assert sorted(manager.running()) == ["a", "b"]
     manager.stop_all()
     assert manager.running() == []
+
+
+def test_jobs_die_with_the_process_that_started_them(tmp_path):
+    """Closing the launcher stops its jobs: the manager's exit hook kills every running job tree."""
+    import os
+    import subprocess
+
+    from GPT_SoVITS.paths import REPO_ROOT
+
+    pkg = tmp_path / "fake_tools"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tool.py").write_text(TOOL)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from app.processes import JobSpec, ProcessManager\n"
+        f"manager = ProcessManager(Path({str(tmp_path / 'logs')!r}), cwd=Path({str(tmp_path)!r}))\n"
+        "status = manager.start('t', JobSpec('fake_tools.tool', ('tree',)))\n"
+        "time.sleep(2)\n"
+        "print(manager._jobs['t'].popen.pid, flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    job_pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(job_pid) and psutil.Process(job_pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the job outlived the process that started it"
+        time.sleep(0.1)
