@@ -59,7 +59,7 @@ class I18n:
 
 
 def scan_keys(roots: list[Path]) -> dict[str, list[str]]:
-    """Every literal key passed to a callable named ``i18n`` under ``roots``: key → ``file:line`` places."""
+    """Every literal key passed to ``i18n(...)`` or ``<obj>.i18n(...)`` under ``roots``: key → ``file:line``."""
     import ast
 
     found: dict[str, list[str]] = {}
@@ -67,8 +67,10 @@ def scan_keys(roots: list[Path]) -> dict[str, list[str]]:
         for path in sorted(Path(root).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
             for node in ast.walk(tree):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "i18n"
-                        and node.args and isinstance(node.args[0], ast.Constant)
+                func = node.func if isinstance(node, ast.Call) else None
+                is_lookup = (isinstance(func, ast.Name) and func.id == "i18n") or (
+                    isinstance(func, ast.Attribute) and func.attr == "i18n")  # i18n("…") or ctx.i18n("…")
+                if (is_lookup and node.args and isinstance(node.args[0], ast.Constant)
                         and isinstance(node.args[0].value, str)):
                     found.setdefault(node.args[0].value, []).append(f"{path}:{node.lineno}")
     return found

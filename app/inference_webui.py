@@ -132,9 +132,13 @@ def _model_section(c: Controls, i18n: I18n, tts: TTS, gpts: list[str], sovits: l
         gr.Markdown("### " + i18n("Models"))
         with gr.Row():
             c.gpt = gr.Dropdown(_with(gpts, current.gpt_path), value=_str(current.gpt_path),
-                                label=i18n("GPT model"), allow_custom_value=True)
+                                label=i18n("GPT model"), allow_custom_value=True,
+                                info=i18n("The text-to-semantic model: your fine-tuned GPT_weights file, or the base "
+                                          "model."))
             c.sovits = gr.Dropdown(_with(sovits, current.sovits_path), value=_str(current.sovits_path),
-                                   label=i18n("SoVITS model"), allow_custom_value=True)
+                                   label=i18n("SoVITS model"), allow_custom_value=True,
+                                   info=i18n("The voice decoder: your fine-tuned SoVITS_weights file, or the base "
+                                             "model."))
             c.refresh = gr.Button(i18n("Refresh model list"))
         c.model_info = gr.Markdown(i18n("Model version: {version}", version=tts.version))
 
@@ -152,7 +156,8 @@ def _reference_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) ->
                                                     "reference text is empty."))
                 c.prompt_text = gr.Textbox(label=i18n("Reference text"), lines=5, elem_id="prompt-text",
                                            info=i18n("Exactly what is said in the reference audio."))
-                c.prompt_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Reference language"))
+                c.prompt_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Reference language"),
+                                            info=i18n("The language spoken in the reference audio."))
             c.aux_refs = gr.File(file_count="multiple", type="filepath",
                                  label=i18n("Extra reference audios (optional, timbre averaged)"))
 
@@ -161,28 +166,37 @@ def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None
     d = SynthesisOptions()
     with gr.Group():
         gr.Markdown("### " + i18n("Text to synthesize"))
-        c.text = gr.Textbox(label=i18n("Text"), lines=10, elem_id="text")
+        c.text = gr.Textbox(label=i18n("Text"), lines=10, elem_id="text",
+                            info=i18n("What the cloned voice should say; long texts are split into sentences."))
         with gr.Row():
             c.text_lang = gr.Dropdown(langs, value="all_zh", label=i18n("Text language"),
                                       info=i18n("The narrower the better: pick a single language if you can."))
-            c.split = gr.Dropdown(split_choices(i18n), value=d.text_split, label=i18n("How to split"))
+            c.split = gr.Dropdown(split_choices(i18n), value=d.text_split, label=i18n("How to split"),
+                                  info=i18n("How a long text is cut into pieces generated one after another."))
             c.batch = gr.Slider(1, 20, d.batch_size, step=1, label=i18n("Batch size"),
                                 info=i18n("Sentences generated at once: faster on a GPU, more memory."))
         with gr.Row():
-            c.speed = gr.Slider(0.6, 1.65, d.speed, step=0.05, label=i18n("Speed"))
-            c.pause = gr.Slider(0.0, 1.0, d.pause, step=0.01, label=i18n("Pause between sentences (s)"))
-            c.seed = gr.Number(-1, precision=0, label=i18n("Seed (-1 = random)"))
+            c.speed = gr.Slider(0.6, 1.65, d.speed, step=0.05, label=i18n("Speed"),
+                                info=i18n("Above 1 speaks faster, below 1 slower."))
+            c.pause = gr.Slider(0.0, 1.0, d.pause, step=0.01, label=i18n("Pause between sentences (s)"),
+                                info=i18n("Silence inserted between the generated pieces."))
+            c.seed = gr.Number(-1, precision=0, label=i18n("Seed (-1 = random)"),
+                               info=i18n("The same seed and settings give the same audio again."))
         with gr.Row():
-            c.top_k = gr.Slider(1, 100, d.top_k, step=1, label="top_k")
-            c.top_p = gr.Slider(0.05, 1.0, d.top_p, step=0.05, label="top_p")
+            c.top_k = gr.Slider(1, 100, d.top_k, step=1, label="top_k",
+                                info=i18n("Sample among the k most likely tokens; lower is steadier."))
+            c.top_p = gr.Slider(0.05, 1.0, d.top_p, step=0.05, label="top_p",
+                                info=i18n("Sample among the most likely tokens covering this probability."))
             c.temperature = gr.Slider(0.05, 1.0, d.temperature, step=0.05, label="temperature",
                                       info=i18n("Do not go too low in no reference text mode."))
-            c.penalty = gr.Slider(1.0, 2.0, d.repetition_penalty, step=0.05, label=i18n("Repetition penalty"))
+            c.penalty = gr.Slider(1.0, 2.0, d.repetition_penalty, step=0.05, label=i18n("Repetition penalty"),
+                                  info=i18n("Discourages repeating tokens; helps against repeated words."))
         with gr.Row():
             c.check = gr.Checkbox(False, label=i18n("Check for swallowed or repeated words"),
                                   info=i18n("Regenerate a sentence with a new seed when its length does not fit its "
                                             "text."))
-            c.retries = gr.Slider(1, 5, d.max_retries, step=1, label=i18n("Regenerations at most"))
+            c.retries = gr.Slider(1, 5, d.max_retries, step=1, label=i18n("Regenerations at most"),
+                                  info=i18n("How many new attempts a flagged sentence gets."))
 
 
 def _output_section(c: Controls, i18n: I18n) -> None:

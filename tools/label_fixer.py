@@ -293,9 +293,11 @@ def build_ui(session: LabelSession, i18n, batch_size: int = DEFAULT_BATCH):
         texts, audios, checks = [], [], []
         for row in range(rows):
             with gr.Row():
-                texts.append(gr.Textbox(label=i18n("Text"), scale=5, elem_id=f"text-{row}"))
+                texts.append(gr.Textbox(label=i18n("Text"), scale=5, elem_id=f"text-{row}",
+                                        info=i18n("What is said in this clip; edit it, then submit or save.")))
                 audios.append(gr.Audio(type="filepath", interactive=False, scale=4, label=i18n("Audio")))
-                checks.append(gr.Checkbox(label=i18n("Select"), scale=1, elem_id=f"select-{row}"))
+                checks.append(gr.Checkbox(label=i18n("Select"), scale=1, elem_id=f"select-{row}",
+                                          info=i18n("For delete, merge or split.")))
         with gr.Row():
             delete_btn = gr.Button(i18n("Delete selected"), variant="stop")
             invert_btn = gr.Button(i18n("Invert selection"))

@@ -53,13 +53,16 @@ def build_tab(ctx: AppContext) -> None:
                      "base models at the end of each list give zero-shot cloning from a 5-second reference."))
     gpts, sovits = weight_choices(ctx.root, ctx.pretrained)
     with gr.Row():
-        gpt = gr.Dropdown(gpts, value=gpts[-1] if gpts else None, label=i18n("GPT model"), allow_custom_value=True)
+        gpt = gr.Dropdown(gpts, value=gpts[-1] if gpts else None, label=i18n("GPT model"), allow_custom_value=True,
+                          info=i18n("The text-to-semantic model: your fine-tuned GPT_weights file, or the base model."))
         sovits_box = gr.Dropdown(sovits, value=sovits[0] if sovits else None, label=i18n("SoVITS model"),
-                                 allow_custom_value=True)
+                                 allow_custom_value=True, info=i18n("The voice decoder: your fine-tuned SoVITS_weights "
+                                                                    "file, or the base model."))
         refresh = gr.Button(i18n("Refresh model list"))
     with gr.Row():
         device = gr.Textbox("cpu", label=i18n("Device"), info=i18n("cpu, cuda or cuda:1 (one GPU)."))
-        half = gr.Checkbox(False, label=i18n("Half precision (GPU only)"))
+        half = gr.Checkbox(False, label=i18n("Half precision (GPU only)"),
+                           info=i18n("float16 on a GPU: faster and smaller; ignored on the CPU."))
     port = ctx.settings.ports.inference
     url = f"http://127.0.0.1:{port}"
 

@@ -17,6 +17,7 @@ from GPT_SoVITS.infer import TTS
 from GPT_SoVITS.infer.components import load_model_pair
 from GPT_SoVITS.paths import PretrainedPaths
 from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights
+from tests.ui import undocumented_controls
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -59,7 +60,7 @@ def test_weight_lists_are_naturally_sorted_with_the_pretrained_models_last(setup
 @pytest.mark.parametrize("language", ["en_US", "zh_CN"])
 def test_ui_builds(setup, language: str) -> None:
     demo = build_inference_ui(setup["tts"], I18n(language), setup["root"], setup["pretrained"])
-    assert demo is not None
+    assert undocumented_controls(demo) == []
 
 
 def test_launcher_job_argv_parses_back() -> None:
