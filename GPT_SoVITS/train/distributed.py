@@ -7,6 +7,7 @@ Only the entry point reads the environment; it hands the mapping to :meth:`DistI
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Mapping
@@ -67,7 +68,11 @@ def init(info: DistInfo, device: torch.device) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group. DDP wrappers still referenced from reference cycles are collected first, while
+    the group is alive: a gloo group torn down later, during interpreter exit, aborts the process (SIGABRT,
+    "terminate called without an active exception") after training has finished."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
