@@ -83,8 +83,8 @@ class TTSRequest:
     temperature: float = 1.0
     text_split_method: str = "cut5"
     batch_size: int = 1
-    batch_threshold: float = 0.75  # accepted, no effect (batches are consecutive sentences)
-    split_bucket: bool = True  # accepted, no effect
+    batch_threshold: float = 0.75  # split_bucket: mean/longest phone count a batch keeps
+    split_bucket: bool = True  # batch sentences of similar length (not while streaming)
     speed_factor: float = 1.0
     fragment_interval: float = 0.3
     seed: int = -1
@@ -189,6 +189,7 @@ def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, S
                                 speed=req.speed_factor, pause=req.fragment_interval,
                                 text_split=req.text_split_method,
                                 batch_size=req.batch_size if req.parallel_infer else 1,
+                                split_bucket=req.split_bucket, batch_threshold=req.batch_threshold,
                                 check_tokens=req.check_tokens, max_retries=req.max_retries)
     except InvalidOptionError as exc:  # name the field as the client sent it
         field_name, _, rest = str(exc).partition(":")

@@ -102,6 +102,7 @@ class Controls:
     text_lang: Any = None
     split: Any = None
     batch: Any = None
+    bucket: Any = None
     speed: Any = None
     pause: Any = None
     seed: Any = None
@@ -122,8 +123,8 @@ class Controls:
     def request_inputs(self) -> list[Any]:
         """The widgets :func:`_request` reads, in its argument order."""
         return [self.ref_audio, self.text_free, self.prompt_text, self.prompt_lang, self.aux_refs, self.text,
-                self.text_lang, self.split, self.batch, self.speed, self.pause, self.seed, self.top_k, self.top_p,
-                self.temperature, self.penalty, self.check, self.retries]
+                self.text_lang, self.split, self.batch, self.bucket, self.speed, self.pause, self.seed, self.top_k,
+                self.top_p, self.temperature, self.penalty, self.check, self.retries]
 
 
 def _model_section(c: Controls, i18n: I18n, tts: TTS, gpts: list[str], sovits: list[str]) -> None:
@@ -175,6 +176,9 @@ def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None
                                   info=i18n("How a long text is cut into pieces generated one after another."))
             c.batch = gr.Slider(1, 20, d.batch_size, step=1, label=i18n("Batch size"),
                                 info=i18n("Sentences generated at once: faster on a GPU, more memory."))
+            c.bucket = gr.Checkbox(d.split_bucket, label=i18n("Batch sentences of similar length"),
+                                   info=i18n("With batch size above 1: less padding, faster; the order of the "
+                                             "sentences is kept."))
         with gr.Row():
             c.speed = gr.Slider(0.6, 1.65, d.speed, step=0.05, label=i18n("Speed"),
                                 info=i18n("Above 1 speaks faster, below 1 slower."))
@@ -212,9 +216,9 @@ def _output_section(c: Controls, i18n: I18n) -> None:
 
 
 def _request(i18n: I18n, ref_v: str | None, free_v: bool, ptext_v: str, plang_v: str, aux_v: list[str] | None,
-             text_v: str, tlang_v: str, split_v: str, batch_v: float, speed_v: float, pause_v: float, seed_v: float,
-             k_v: float, p_v: float, temp_v: float, pen_v: float, check_v: bool, retries_v: float
-             ) -> tuple[str, str, Reference, SynthesisOptions]:
+             text_v: str, tlang_v: str, split_v: str, batch_v: float, bucket_v: bool, speed_v: float,
+             pause_v: float, seed_v: float, k_v: float, p_v: float, temp_v: float, pen_v: float, check_v: bool,
+             retries_v: float) -> tuple[str, str, Reference, SynthesisOptions]:
     """Widget values → (text, language, reference, options)."""
     if not ref_v:
         raise gr.Error(i18n("Upload a reference audio first."))
@@ -222,7 +226,7 @@ def _request(i18n: I18n, ref_v: str | None, free_v: bool, ptext_v: str, plang_v:
     opts = SynthesisOptions(top_k=int(k_v), top_p=float(p_v), temperature=float(temp_v),
                             repetition_penalty=float(pen_v), seed=None if int(seed_v) < 0 else int(seed_v),
                             speed=float(speed_v), pause=float(pause_v), text_split=split_v, batch_size=int(batch_v),
-                            check_tokens=bool(check_v), max_retries=int(retries_v))
+                            split_bucket=bool(bucket_v), check_tokens=bool(check_v), max_retries=int(retries_v))
     return text_v or "", tlang_v, ref, opts
 
 

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=d.speed, help="speaking speed (> 1 is faster)")
     p.add_argument("--pause", type=float, default=d.pause, help="seconds of silence between sentences")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="sentences generated at once")
+    p.add_argument("--no-split-bucket", dest="split_bucket", action="store_false",
+                   help="with --batch-size > 1, batch consecutive sentences instead of sentences of similar length")
     p.add_argument("--check-tokens", action="store_true",
                    help="regenerate sentences whose length is implausible for their text (swallowed/repeated words)")
     p.add_argument("--max-retries", type=int, default=d.max_retries, help="regenerations per flagged sentence")
@@ -139,7 +141,8 @@ def run(tts: TTS, args: argparse.Namespace) -> int:
     opts = SynthesisOptions(top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
                             repetition_penalty=args.repetition_penalty, seed=args.seed, speed=args.speed,
                             pause=args.pause, text_split=args.split, batch_size=args.batch_size,
-                            check_tokens=args.check_tokens, max_retries=args.max_retries)
+                            split_bucket=args.split_bucket, check_tokens=args.check_tokens,
+                            max_retries=args.max_retries)
     if args.text_file is not None and args.text_file.suffix.lower() == ".srt":
         cues = parse_srt(_read_text(args.text_file))
         if not cues:

@@ -81,6 +81,8 @@ class SynthesisOptions:
     pause: float = 0.3  # seconds of silence after every sentence (upstream fragment_interval)
     text_split: str = "cut1"  # cut0…cut5, see GPT_SoVITS.text.split
     batch_size: int = 1  # sentences generated at once by the GPT (one KV-cache batch)
+    split_bucket: bool = True  # with batch_size > 1: batch sentences of similar length (output order is kept)
+    batch_threshold: float = 0.75  # split_bucket: a batch's mean phone count / its longest must stay above this
     noise_scale: float = 0.5  # SoVITS prior sampling noise (upstream fixes 0.5)
     check_tokens: bool = False  # regenerate sentences whose token count is implausible for their phones
     max_retries: int = 2  # regenerations per flagged sentence (each with the next seed)
@@ -95,6 +97,7 @@ class SynthesisOptions:
         _check_range("speed", self.speed, 0.25, 4.0)
         _check_range("pause", self.pause, 0.0, 10.0)
         _check_range("batch_size", self.batch_size, 1, 200, integer=True)
+        _check_range("batch_threshold", self.batch_threshold, 0.0, 1.0)
         _check_range("noise_scale", self.noise_scale, 0.0, 2.0)
         _check_range("max_retries", self.max_retries, 0, 20, integer=True)
         _check_range("min_phone_rate", self.min_phone_rate, 0.0, 1000.0, low_open=True)

@@ -105,6 +105,28 @@ def token_count_problem(n_phones: int, n_tokens: int, stopped_on_eos: bool, opts
     return None
 
 
+def bucket_batches(lengths: Sequence[int], batch_size: int, threshold: float) -> list[list[int]]:
+    """Group item indices into batches of at most ``batch_size`` items of similar length, shortest first.
+
+    A batched GPT pass costs as much as its longest item for every item, so a batch grows (in order of length)
+    only while its mean length stays at least ``threshold`` × its longest: with 0.75 at most a quarter of its
+    work is padding. ``threshold`` 0 fills every batch to ``batch_size``.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        n = lengths[i]
+        if current and (len(current) >= batch_size or total + n < threshold * n * (len(current) + 1)):
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += n
+    if current:
+        batches.append(current)
+    return batches
+
+
 class TTS:
     """Text-to-speech with a GPT + SoVITS model pair. Build with :meth:`from_paths` (or directly in tests)."""
 
@@ -208,20 +230,37 @@ class TTS:
             raise EmptyTextError("The text to synthesize is empty or has no speakable characters; enter some text.")
         return lang, pieces, self.references.get(ref, models)
 
-    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, size: int
-                         ) -> Iterator[list[tuple[str, TextFeatures]]]:
-        """Featurize the pieces a batch at a time (so the first audio does not wait for the whole text);
-        pieces without phones are dropped. Raises :class:`EmptyTextError` if no piece has any."""
-        produced = False
-        for start in range(0, len(pieces), size):
-            chunk = pieces[start:start + size]
-            kept = [(p, f) for p, f in zip(chunk, self._featurize(chunk, lang, version), strict=True) if f.phones]
+    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, opts: SynthesisOptions
+                         ) -> Iterator[list[tuple[int, str, TextFeatures]]]:
+        """Batches of ``(order, piece, features)``; ``order`` numbers the pieces that have phones (the others are
+        dropped). Raises :class:`EmptyTextError` if no piece has any.
+
+        Without bucketing the pieces are featurized a batch at a time, in text order, so the first audio does
+        not wait for the whole text. With ``split_bucket`` (and ``batch_size > 1``) every piece is featurized
+        first and the batches group pieces of similar length (:func:`bucket_batches`).
+        """
+        size = opts.batch_size
+        if opts.split_bucket and size > 1 and len(pieces) > size:
+            kept = self._kept(pieces, self._featurize(pieces, lang, version))
             if kept:
-                produced = True
-                yield kept
-        if not produced:
+                lengths = [len(f.phones) for _, f in kept]
+                for batch in bucket_batches(lengths, size, opts.batch_threshold):
+                    yield [(i, kept[i][0], kept[i][1]) for i in batch]
+        else:
+            kept = []
+            for start in range(0, len(pieces), size):
+                chunk = pieces[start:start + size]
+                new = self._kept(chunk, self._featurize(chunk, lang, version))
+                if new:
+                    yield [(len(kept) + i, p, f) for i, (p, f) in enumerate(new)]
+                kept.extend(new)
+        if not kept:
             raise EmptyTextError(f"No phones could be made from the text in language {lang!r}; check the text "
                                  "language setting.")
+
+    @staticmethod
+    def _kept(pieces: Sequence[str], feats: Sequence[TextFeatures]) -> list[tuple[str, TextFeatures]]:
+        return [(p, f) for p, f in zip(pieces, feats, strict=True) if f.phones]
 
     # ------------------------------------------------------------------------------------------ GPT / SoVITS
     def _sampling(self, opts: SynthesisOptions, max_new: int) -> SamplingOptions:
@@ -289,20 +328,23 @@ class TTS:
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         decode_seeded = opts.seed is not None
-        index = 0
-        for batch in self._feature_batches(pieces, lang, models.version, opts.batch_size):
-            tokens, stopped = self._generate(models, [f for _, f in batch], prepared, opts, generator)
-            for offset, (piece, feats) in enumerate(batch):
+        ready: dict[int, tuple[np.ndarray, SentenceReport]] = {}
+        next_out = 0
+        for batch in self._feature_batches(pieces, lang, models.version, opts):
+            tokens, stopped = self._generate(models, [f for _, _, f in batch], prepared, opts, generator)
+            for offset, (order, piece, feats) in enumerate(batch):
                 toks, used_seed, attempts, problem = tokens[offset], seed, 1, None
                 if opts.check_tokens:
                     toks, used_seed, attempts, problem = self._check_and_retry(
-                        models, feats, prepared, opts, toks, stopped[offset], seed, index)
+                        models, feats, prepared, opts, toks, stopped[offset], seed, order)
                 audio = self._decode(models, toks, feats, prepared, opts, used_seed if decode_seeded else None)
+                ready[order] = (audio, SentenceReport(order, piece, len(feats.phones), int(toks.numel()), attempts,
+                                                      problem, used_seed, len(audio) / SAMPLE_RATE))
                 if progress is not None:
-                    progress(index + 1, len(pieces))
-                yield audio, SentenceReport(index, piece, len(feats.phones), int(toks.numel()), attempts,
-                                            problem, used_seed, len(audio) / SAMPLE_RATE)
-                index += 1
+                    progress(len(ready) + next_out, len(pieces))
+            while next_out in ready:  # text order, whatever order the batches were made in
+                yield ready.pop(next_out)
+                next_out += 1
 
     def _check_and_retry(self, models: ModelPair, feats: TextFeatures, ref: PreparedReference,
                          opts: SynthesisOptions, tokens: torch.Tensor, stopped: bool, seed: int, index: int
@@ -359,6 +401,7 @@ class TTS:
         cannot be taken back).
         """
         silence = np.zeros(int(round(opts.pause * SAMPLE_RATE)), dtype=np.float32)
+        opts = opts.replace(split_bucket=False)  # bucketing would hold back the first sentence
         if chunk_tokens <= 0:
             for audio, _ in self.iter_sentences(text, lang, ref, opts):
                 yield audio
@@ -370,8 +413,8 @@ class TTS:
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         sampling = self._sampling(opts, self.max_new_tokens)
-        for batch in self._feature_batches(pieces, lang, models.version, 1):
-            feats = batch[0][1]
+        for batch in self._feature_batches(pieces, lang, models.version, opts.replace(batch_size=1)):
+            feats = batch[0][2]
             phones, bert = self._gpt_inputs(feats, prepared)
             stitcher = ChunkStitcher()
             tokens = torch.zeros(0, dtype=torch.long, device=phones.device)

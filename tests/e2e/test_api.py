@@ -137,6 +137,7 @@ def test_token_streaming_sends_audio_in_several_chunks(server) -> None:
     ({"speed_factor": 9}, 400, "speed_factor: 9.0 is out of range"),
     ({"top_k": "many"}, 400, "top_k"),
     ({"top_p": 3}, 400, "top_p"),
+    ({"batch_threshold": 1.5}, 400, "batch_threshold: 1.5 is out of range"),
     ({"streaming_mode": 7}, 400, "streaming_mode"),
     ({"ref_audio_path": "/etc/passwd"}, 403, "outside the folders"),
     ({"ref_audio_path": "../../../../etc/hostname"}, 403, "outside the folders"),

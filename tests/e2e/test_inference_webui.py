@@ -81,8 +81,8 @@ def test_served_page_synthesizes_and_switches_models(setup) -> None:
     try:
         client = gradio_client.Client(f"http://127.0.0.1:{port}", verbose=False)
         ref = gradio_client.handle_file(str(setup["ref"]))
-        args = [ref, False, "这是参考文本。", "all_zh", None, "今天天气很好。我们去公园吧！", "zh", "cut5", 1, 1.0,
-                0.3, 7, 15, 1.0, 1.0, 1.35, True, 2]
+        args = [ref, False, "这是参考文本。", "all_zh", None, "今天天气很好。我们去公园吧！", "zh", "cut5", 1, True,
+                1.0, 0.3, 7, 15, 1.0, 1.0, 1.35, True, 2]
         audio_path, report = client.predict(*args, api_name="/synthesize")
         audio, sr = sf.read(audio_path)
         assert sr == 32000 and len(audio) > 2 * 11 * 1280

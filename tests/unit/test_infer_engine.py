@@ -21,6 +21,7 @@ from GPT_SoVITS.infer import (
 )
 from GPT_SoVITS.infer.components import load_model_pair
 from GPT_SoVITS.infer.streaming import ChunkStitcher
+from GPT_SoVITS.infer.tts import bucket_batches
 from GPT_SoVITS.models.sampling import SamplingOptions
 from tests.conftest import tone_burst, write_audio
 from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights, tiny_pair
@@ -278,6 +279,50 @@ def test_progress_is_reported_per_sentence(files) -> None:
     tts.synthesize(TEXT, "zh", ref_of(files), SynthesisOptions(seed=1, text_split="cut5", batch_size=2),
                    progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 2), (2, 2)]
+
+
+def test_bucket_batches_group_similar_lengths_within_the_size_and_threshold() -> None:
+    assert bucket_batches([5, 50, 6, 48, 7], 2, 0.75) == [[0, 2], [4], [3, 1]]
+    assert bucket_batches([5, 50, 6, 48, 7], 3, 0.0) == [[0, 2, 4], [3, 1]]  # threshold 0: full batches
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = [int(x) for x in rng.integers(1, 120, size=int(rng.integers(1, 30)))]
+        size, threshold = int(rng.integers(1, 6)), float(rng.uniform(0.0, 1.0))
+        batches = bucket_batches(lengths, size, threshold)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert all(1 <= len(b) <= size for b in batches)
+        for b in batches:
+            members = [lengths[i] for i in b]
+            assert len(b) == 1 or np.mean(members) >= threshold * max(members) - 1e-9
+        assert [lengths[i] for b in batches for i in b] == sorted(lengths)
+
+
+def test_split_bucket_batches_by_length_and_keeps_text_order(files) -> None:
+    tts = make_tts(files)
+    batch_lengths: list[list[int]] = []
+    generate = tts.models.t2s.generate
+
+    def recording_generate(phones, *args, **kwargs):
+        batch_lengths.append(sorted(len(p) for p in phones))
+        return generate(phones, *args, **kwargs)
+
+    tts.models.t2s.generate = recording_generate
+    pieces = ["我们走了吧。", "今天的天气真的是非常非常好。", "对的没有错。", "我们一起去那个很大的公园里散步吧！"]
+    text = "".join(pieces)
+    ref = ref_of(files, text="")  # no prompt phones: the GPT inputs are the sentences' own phones
+    opts = SynthesisOptions(seed=2, text_split="cut5", batch_size=2)
+    bucketed = tts.synthesize_detailed(text, "zh", ref, opts)
+    assert [s.text for s in bucketed.sentences] == pieces
+    assert [s.index for s in bucketed.sentences] == [0, 1, 2, 3]
+    short, long = sorted(bucketed.sentences[i].n_phones for i in (0, 2)), sorted(
+        bucketed.sentences[i].n_phones for i in (1, 3))
+    assert batch_lengths == [short, long]  # the two short sentences together, then the two long ones
+    pause = int(opts.pause * 32000)
+    assert len(bucketed.audio) == sum(round(s.seconds * 32000) + pause for s in bucketed.sentences)
+    batch_lengths.clear()
+    tts.synthesize_detailed(text, "zh", ref, opts.replace(split_bucket=False))
+    assert batch_lengths == [sorted(bucketed.sentences[i].n_phones for i in (0, 1)),
+                             sorted(bucketed.sentences[i].n_phones for i in (2, 3))]  # consecutive pairs
 
 
 @pytest.mark.parametrize("seconds", [2.0, 11.0])
