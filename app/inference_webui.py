@@ -74,9 +74,11 @@ def split_choices(i18n: I18n) -> list[tuple[str, str]]:
             (i18n("At every punctuation mark"), "cut5")]
 
 
-def report_markdown(i18n: I18n, result: SynthesisResult) -> str:
+def report_markdown(i18n: I18n, result: SynthesisResult, reused: bool = False) -> str:
     lines = [i18n("{n} sentence(s), {seconds:.2f} s of audio, seed {seed}.", n=len(result.sentences),
                   seconds=len(result.audio) / result.sample_rate, seed=result.seed)]
+    if reused:
+        lines.append(i18n("The last result's tokens were decoded again (the GPT did not run)."))
     for s in result.sentences:
         if s.attempts > 1 or s.problem:
             status = i18n("still implausible") if s.problem else i18n("fixed")
@@ -112,6 +114,8 @@ class Controls:
     penalty: Any = None
     check: Any = None
     retries: Any = None
+    freeze: Any = None
+    last: Any = None  # gr.State: this browser session's last result (LastResult)
     preview_btn: Any = None
     preview: Any = None
     go: Any = None
@@ -201,6 +205,10 @@ def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None
                                             "text."))
             c.retries = gr.Slider(1, 5, d.max_retries, step=1, label=i18n("Regenerations at most"),
                                   info=i18n("How many new attempts a flagged sentence gets."))
+            c.freeze = gr.Checkbox(False, label=i18n("Keep the last result's words (change speed or timbre only)"),
+                                   info=i18n("Skips the GPT: the previous result is decoded again with the new "
+                                             "speed, pause and reference audios."))
+        c.last = gr.State(None)
 
 
 def _output_section(c: Controls, i18n: I18n) -> None:
@@ -230,16 +238,35 @@ def _request(i18n: I18n, ref_v: str | None, free_v: bool, ptext_v: str, plang_v:
     return text_v or "", tlang_v, ref, opts
 
 
+@dataclass(frozen=True)
+class LastResult:
+    """What "keep the last result's words" reuses: the result and the text settings that produced it."""
+
+    text: str
+    lang: str
+    split: str
+    result: SynthesisResult
+
+
 def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
-    def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str]:
+    def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str, LastResult | None]:
+        *request, freeze_v, last = values
         try:
-            text_v, lang_v, ref, opts = _request(i18n, *values)
-            result = tts.synthesize_detailed(text_v, lang_v, ref, opts)
+            text_v, lang_v, ref, opts = _request(i18n, *request)
+            same_text = last is not None and (last.text, last.lang, last.split) == (text_v, lang_v, opts.text_split)
+            reused = bool(freeze_v and same_text)
+            if reused:
+                result = tts.resynthesize(last.result, ref, opts)
+            else:
+                if freeze_v:
+                    gr.Info(i18n("Nothing to reuse for this text yet: it is generated anew."))
+                result = tts.synthesize_detailed(text_v, lang_v, ref, opts)
         except ENGINE_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         if result.regenerated:
             gr.Warning(i18n("Some sentences were regenerated; see the report below the audio."))
-        return (result.sample_rate, float_to_int16(result.audio)), report_markdown(i18n, result)
+        return ((result.sample_rate, float_to_int16(result.audio)), report_markdown(i18n, result, reused),
+                LastResult(text_v, lang_v, opts.text_split, result))
 
     def synthesize_stream(*values: Any) -> Iterator[tuple[int, np.ndarray]]:
         try:
@@ -254,7 +281,8 @@ def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
 
     c.preview_btn.click(split_preview, inputs=[c.text, c.text_lang, c.split], outputs=c.preview,
                         api_name="split_text")
-    c.go.click(synthesize, inputs=c.request_inputs(), outputs=[c.output, c.report], api_name="synthesize")
+    c.go.click(synthesize, inputs=[*c.request_inputs(), c.freeze, c.last], outputs=[c.output, c.report, c.last],
+               api_name="synthesize")
     c.go_stream.click(synthesize_stream, inputs=c.request_inputs(), outputs=c.stream_output,
                       api_name="synthesize_stream")
     c.prompt_text.change(lambda t: gr.update(value=True) if not (t or "").strip() else gr.update(),

@@ -5,7 +5,14 @@ from __future__ import annotations
 from GPT_SoVITS.infer.components import ModelMismatchError, ModelPair, TextFeatures
 from GPT_SoVITS.infer.options import InvalidOptionError, Reference, SynthesisOptions, supported_languages
 from GPT_SoVITS.infer.reference import ReferenceAudioError
-from GPT_SoVITS.infer.tts import TTS, EmptyTextError, SentenceReport, SynthesisResult, token_count_problem
+from GPT_SoVITS.infer.tts import (
+    TTS,
+    EmptyTextError,
+    SemanticSentence,
+    SentenceReport,
+    SynthesisResult,
+    token_count_problem,
+)
 
 __all__ = [
     "TTS",
@@ -15,6 +22,7 @@ __all__ = [
     "ModelPair",
     "Reference",
     "ReferenceAudioError",
+    "SemanticSentence",
     "SentenceReport",
     "SynthesisOptions",
     "SynthesisResult",

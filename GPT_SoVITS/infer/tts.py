@@ -15,6 +15,7 @@ dictionaries) is serialised by a lock; the GPT and SoVITS run concurrently.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from GPT_SoVITS.infer.components import (
+    ModelMismatchError,
     ModelPair,
     SSLFeaturizer,
     TextFeatures,
@@ -73,11 +75,21 @@ class SentenceReport:
 
 
 @dataclass(frozen=True)
+class SemanticSentence:
+    """What the GPT produced for one sentence: enough to decode it again without the GPT."""
+
+    phones: tuple[int, ...]
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class SynthesisResult:
     sample_rate: int
     audio: np.ndarray  # float32 [-1, 1], mono
     sentences: tuple[SentenceReport, ...]
     seed: int  # the request seed: passing it again reproduces this result
+    semantic: tuple[SemanticSentence, ...] = ()  # per sentence, for :meth:`TTS.resynthesize`
+    version: str = ""  # model version the phones belong to
 
     @property
     def regenerated(self) -> list[SentenceReport]:
@@ -125,6 +137,20 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, threshold: float) ->
     if current:
         batches.append(current)
     return batches
+
+
+def _join(sentences: Sequence[np.ndarray], pause: float) -> np.ndarray:
+    """The sentences, each followed by ``pause`` seconds of silence."""
+    silence = np.zeros(int(round(pause * SAMPLE_RATE)), dtype=np.float32)
+    parts = [part for audio in sentences for part in (audio, silence)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _log_speed(what: str, n_sentences: int, audio: np.ndarray, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    seconds = len(audio) / SAMPLE_RATE
+    log.info("%s %d sentence(s), %.2f s of audio in %.2f s (RTF %.3f)", what, n_sentences, seconds, elapsed,
+             elapsed / max(seconds, 1e-9))
 
 
 class TTS:
@@ -295,12 +321,12 @@ class TTS:
         return torch.Generator(device=self._models.device).manual_seed(seed)
 
     @torch.inference_mode()
-    def _decode(self, models: ModelPair, tokens: torch.Tensor, feats: TextFeatures, ref: PreparedReference,
+    def _decode(self, models: ModelPair, tokens: torch.Tensor, phone_ids: Sequence[int], ref: PreparedReference,
                 opts: SynthesisOptions, seed: int | None, normalize: bool = True) -> np.ndarray:
         if tokens.numel() == 0:
             tokens = torch.zeros(1, dtype=torch.long, device=tokens.device)  # upstream's "bad zero prediction"
         codes = tokens.view(1, 1, -1)
-        phones = torch.tensor([feats.phones], dtype=torch.long, device=codes.device)
+        phones = torch.tensor([list(phone_ids)], dtype=torch.long, device=codes.device)
         if seed is None:
             wave = models.sovits.decode(codes, phones, None, noise_scale=opts.noise_scale, speed=opts.speed, ge=ref.ge)
         else:
@@ -323,12 +349,17 @@ class TTS:
         ``audio`` is float32 at 32 kHz without the pause. Raises :class:`InvalidOptionError`,
         :class:`ReferenceAudioError` or :class:`EmptyTextError` before any audio is made.
         """
-        models = self._models  # one snapshot for the whole request
+        for audio, report, _ in self._sentences(self._models, text, lang, ref, opts, progress):
+            yield audio, report
+
+    def _sentences(self, models: ModelPair, text: str, lang: str, ref: Reference, opts: SynthesisOptions,
+                   progress: ProgressCallback | None) -> Iterator[tuple[np.ndarray, SentenceReport, SemanticSentence]]:
+        """:meth:`iter_sentences` with the semantic tokens of each sentence; ``models`` is the request's snapshot."""
         lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         decode_seeded = opts.seed is not None
-        ready: dict[int, tuple[np.ndarray, SentenceReport]] = {}
+        ready: dict[int, tuple[np.ndarray, SentenceReport, SemanticSentence]] = {}
         next_out = 0
         for batch in self._feature_batches(pieces, lang, models.version, opts):
             tokens, stopped = self._generate(models, [f for _, _, f in batch], prepared, opts, generator)
@@ -337,9 +368,11 @@ class TTS:
                 if opts.check_tokens:
                     toks, used_seed, attempts, problem = self._check_and_retry(
                         models, feats, prepared, opts, toks, stopped[offset], seed, order)
-                audio = self._decode(models, toks, feats, prepared, opts, used_seed if decode_seeded else None)
-                ready[order] = (audio, SentenceReport(order, piece, len(feats.phones), int(toks.numel()), attempts,
-                                                      problem, used_seed, len(audio) / SAMPLE_RATE))
+                audio = self._decode(models, toks, feats.phones, prepared, opts,
+                                     used_seed if decode_seeded else None)
+                report = SentenceReport(order, piece, len(feats.phones), int(toks.numel()), attempts, problem,
+                                        used_seed, len(audio) / SAMPLE_RATE)
+                ready[order] = (audio, report, SemanticSentence(tuple(feats.phones), tuple(toks.tolist())))
                 if progress is not None:
                     progress(len(ready) + next_out, len(pieces))
             while next_out in ready:  # text order, whatever order the batches were made in
@@ -369,16 +402,42 @@ class TTS:
         started = time.perf_counter()
         if opts.seed is None:  # draw it here so the reported seed reproduces this exact result
             opts = opts.replace(seed=secrets.randbelow(2**31))
-        silence = np.zeros(int(round(opts.pause * SAMPLE_RATE)), dtype=np.float32)
+        models = self._models  # one snapshot for the whole request
+        made = list(self._sentences(models, text, lang, ref, opts, progress))
+        audio = _join([a for a, _, _ in made], opts.pause)
+        _log_speed("synthesized", len(made), audio, started)
+        return SynthesisResult(SAMPLE_RATE, audio, tuple(r for _, r, _ in made), opts.seed,
+                               tuple(sem for _, _, sem in made), models.version)
+
+    def resynthesize(self, previous: SynthesisResult, ref: Reference, opts: SynthesisOptions = SynthesisOptions()
+                     ) -> SynthesisResult:
+        """Decode ``previous``'s semantic tokens again, without the GPT (upstream's "freeze").
+
+        The words and their rhythm stay; speed, pause, noise scale and the reference timbre (main and extra
+        audios) can change. With ``opts.seed`` None each sentence reuses its previous seed, so unchanged options
+        give the previous audio again. The GPT options of ``opts`` are not used.
+        """
+        started = time.perf_counter()
+        models = self._models
+        if not previous.semantic:
+            raise EmptyTextError("There is no earlier result to decode again; synthesize the text first.")
+        if previous.version != models.version:
+            raise ModelMismatchError(f"The earlier result was made with {previous.version} models but the loaded "
+                                     f"SoVITS is {models.version}; synthesize the text again.")
+        if not ref.text_free:
+            check_language(ref.lang, models.version, "reference language")
+        prepared = self.references.get(ref, models)
         parts, reports = [], []
-        for audio, report in self.iter_sentences(text, lang, ref, opts, progress):
-            parts.extend([audio, silence])
-            reports.append(report)
-        audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-        elapsed = time.perf_counter() - started
-        log.info("synthesized %d sentence(s), %.2f s of audio in %.2f s (RTF %.3f)", len(reports),
-                 len(audio) / SAMPLE_RATE, elapsed, elapsed / max(len(audio) / SAMPLE_RATE, 1e-9))
-        return SynthesisResult(SAMPLE_RATE, audio, tuple(reports), opts.seed)
+        for report, sem in zip(previous.sentences, previous.semantic, strict=True):
+            seed = opts.seed if opts.seed is not None else report.seed
+            tokens = torch.tensor(sem.tokens, dtype=torch.long, device=models.device)
+            audio = self._decode(models, tokens, sem.phones, prepared, opts, seed)
+            parts.append(audio)
+            reports.append(dataclasses.replace(report, seed=seed, seconds=len(audio) / SAMPLE_RATE))
+        audio = _join(parts, opts.pause)
+        _log_speed("decoded again", len(parts), audio, started)
+        return SynthesisResult(SAMPLE_RATE, audio, tuple(reports), previous.seed if opts.seed is None else opts.seed,
+                               previous.semantic, previous.version)
 
     def synthesize(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
                    progress: ProgressCallback | None = None) -> tuple[int, np.ndarray]:
@@ -422,7 +481,7 @@ class TTS:
                 context = min(STREAM_CONTEXT_TOKENS, tokens.numel())
                 tokens = torch.cat([tokens, new])
                 window = tokens[tokens.numel() - new.numel() - context:]
-                audio = self._decode(models, window, feats, prepared, opts, None, normalize=False)
+                audio = self._decode(models, window, feats.phones, prepared, opts, None, normalize=False)
                 out = stitcher.push(audio, context, new.numel())
                 if out.size:
                     yield out

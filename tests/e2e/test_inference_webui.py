@@ -87,6 +87,13 @@ def test_served_page_synthesizes_and_switches_models(setup) -> None:
         audio, sr = sf.read(audio_path)
         assert sr == 32000 and len(audio) > 2 * 11 * 1280
         assert "2 sentence(s)" in report and "seed 7" in report
+        faster = [*args[:10], 1.5, 0.0, -1, *args[13:]]  # speed 1.5, no pause, random seed: only decoding changes
+        again_path, again_report = client.predict(*faster, True, api_name="/synthesize")  # keep the last words
+        assert "decoded again" in again_report and "seed 7" in again_report
+        pause = int(0.3 * 32000)
+        assert len(sf.read(again_path)[0]) < 0.8 * (len(audio) - 2 * pause)
+        _, new_report = client.predict(*[*args[:5], "完全不同的一句话。", *args[6:]], True, api_name="/synthesize")
+        assert "decoded again" not in new_report  # another text: nothing to reuse, generated anew
         pieces = client.predict("这是第一句话。这是第二句话！", "zh", "cut5", api_name="/split_text")
         assert pieces.splitlines() == ["这是第一句话。", "这是第二句话！"]
         with pytest.raises(gradio_client.exceptions.AppError, match="between 3 and 10 s"):

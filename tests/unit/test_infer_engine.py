@@ -18,6 +18,7 @@ from GPT_SoVITS.infer import (
     Reference,
     ReferenceAudioError,
     SynthesisOptions,
+    SynthesisResult,
 )
 from GPT_SoVITS.infer.components import load_model_pair
 from GPT_SoVITS.infer.streaming import ChunkStitcher
@@ -323,6 +324,31 @@ def test_split_bucket_batches_by_length_and_keeps_text_order(files) -> None:
     tts.synthesize_detailed(text, "zh", ref, opts.replace(split_bucket=False))
     assert batch_lengths == [sorted(bucketed.sentences[i].n_phones for i in (0, 1)),
                              sorted(bucketed.sentences[i].n_phones for i in (2, 3))]  # consecutive pairs
+
+
+def test_resynthesize_decodes_the_same_tokens_again_without_the_gpt(files) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(text_split="cut5", pause=0.2)
+    first = tts.synthesize_detailed(TEXT, "zh", ref_of(files), opts)
+    assert [len(s.tokens) for s in first.semantic] == [s.n_tokens for s in first.sentences]
+    assert first.version == "v2"
+
+    def no_gpt(*args, **kwargs):
+        raise AssertionError("resynthesize must not run the GPT")
+
+    tts.models.t2s.generate = no_gpt
+    again = tts.resynthesize(first, ref_of(files), opts)
+    np.testing.assert_array_equal(again.audio, first.audio)  # unseeded: each sentence reuses its seed
+    faster = tts.resynthesize(first, ref_of(files), opts.replace(speed=1.5, pause=0.0))
+    assert faster.semantic == first.semantic
+    assert len(faster.audio) < 0.8 * sum(s.seconds for s in first.sentences) * 32000
+    other_voice = tts.resynthesize(first, Reference(files["ref2"], "这是参考文本。", "all_zh"), opts)
+    assert len(other_voice.audio) == len(first.audio) and not np.array_equal(other_voice.audio, first.audio)
+    tts.set_models(gpt=files["gpt_v1"], sovits=files["sovits_v1"])
+    with pytest.raises(ModelMismatchError, match="v2 models"):
+        tts.resynthesize(first, ref_of(files), opts)
+    with pytest.raises(EmptyTextError, match="synthesize the text first"):
+        tts.resynthesize(SynthesisResult(32000, np.zeros(0, np.float32), (), 0), ref_of(files), opts)
 
 
 @pytest.mark.parametrize("seconds", [2.0, 11.0])
