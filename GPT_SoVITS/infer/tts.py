@@ -473,15 +473,18 @@ class TTS:
         generator = self._generator(seed)
         sampling = self._sampling(opts, self.max_new_tokens)
         for batch in self._feature_batches(pieces, lang, models.version, opts.replace(batch_size=1)):
-            feats = batch[0][2]
+            index, _, feats = batch[0]
             phones, bert = self._gpt_inputs(feats, prepared)
             stitcher = ChunkStitcher()
             tokens = torch.zeros(0, dtype=torch.long, device=phones.device)
-            for new in models.t2s.generate_chunks(phones, bert, prepared.codes, sampling, generator, chunk_tokens):
+            chunks = models.t2s.generate_chunks(phones, bert, prepared.codes, sampling, generator, chunk_tokens)
+            for k, new in enumerate(chunks):
                 context = min(STREAM_CONTEXT_TOKENS, tokens.numel())
                 tokens = torch.cat([tokens, new])
                 window = tokens[tokens.numel() - new.numel() - context:]
-                audio = self._decode(models, window, feats.phones, prepared, opts, None, normalize=False)
+                # with a request seed every window's decoder noise is seeded too, so the stream is reproducible
+                window_seed = None if opts.seed is None else (seed + 104729 * (k + 1) + 7919 * index) % 2**63
+                audio = self._decode(models, window, feats.phones, prepared, opts, window_seed, normalize=False)
                 out = stitcher.push(audio, context, new.numel())
                 if out.size:
                     yield out

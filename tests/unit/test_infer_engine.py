@@ -172,6 +172,15 @@ def test_token_streaming_sends_small_chunks_first_and_keeps_the_length(files) ->
     assert all(np.isfinite(c).all() for c in chunks)
 
 
+def test_token_streaming_with_a_seed_is_reproducible(files) -> None:
+    tts = make_tts(files, max_new_tokens=40)
+    text = "今天天气很好。我们去公园吧！"
+    runs = [np.concatenate(list(tts.stream(text, "zh", ref_of(files), SynthesisOptions(seed=seed), chunk_tokens=8)))
+            for seed in (6, 6, 7)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert len(runs[0]) != len(runs[2]) or not np.array_equal(runs[0], runs[2])
+
+
 def test_token_chunks_equal_the_batch_generator() -> None:
     pair = tiny_pair(seed=3)
     phones = torch.arange(1, 9)
