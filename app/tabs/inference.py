@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,23 @@ class InferenceWebUIJob:
         return JobSpec(self.module, tuple(self.to_argv()), gpu=gpu)
 
 
+def inference_job_spec(ctx: AppContext, gpt_v: str | None, sovits_v: str | None, device_v: str = "cpu",
+                       half_v: bool = False) -> JobSpec:
+    """The job the "Open the inference WebUI" button starts, from the tab's values."""
+    i18n = ctx.i18n
+    if not gpt_v or not sovits_v:
+        if not any(weight_choices(ctx.root, ctx.pretrained)):
+            raise UserInputError(i18n(
+                "No model files were found. Put the pretrained base models into {folder} (its README lists "
+                "the files) or fine-tune a voice in 1B, then press Refresh model list.",
+                folder=str(ctx.path(ctx.settings.pretrained_dir))))
+        raise UserInputError(i18n("Choose a GPT model and a SoVITS model first."))
+    job = InferenceWebUIJob(ctx.path(gpt_v), ctx.path(sovits_v), ctx.path(ctx.settings.pretrained_dir),
+                            ctx.settings.ports.inference, ctx.settings.host, (device_v or "cpu").strip(), bool(half_v),
+                            ctx.i18n.language)
+    return job.spec()
+
+
 def build_tab(ctx: AppContext) -> None:
     """The 1C content (called inside the launcher's "1C - Inference" tab)."""
     i18n = ctx.i18n
@@ -66,14 +84,8 @@ def build_tab(ctx: AppContext) -> None:
     port = ctx.settings.ports.inference
     url = f"http://127.0.0.1:{port}"
 
-    def make_spec(gpt_v: str, sovits_v: str, device_v: str, half_v: bool) -> JobSpec:
-        if not gpt_v or not sovits_v:
-            raise UserInputError(i18n("Choose a GPT model and a SoVITS model first."))
-        job = InferenceWebUIJob(ctx.path(gpt_v), ctx.path(sovits_v), ctx.path(ctx.settings.pretrained_dir), port,
-                                ctx.settings.host, (device_v or "cpu").strip(), bool(half_v), ctx.i18n.language)
-        return job.spec()
-
-    panel = JobPanel(ctx, JOB_NAME, make_spec, [gpt, sovits_box, device, half], i18n("Open the inference WebUI"),
+    panel = JobPanel(ctx, JOB_NAME, functools.partial(inference_job_spec, ctx), [gpt, sovits_box, device, half],
+                     i18n("Open the inference WebUI"),
                      log_lines=6)
     link = gr.Markdown("")
 

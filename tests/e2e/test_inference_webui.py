@@ -73,6 +73,22 @@ def test_launcher_job_argv_parses_back() -> None:
         job.spec()
 
 
+def test_launcher_tab_says_where_models_go_when_there_are_none(setup, tmp_path: Path) -> None:
+    from app.context import AppContext
+    from app.tabs.inference import inference_job_spec
+    from app.widgets import UserInputError
+    from GPT_SoVITS.config import WebUISettings
+
+    empty = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    with pytest.raises(UserInputError, match="No model files were found.*pretrained_models"):
+        inference_job_spec(empty, None, None)
+    ctx = AppContext.create(WebUISettings(), "en_US", root=setup["root"])
+    with pytest.raises(UserInputError, match="Choose a GPT model and a SoVITS model first"):
+        inference_job_spec(ctx, None, None)
+    spec = inference_job_spec(ctx, str(setup["gpt"]), str(setup["sovits"]), "cpu", False)
+    assert spec.module == "app.inference_webui" and str(setup["gpt"]) in spec.argv
+
+
 def test_served_page_synthesizes_and_switches_models(setup) -> None:
     tts = setup["tts"]
     demo = build_inference_ui(tts, I18n("en_US"), setup["root"], setup["pretrained"])
