@@ -5,7 +5,8 @@
 Endpoints (see docs/inference.md for the compatibility table):
 
 * ``GET/POST /tts``: upstream's parameter names and defaults; ``media_type`` wav/raw/ogg/aac (+ flac/mp3/opus);
-  ``streaming_mode`` 0/false, 1/true (sentence by sentence), 2 and 3 (token chunks of ``min_chunk_length``).
+  ``streaming_mode`` 0/false, 1/true (sentence by sentence), 2 and 3 (token chunks of ``min_chunk_length``;
+  2 decodes each chunk with more context for smoother seams, 3 with the minimum for speed).
 * ``GET /set_gpt_weights?weights_path=…``, ``GET /set_sovits_weights?weights_path=…``,
   ``GET /set_refer_audio?refer_audio_path=…``, ``GET /control?command=exit|restart`` (only with
   ``--allow-control``).
@@ -58,6 +59,7 @@ from GPT_SoVITS.infer.media import (
 )
 from GPT_SoVITS.infer.options import check_language
 from GPT_SoVITS.infer.safety import ForbiddenPathError, PathPolicy, weight_roots
+from GPT_SoVITS.infer.tts import STREAM_CONTEXT_TOKENS, STREAM_QUALITY_CONTEXT_TOKENS
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 
@@ -89,7 +91,7 @@ class TTSRequest:
     fragment_interval: float = 0.3
     seed: int = -1
     media_type: str = "wav"
-    streaming_mode: int = 0  # 0 off; 1 sentence by sentence; 2/3 token chunks
+    streaming_mode: int = 0  # 0 off; 1 sentence by sentence; 2/3 token chunks (2 smoother, 3 faster)
     parallel_infer: bool = True  # False = one sentence at a time
     repetition_penalty: float = 1.35
     sample_steps: int = 32  # v3/v4 only: accepted, no effect
@@ -200,6 +202,15 @@ def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, S
     return req.text, text_lang, ref, opts
 
 
+def stream_settings(req: TTSRequest) -> tuple[int, int]:
+    """``(chunk_tokens, context_tokens)`` of a streaming mode: 1 whole sentences; 2 token chunks decoded with more
+    context ("medium quality" upstream); 3 token chunks with the minimum context ("fastest")."""
+    if req.streaming_mode == 1:
+        return 0, STREAM_CONTEXT_TOKENS
+    context = STREAM_QUALITY_CONTEXT_TOKENS if req.streaming_mode == 2 else STREAM_CONTEXT_TOKENS
+    return max(1, req.min_chunk_length), context
+
+
 async def _stream_response(tts: TTS, chunks: Iterator[np.ndarray], media_type: str) -> StreamingResponse | None:
     """Start a stream: the first chunk is made before the response begins, so request errors still give a 400."""
     first = await run_in_threadpool(next, chunks, None)
@@ -244,8 +255,7 @@ async def handle_tts(state: ApiState, params: Mapping[str, Any]) -> Response:
         media_type = check_media_type(req.media_type)
         tts = state.tts
         if req.streaming_mode:
-            chunk_tokens = 0 if req.streaming_mode == 1 else max(1, req.min_chunk_length)
-            chunks = _in_slot(state.slots, tts.stream(text, lang, ref, opts, chunk_tokens))
+            chunks = _in_slot(state.slots, tts.stream(text, lang, ref, opts, *stream_settings(req)))
             return await _stream_response(tts, chunks, media_type)
         result = await run_in_threadpool(_synthesize_in_slot, state, text, lang, ref, opts)
         data = await run_in_threadpool(encode_audio, result.audio, result.sample_rate, media_type)

@@ -19,7 +19,7 @@ import soundfile as sf
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from app.api import ApiState, create_app, parse_tts_request  # noqa: E402
+from app.api import ApiState, create_app, parse_tts_request, stream_settings  # noqa: E402
 from GPT_SoVITS.infer import TTS  # noqa: E402
 from GPT_SoVITS.infer.components import load_model_pair  # noqa: E402
 from GPT_SoVITS.infer.safety import PathPolicy  # noqa: E402
@@ -268,6 +268,9 @@ def test_request_parsing_accepts_upstream_spellings() -> None:
     assert req.parallel_infer is False
     assert parse_tts_request({"streaming_mode": True}).streaming_mode == 1
     assert parse_tts_request({"streaming_mode": 3}).streaming_mode == 3
+    modes = [stream_settings(parse_tts_request({"streaming_mode": m, "min_chunk_length": 10})) for m in (1, 2, 3)]
+    assert modes[0][0] == 0  # whole sentences
+    assert modes[1][0] == modes[2][0] == 10 and modes[1][1] > modes[2][1]  # mode 2: more context than mode 3
     assert parse_tts_request({}).text_split_method == "cut5"
 
 

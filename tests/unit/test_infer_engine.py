@@ -172,6 +172,29 @@ def test_token_streaming_sends_small_chunks_first_and_keeps_the_length(files) ->
     assert all(np.isfinite(c).all() for c in chunks)
 
 
+def test_token_streaming_decodes_each_chunk_after_the_requested_context(files) -> None:
+    tts = make_tts(files, max_new_tokens=40)
+    windows: list[int] = []
+    decode = tts.models.sovits.decode
+
+    def recording_decode(codes, *args, **kwargs):
+        windows.append(codes.shape[-1])
+        return decode(codes, *args, **kwargs)
+
+    tts.models.sovits.decode = recording_decode
+    opts = SynthesisOptions(seed=6, pause=0.0)
+    for context in (4, 25):
+        windows.clear()
+        total = sum(len(c) for c in tts.stream("今天天气很好。", "zh", ref_of(files), opts, 8, context))
+        n_tokens = total // SAMPLES_PER_TOKEN
+        expected, done = [], 0
+        while done < n_tokens:
+            new = min(8, n_tokens - done)
+            expected.append(min(context, done) + new)
+            done += new
+        assert windows == expected
+
+
 def test_token_streaming_with_a_seed_is_reproducible(files) -> None:
     tts = make_tts(files, max_new_tokens=40)
     text = "今天天气很好。我们去公园吧！"
