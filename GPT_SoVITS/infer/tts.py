@@ -55,7 +55,8 @@ SEMANTIC_RATE = 25.0  # semantic tokens per second (v1/v2)
 MAX_NEW_TOKENS = 1500  # upstream's cap per sentence: 60 s
 STREAM_CONTEXT_TOKENS = 4  # tokens of history decoded again before each streamed chunk (fast)
 #: Context for smoother seams: on full-size weights the streamed audio's distance from the whole-sentence decode
-#: drops from 0.39 to 0.34 (relative RMS) for about 40 % more decoding time (docs/inference.md).
+#: drops from 0.39 to 0.34 (relative RMS) for about 40 % more decoding time (docs/inference.md,
+#: benchmarks/bench_stream_context.py).
 STREAM_QUALITY_CONTEXT_TOKENS = 25
 
 
