@@ -249,12 +249,13 @@ class LastResult:
 
 
 def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
-    def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str, LastResult | None]:
+    def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str, LastResult]:
         *request, freeze_v, last = values
         try:
             text_v, lang_v, ref, opts = _request(i18n, *request)
-            same_text = last is not None and (last.text, last.lang, last.split) == (text_v, lang_v, opts.text_split)
-            reused = bool(freeze_v and same_text)
+            reusable = (last is not None and last.result.version == tts.version
+                        and (last.text, last.lang, last.split) == (text_v, lang_v, opts.text_split))
+            reused = bool(freeze_v and reusable)
             if reused:
                 result = tts.resynthesize(last.result, ref, opts)
             else:
