@@ -40,6 +40,7 @@ from GPT_SoVITS.train.loop import (
     EpochTrainer,
     Position,
     PretrainedWeightsError,
+    ShieldedLoader,
     StopRequest,
     TrainResult,
     check_not_done,
@@ -183,7 +184,7 @@ class GPTTrainer(EpochTrainer):
         self.tb = tensorboard_writer(Path(cfg.exp_dir) / "tb" / "gpt", info.is_main)
         self.result = TrainResult(self.pos)
 
-    def loader(self, epoch: int, skip: int) -> torch.utils.data.DataLoader:
+    def loader(self, epoch: int, skip: int) -> ShieldedLoader:
         return self._epoch_loader(epoch, skip, partial(collate_gpt, pad_code=self.model_cfg.eos))
 
     def loss(self, batch: GPTBatch) -> tuple[torch.Tensor, float]:

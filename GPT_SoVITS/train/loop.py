@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ class StopRequest:
 
     def install(self) -> None:
         """Route SIGTERM and SIGINT here (call from the entry point's main thread)."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: Any) -> None:
@@ -62,15 +62,42 @@ class StopRequest:
         return self._event.is_set()
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def ignore_stop_signals(_worker_id: int = 0) -> None:
     """DataLoader ``worker_init_fn``: workers ignore SIGTERM/SIGINT.
 
     The launcher's stop button signals the whole process tree; if the workers died with it, the main process
     would crash on its next batch instead of saving its state. Workers exit by themselves when the main process
-    has gone.
+    has gone. A worker is born with these signals blocked (:class:`ShieldedLoader`); one that arrived before
+    this point is discarded here, when the signal becomes ignored, instead of killing the worker.
     """
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class ShieldedLoader:
+    """A DataLoader whose worker processes start with SIGTERM/SIGINT blocked.
+
+    Without this, a stop that lands while an epoch's workers are being forked (before their ``worker_init_fn``
+    runs) kills a worker, and the trainer dies with "DataLoader worker is killed by signal" instead of saving
+    its state. The main process handles a signal that arrived meanwhile as soon as the workers exist.
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return iter(self.loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @dataclass(frozen=True)
@@ -334,13 +361,14 @@ class EpochTrainer:
     def save(self, release: bool) -> None:
         raise NotImplementedError
 
-    def _epoch_loader(self, epoch: int, skip: int, collate_fn: Callable[..., Any]) -> torch.utils.data.DataLoader:
+    def _epoch_loader(self, epoch: int, skip: int, collate_fn: Callable[..., Any]) -> ShieldedLoader:
         self.sampler.set_epoch(epoch, skip)
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn,
-                                           num_workers=self.cfg.runtime.num_workers,
-                                           pin_memory=self.device.type == "cuda",
-                                           worker_init_fn=ignore_stop_signals,
-                                           generator=torch.Generator())  # leaves the global RNG alone (resume)
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate_fn,
+                                             num_workers=self.cfg.runtime.num_workers,
+                                             pin_memory=self.device.type == "cuda",
+                                             worker_init_fn=ignore_stop_signals,
+                                             generator=torch.Generator())  # leaves the global RNG alone (resume)
+        return ShieldedLoader(loader)
 
     def _log_step(self, epoch: int, step: int, values: Mapping[str, float], done_in_epoch: int,
                   per_epoch: int) -> None:

@@ -46,6 +46,7 @@ from GPT_SoVITS.train.loop import (
     EpochTrainer,
     Position,
     PretrainedWeightsError,
+    ShieldedLoader,
     StopRequest,
     TrainResult,
     check_not_done,
@@ -219,7 +220,7 @@ class SoVITSTrainer(EpochTrainer):
                  "epoch", cfg.train.batch_size, self.info.world_size, cfg.train.grad_accum,
                  self.sampler.batches_per_epoch())
 
-    def loader(self, epoch: int, skip: int) -> torch.utils.data.DataLoader:
+    def loader(self, epoch: int, skip: int) -> ShieldedLoader:
         return self._epoch_loader(epoch, skip, collate_sovits)
 
     def _mel(self, spec: torch.Tensor) -> torch.Tensor:
