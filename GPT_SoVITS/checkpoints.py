@@ -10,7 +10,8 @@ Formats read
 * Lightning resume ``epoch=E-step=S.ckpt``: ``state_dict`` (``model.`` keys), ``hyper_parameters`` (holds a
   pickled ``pathlib`` path), optimizer/scheduler states, ``epoch``/``global_step``.
 * SoVITS release ``*.pth``: ``{"weight": fp16 (no enc_q), "config": pickled utils.HParams, "info"}``; v2Pro and
-  LoRA files replace the zip's leading ``PK`` with a 2-byte version tag, which is put back in memory.
+  LoRA files replace the zip's leading ``PK`` with a 2-byte version tag (``GPT_SoVITS.versions.HEADER_TAGS``),
+  which is put back in memory. We write the same tag, so upstream recognises our Pro files.
 * SoVITS pretrained ``s2G*``/``s2D*`` (``{"weight": ...}``) and upstream resume ``G_*.pth``/``D_*.pth``
   (``{"model", "iteration" (= epoch), "optimizer", "learning_rate"}``).
 * Our own resume files (:func:`save_train_state`).
@@ -24,8 +25,9 @@ stand-ins: ``utils.HParams`` → :class:`_HParamsStandIn` (a plain class: unpick
 registered in ``sys.modules``; any other global in a file (``os.system``, ``builtins.eval``, ...) is refused
 by torch before it can run. Stand-ins are converted to plain dicts/strings before the data leaves this module.
 
-Versions are decided from the content (header tag, then the row count of ``enc_p.text_embedding.weight``:
-322 → v1, otherwise v2), never from the file size.
+Versions are decided from the content, never from the file size: the header tag; else the speaker-embedding
+layers (``sv_emb.*``: v2Pro, or v2ProPlus when the decoder is the wider one) or the flow-matching decoder
+(``cfm.*``: v3/v4); else the row count of ``enc_p.text_embedding.weight`` (322 → v1, otherwise v2).
 """
 
 from __future__ import annotations
@@ -44,18 +46,16 @@ from typing import Any
 
 import torch
 
-from GPT_SoVITS.fileio import atomic_path
+from GPT_SoVITS.fileio import atomic_path, atomic_write_bytes
+from GPT_SoVITS.versions import HEADER_TAGS, supported_versions, version_spec
 
 log = logging.getLogger(__name__)
 
 GPT_KEY_PREFIX = "model."  # upstream's Lightning wrapper prefix on GPT weight keys
-SUPPORTED_VERSIONS = ("v1", "v2")
 FORMAT_VERSION = 1  # of the files we write
 PRETRAINED_SOURCE = "https://huggingface.co/lj1995/GPT-SoVITS"
-
-# upstream my_save2's 2-byte header tags: tag -> model version
-HEADER_TAGS = {b"00": "v1", b"01": "v2", b"02": "v3", b"03": "v3 LoRA", b"04": "v4 LoRA", b"05": "v2Pro",
-               b"06": "v2ProPlus"}
+#: Output channels of v2ProPlus's first decoder layer (v2Pro: 512); tells the two apart in a file without a tag
+PRO_PLUS_DECODER_WIDTH = 768
 
 _PRETRAINED_FILES = {
     "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt": "the v1 pretrained GPT (text-to-semantic) model",
@@ -73,6 +73,7 @@ _PRETRAINED_FILES = {
     "s2Dv2Pro.pth": "the v2Pro pretrained SoVITS discriminator",
     "s2Gv2ProPlus.pth": "the v2ProPlus pretrained SoVITS generator",
     "s2Dv2ProPlus.pth": "the v2ProPlus pretrained SoVITS discriminator",
+    "pretrained_eres2netv2w24s4ep4.ckpt": "the speaker-verification model (ERes2NetV2) that v2Pro/v2ProPlus need",
 }
 
 
@@ -81,7 +82,7 @@ class CheckpointError(ValueError):
 
 
 class UnsupportedVersionError(CheckpointError):
-    """The file is a model version this project cannot run yet (v2Pro, v3, v4, LoRA)."""
+    """The file is a model version this project cannot run (yet)."""
 
 
 @dataclass(frozen=True)
@@ -169,10 +170,10 @@ def require_file(path: Path) -> Path:
     return path
 
 
-def safe_load(path: Path) -> tuple[Any, str | None]:
+def safe_load(path: Path) -> tuple[Any, bytes | None]:
     """``torch.load(weights_only=True)`` with upstream's header tag handled; returns (object, tag or None).
 
-    The tag is the model version named by a non-``PK`` header (``"v2Pro"``, ...), else ``None``.
+    The tag is a non-``PK`` header (``b"05"``…, see :data:`GPT_SoVITS.versions.HEADER_TAGS`), else ``None``.
     """
     path = require_file(path)
     with open(path, "rb") as fh:
@@ -183,7 +184,7 @@ def safe_load(path: Path) -> tuple[Any, str | None]:
         if head not in HEADER_TAGS:
             raise CheckpointError(f"{path}: not a PyTorch model file (it starts with {head!r}, expected a zip "
                                   f"archive or one of upstream's version tags). Pick a .ckpt/.pth weight file.")
-        tag = HEADER_TAGS[head]
+        tag = head
         data = bytearray(path.read_bytes())
         data[:2] = b"PK"  # upstream overwrote the zip signature with a version tag; restore it in memory
         source = io.BytesIO(bytes(data))
@@ -236,24 +237,30 @@ _KIND_WORDS = {"gpt": "a GPT (text-to-semantic, .ckpt) weight file", "sovits": "
 
 
 def _sovits_version(path: Path, state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any],
-                    tag: str | None, kind: str) -> str:
+                    tag: bytes | None, kind: str) -> str:
+    """The model version of a SoVITS generator or discriminator file, from its content (module docstring)."""
     model_cfg = config.get("model") if isinstance(config.get("model"), Mapping) else {}
     declared = str(model_cfg.get("version") or config.get("version") or "")
-    if tag is not None and tag not in SUPPORTED_VERSIONS:
-        version = tag
+    tagged = HEADER_TAGS[tag][0] if tag is not None else None
+    if tagged is not None and tagged not in ("v1", "v2"):  # 00/01 tags are old and the content decides, as upstream
+        version = tagged
     elif any(k.startswith("cfm.") for k in state_dict):
         version = declared if declared in ("v3", "v4") else "v3/v4"
-    elif any(k.startswith("sv_emb.") for k in state_dict) or declared in ("v2Pro", "v2ProPlus"):
-        version = declared if declared in ("v2Pro", "v2ProPlus") else "v2Pro"
+    elif any(k.startswith("sv_emb.") for k in state_dict):
+        conv_pre = state_dict.get("dec.conv_pre.weight")
+        wide = conv_pre is not None and conv_pre.shape[0] == PRO_PLUS_DECODER_WIDTH
+        version = declared if declared in ("v2Pro", "v2ProPlus") else ("v2ProPlus" if wide else "v2Pro")
     elif kind == "sovits_discriminator":
         periods = {k.split(".")[1] for k in state_dict if k.startswith("discriminators.")}
-        version = "v2Pro" if len(periods) > 6 else (declared if declared in SUPPORTED_VERSIONS else "v2")
+        pro = len(periods) > len(version_spec("v2").discriminator_periods) + 1
+        version = (declared if declared in ("v2Pro", "v2ProPlus") else "v2Pro") if pro else \
+            (declared if declared in ("v1", "v2") else "v2")
     else:
         emb = state_dict.get("enc_p.text_embedding.weight")
-        version = "v1" if emb is not None and emb.shape[0] == 322 else "v2"
-    if version not in SUPPORTED_VERSIONS:
+        version = "v1" if emb is not None and emb.shape[0] == version_spec("v1").n_symbols else "v2"
+    if version not in supported_versions():
         raise UnsupportedVersionError(f"{path}: this is a SoVITS {version} model, which is not supported yet "
-                                      f"(supported: {', '.join(SUPPORTED_VERSIONS)}). Pick a v1 or v2 model.")
+                                      f"(supported: {', '.join(supported_versions())}).")
     return version
 
 
@@ -354,16 +361,27 @@ def save_gpt_weights(path: Path, state_dict: Mapping[str, torch.Tensor], config:
 
 
 def save_sovits_weights(path: Path, state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any],
-                        epoch: int, step: int) -> Path:
+                        epoch: int, step: int, version: str = "v2") -> Path:
     """Write a ``SoVITS_weights*/<exp>_e<epoch>_s<step>.pth`` release file (fp16, without ``enc_q``).
 
     The config is stored as a plain dict, not upstream's pickled ``HParams``; upstream's loaders wrap it in
-    their attribute dict, which accepts a plain dict. The file starts with ``PK`` (a v1/v2 file upstream reads
-    without a header tag).
+    their attribute dict, which accepts a plain dict. A v1/v2 file starts with ``PK``; versions that upstream
+    tags (v2Pro ``05``, v2ProPlus ``06``) get their tag in place of ``PK``, as upstream writes them, because
+    upstream recognises those versions only by that tag.
     """
     weights = _fp16({k: v for k, v in state_dict.items() if "enc_q" not in k})
-    return _save({"weight": weights, "config": _plain(dict(config)), "info": f"{epoch}epoch_{step}iteration",
-                  "format": FORMAT_VERSION}, path)
+    obj = {"weight": weights, "config": _plain(dict(config)), "info": f"{epoch}epoch_{step}iteration",
+           "format": FORMAT_VERSION}
+    tag = version_spec(version).release_tag
+    if tag is None:
+        return _save(obj, path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = bytearray(buffer.getvalue())
+    data[:2] = tag
+    atomic_write_bytes(Path(path), bytes(data))
+    log.info("saved %s (%s, header %s)", path, version, tag.decode())
+    return Path(path)
 
 
 def save_train_state(path: Path, *, kind: str, model: Mapping[str, torch.Tensor], step: int, epoch: int,

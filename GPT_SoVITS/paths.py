@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from GPT_SoVITS.versions import SV_MODEL_FILE, version_spec
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Upstream keeps its pretrained folder inside the package (GPT_SoVITS/pretrained_models); we keep ours at the
@@ -14,7 +16,7 @@ DEFAULT_PRETRAINED_DIR = REPO_ROOT / "pretrained_models"
 
 @dataclass(frozen=True)
 class PretrainedPaths:
-    """The files of upstream's ``pretrained_models/`` folder that a v1/v2 pipeline uses."""
+    """The files of upstream's ``pretrained_models/`` folder; which ones a version uses comes from its spec."""
 
     root: Path = DEFAULT_PRETRAINED_DIR
 
@@ -28,16 +30,33 @@ class PretrainedPaths:
         """``chinese-hubert-base`` folder (transformers HubertModel format)."""
         return self.root / "chinese-hubert-base"
 
+    @property
+    def sv(self) -> Path:
+        """The speaker-verification model (ERes2NetV2) of v2Pro/v2ProPlus."""
+        return self.root / SV_MODEL_FILE
+
     def sovits_g(self, version: str = "v2") -> Path:
-        return self.root / ("s2G488k.pth" if version == "v1" else "gsv-v2final-pretrained/s2G2333k.pth")
+        return self.root / version_spec(version).pretrained_sovits_g
 
     def sovits_d(self, version: str = "v2") -> Path:
-        return self.root / ("s2D488k.pth" if version == "v1" else "gsv-v2final-pretrained/s2D2333k.pth")
+        """The discriminator: next to the generator with ``s2G`` replaced by ``s2D``, as upstream names it."""
+        return sovits_d_path_for(self.sovits_g(version))
 
     def gpt(self, version: str = "v2") -> Path:
-        if version == "v1":
-            return self.root / "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt"
-        return self.root / "gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt"
+        return self.root / version_spec(version).pretrained_gpt
+
+    def required(self, version: str, training: bool = False) -> list[Path]:
+        """The files (and folders) a version needs: to synthesise, or with ``training`` also to fine-tune."""
+        spec = version_spec(version)
+        needed = [self.bert, self.hubert, self.gpt(version), self.sovits_g(version)]
+        if spec.uses_sv_embedding:
+            needed.append(self.sv)
+        if training and spec.discriminator_periods:
+            needed.append(self.sovits_d(version))
+        return needed
+
+    def missing(self, version: str, training: bool = False) -> list[Path]:
+        return [path for path in self.required(version, training) if not path.exists()]
 
 
 def sovits_d_path_for(g_path: Path) -> Path:
@@ -95,6 +114,5 @@ class ExperimentPaths:
 
 
 def weights_dirs(root: Path = REPO_ROOT, version: str = "v2") -> tuple[Path, Path]:
-    """Release-weight folders ``(GPT_weights*, SoVITS_weights*)`` for a version (v1 uses the unsuffixed ones)."""
-    suffix = "" if version == "v1" else f"_{version}"
-    return root / f"GPT_weights{suffix}", root / f"SoVITS_weights{suffix}"
+    """Release-weight folders ``(GPT_weights*, SoVITS_weights*)`` of a version (v1 uses the unsuffixed ones)."""
+    return version_spec(version).weights_dirs(root)

@@ -46,8 +46,12 @@ def recipe_tensor(key: str, shape: list[int], module_class: str) -> torch.Tensor
     return 0.02 * noise
 
 
-def make_state_dict(schema: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """All tensors of a kit schema (``schema_*.json``), in state-dict order, as float32."""
+def make_state_dict(schema: dict[str, Any], gain_dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+    """All tensors of a kit schema (``schema_*.json``), in state-dict order, as float32.
+
+    ``gain_dtype`` is the precision of the weight-norm gains' norm: the v2 kit computed it in float64, the later
+    kits (v2Pro, v4) in float32, which rounds 1 of the 164 v2Pro gains to the neighbouring float16 value.
+    """
     entries = schema["entries"]
     values: dict[str, torch.Tensor] = {}
     for key, shape, _dtype, _kind, module_class in entries:
@@ -57,9 +61,10 @@ def make_state_dict(schema: dict[str, Any]) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for key, shape, _dtype, _kind, _module_class in entries:
         if key.endswith(".weight_g"):
-            v = values[key[: -len("_g")] + "_v"]
-            # the gain is the (float64) norm of the unrounded v over every axis but 0, so that g·v/‖v‖ = v
-            state[key] = torch.norm_except_dim(v.double(), 2, 0).reshape(shape).half().float()
+            v = values[key[: -len("_g")] + "_v"].to(gain_dtype)
+            # the gain is the norm of the unrounded v over every axis but 0, so that g·v/‖v‖ = v
+            dims = [i for i, size in enumerate(shape) if size == 1]
+            state[key] = v.pow(2).sum(dim=dims, keepdim=True).sqrt().reshape(shape).half().float()
         else:
             state[key] = values[key].half().float()
     return state

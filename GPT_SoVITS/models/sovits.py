@@ -1,9 +1,11 @@
-"""The SoVITS v1/v2 generator (``SynthesizerTrn``): semantic codes + phones + reference spectrogram → 32 kHz audio.
+"""The SoVITS generator of the VITS family (``SynthesizerTrn``: v1, v2, v2Pro, v2ProPlus): semantic codes + phones +
+reference spectrogram (+ speaker embedding) → 32 kHz audio.
 
 Shapes: B batch, T25 codes at 25 Hz, T frames at 50 Hz (= 2·T25, one spectrogram frame per 640 samples),
-L phones. Module attribute names (``enc_p``, ``enc_q``, ``dec``, ``flow``, ``ref_enc``, ``ssl_proj``,
-``quantizer``…) are state-dict keys of upstream files and keep their spelling; see ``SoVITSConfig`` for
-which upstream config keys map to what.
+L phones, D the speaker-verification embedding width (20480). Module attribute names (``enc_p``, ``enc_q``,
+``dec``, ``flow``, ``ref_enc``, ``ssl_proj``, ``quantizer``, ``sv_emb``, ``ge_to512``, ``prelu``…) are state-dict
+keys of upstream files and keep their spelling; see ``SoVITSConfig`` for which upstream config keys map to what.
+What a version changes comes from :mod:`GPT_SoVITS.versions`.
 """
 
 from __future__ import annotations
@@ -33,17 +35,18 @@ from GPT_SoVITS.models.commons import (
 from GPT_SoVITS.models.modules import WN, MelStyleEncoder, ResBlock1, ResBlock2, ResidualCouplingBlock
 from GPT_SoVITS.models.mrte import MRTE
 from GPT_SoVITS.models.quantizer import ResidualVectorQuantizer
+from GPT_SoVITS.versions import UnknownVersionError, VersionSpec, version_spec
 
 log = logging.getLogger(__name__)
 
-#: Phone-table sizes (rows of ``enc_p.text_embedding``) per symbol version.
-N_SYMBOLS = {"v1": 322, "v2": 732}
-#: Reference-encoder input bins: v2 looks only at the lowest 704 of the 1025 linear-spectrogram bins.
+#: Reference-encoder input bins of every version but v1: the lowest 704 of the 1025 linear-spectrogram bins.
 V2_REFERENCE_BINS = 704
+#: Width of the speaker-verification embedding (ERes2NetV2's 2048 channels × 10 frequency rows).
+SV_EMBEDDING_DIM = 20480
 
 
 class UnsupportedVersionError(ValueError):
-    """The config names a model version this module does not build (only v1 and v2 are supported)."""
+    """The config names a model version this class does not build (v3/v4 have their own model class)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class SoVITSConfig:
     gin_channels: int = 512  # style vector (ge) width
     semantic_frame_rate: str = "25hz"  # "25hz": ssl_proj halves the 50 Hz HuBERT rate
     freeze_quantizer: bool = True  # keep the codebook (EMA) fixed while training
-    version: str = "v2"  # "v1" or "v2": phone table and reference-encoder input differ
+    version: str = "v2"  # v1, v2, v2Pro or v2ProPlus (GPT_SoVITS.versions says what each one changes)
     # --- from the "data" / "train" sections
     filter_length: int = 2048  # STFT size; spectrogram bins = filter_length // 2 + 1
     hop_length: int = 640
@@ -79,18 +82,24 @@ class SoVITSConfig:
     # --- widths fixed in upstream code
     ssl_dim: int = 768  # HuBERT feature width
     codebook_size: int = 1024
-    mrte_hidden_channels: int = 512  # must equal gin_channels (ge is added inside MRTE)
+    mrte_hidden_channels: int = 512  # MRTE width: gin_channels, or what ge_to512 maps the style vector to (Pro)
     mrte_heads: int = 4
     style_hidden_channels: int = 128
     posterior_layers: int = 16  # WaveNet layers of enc_q
     flow_layers: int = 4  # WaveNet layers per coupling layer
     n_flows: int = 4
+    sv_dim: int = SV_EMBEDDING_DIM  # speaker-verification embedding width (versions that use one)
 
     def __post_init__(self) -> None:
-        if self.version not in N_SYMBOLS:
-            raise UnsupportedVersionError(
-                f"SoVITS version {self.version!r} is not supported here; expected one of {sorted(N_SYMBOLS)} "
-                "(v2Pro/v3/v4 models need their own model classes)")
+        try:
+            spec = version_spec(self.version)
+        except UnknownVersionError as exc:
+            raise UnsupportedVersionError(str(exc)) from None
+        if spec.sovits_family != "vits":
+            raise UnsupportedVersionError(f"SoVITS {self.version} is a flow-matching model, not built by this class")
+        if not spec.uses_sv_embedding and self.mrte_hidden_channels != self.gin_channels:
+            raise ValueError(f"mrte_hidden_channels ({self.mrte_hidden_channels}) must equal gin_channels "
+                             f"({self.gin_channels}) in {self.version}: the style vector is added inside MRTE")
         if self.semantic_frame_rate not in ("25hz", "50hz"):
             raise ValueError(f"semantic_frame_rate must be '25hz' or '50hz', got {self.semantic_frame_rate!r}")
         if self.resblock not in ("1", "2"):
@@ -101,10 +110,23 @@ class SoVITSConfig:
         if product != self.hop_length:
             raise ValueError(f"upsample_rates multiply to {product} but hop_length is {self.hop_length}")
 
+    @classmethod
+    def for_version(cls, version: str, **values: Any) -> SoVITSConfig:
+        """Upstream's config of ``version`` (``s2.json`` plus the version's changes), with ``values`` on top."""
+        return cls(**{**version_spec(version).model_overrides, **values, "version": version})
+
+    @property
+    def spec(self) -> VersionSpec:
+        return version_spec(self.version)
+
+    @property
+    def uses_sv_embedding(self) -> bool:
+        return self.spec.uses_sv_embedding
+
     @property
     def n_symbols(self) -> int:
-        """Rows of the phone embedding: 322 for v1, 732 for v2."""
-        return N_SYMBOLS[self.version]
+        """Rows of the phone embedding: 322 for v1, 732 for every later version."""
+        return self.spec.n_symbols
 
     @property
     def spec_channels(self) -> int:
@@ -113,7 +135,7 @@ class SoVITSConfig:
     @property
     def reference_bins(self) -> int:
         """Spectrogram bins the reference encoder reads: all of them for v1, the lowest 704 for v2."""
-        return self.spec_channels if self.version == "v1" else min(V2_REFERENCE_BINS, self.spec_channels)
+        return self.spec_channels if self.spec.full_band_reference else min(V2_REFERENCE_BINS, self.spec_channels)
 
     @property
     def segment_frames(self) -> int:
@@ -129,7 +151,8 @@ class SoVITSConfig:
         """Build from an upstream ``s2.json``-style dict (``model``, ``data``, optional ``train`` sections).
 
         Keys this class does not know (e.g. webui additions) are ignored and logged, since upstream files
-        carry many; unlike :func:`GPT_SoVITS.config.load_config`, which is strict for our own files.
+        carry many; unlike :func:`GPT_SoVITS.config.load_config`, which is strict for our own files. Keys the
+        file does not have take the version's defaults (:meth:`for_version`).
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         model = dict(config.get("model", {}))
@@ -156,7 +179,7 @@ class SoVITSConfig:
                                                       for ds in values["resblock_dilation_sizes"])
         if "resblock" in values:
             values["resblock"] = str(values["resblock"])
-        return cls(**values)
+        return cls.for_version(str(values.pop("version", "v2")), **values)
 
 
 # --------------------------------------------------------------------------------------------------- encoders
@@ -304,6 +327,7 @@ class SoVITSTrainOutput:
     m_q: Tensor  # [B, inter, T] posterior mean
     logs_q: Tensor  # [B, inter, T] posterior log-std
     quantized: Tensor  # [B, ssl_dim, T] quantized SSL features at 50 Hz
+    ge: Tensor  # [B, gin, 1] style vector
 
 
 class SynthesizerTrn(nn.Module):
@@ -316,9 +340,6 @@ class SynthesizerTrn(nn.Module):
 
     def __init__(self, cfg: SoVITSConfig, with_posterior: bool = True) -> None:
         super().__init__()
-        if cfg.mrte_hidden_channels != cfg.gin_channels:
-            raise ValueError(f"mrte_hidden_channels ({cfg.mrte_hidden_channels}) must equal gin_channels "
-                             f"({cfg.gin_channels}): the style vector is added inside MRTE")
         self.cfg = cfg
         self.enc_p = TextEncoder(cfg)
         self.dec = Generator(cfg)
@@ -331,6 +352,10 @@ class SynthesizerTrn(nn.Module):
         stride = 2 if cfg.semantic_frame_rate == "25hz" else 1
         self.ssl_proj = Conv1d(cfg.ssl_dim, cfg.ssl_dim, stride, stride=stride)
         self.quantizer = ResidualVectorQuantizer(dimension=cfg.ssl_dim, n_q=1, bins=cfg.codebook_size)
+        if cfg.uses_sv_embedding:  # v2Pro/v2ProPlus: the speaker embedding joins the style vector (spec §13.2)
+            self.sv_emb = nn.Linear(cfg.sv_dim, cfg.gin_channels)
+            self.ge_to512 = nn.Linear(cfg.gin_channels, cfg.mrte_hidden_channels)
+            self.prelu = nn.PReLU(num_parameters=cfg.gin_channels)
 
     @classmethod
     def from_state_dict(cls, cfg: SoVITSConfig, state_dict: Mapping[str, Tensor], with_posterior: bool | None = None,
@@ -374,21 +399,49 @@ class SynthesizerTrn(nn.Module):
 
     # ---------------------------------------------------------------------------------------------- inference
 
-    def reference_embedding(self, refer: Tensor) -> Tensor:
-        """Style vector ``ge`` [B, gin, 1] of one reference linear spectrogram [B, spec_channels, T]."""
+    def reference_embedding(self, refer: Tensor, sv_emb: Tensor | None = None) -> Tensor:
+        """Style vector ``ge`` [B, gin, 1] of one reference linear spectrogram [B, spec_channels, T].
+
+        Versions with a speaker-verification embedding need ``sv_emb`` [B, sv_dim] of the same reference: ge is
+        then ``prelu(ref_enc(spec) + sv_emb(sv_emb))``.
+        """
         lengths = torch.tensor([refer.shape[2]], device=refer.device)
         mask = sequence_mask(lengths, refer.shape[2]).unsqueeze(1).to(refer.dtype)
-        return self.ref_enc(refer[:, : self.cfg.reference_bins] * mask, mask)
+        return self._style(self.ref_enc(refer[:, : self.cfg.reference_bins] * mask, mask), sv_emb)
 
-    def average_reference_embedding(self, refers: Sequence[Tensor]) -> Tensor:
-        """Mean style vector of several references (upstream's multi-reference timbre fusion)."""
+    def _style(self, ge: Tensor, sv_emb: Tensor | None) -> Tensor:
+        """Add the speaker embedding to the reference encoder's output (Pro versions); ge [B, gin, 1]."""
+        if not self.cfg.uses_sv_embedding:
+            return ge
+        if sv_emb is None:
+            raise ValueError(f"a {self.cfg.version} model needs the speaker-verification embedding of each "
+                             "reference (sv_emb)")
+        return self.prelu(ge + self.sv_emb(sv_emb.to(ge.dtype)).unsqueeze(-1))
+
+    def average_reference_embedding(self, refers: Sequence[Tensor],
+                                    sv_embs: Sequence[Tensor] | None = None) -> Tensor:
+        """Mean style vector of several references (upstream's multi-reference timbre fusion).
+
+        With speaker embeddings (one per reference, in the same order) each reference's ge is formed first and
+        the mean is taken after the PReLU, as upstream does.
+        """
         if not refers:
             raise ValueError("at least one reference spectrogram is needed")
-        return torch.stack([self.reference_embedding(r) for r in refers], 0).mean(0)
+        if sv_embs is not None and len(sv_embs) != len(refers):
+            raise ValueError(f"{len(refers)} reference spectrogram(s) but {len(sv_embs)} speaker embedding(s)")
+        embs = list(sv_embs) if sv_embs is not None else [None] * len(refers)
+        return torch.stack([self.reference_embedding(r, e) for r, e in zip(refers, embs, strict=True)], 0).mean(0)
+
+    def text_condition(self, ge: Tensor) -> Tensor:
+        """The style vector as MRTE takes it: ``ge_to512(ge)`` [B, 512, 1] for Pro versions, else ``ge`` itself."""
+        if not self.cfg.uses_sv_embedding:
+            return ge
+        return self.ge_to512(ge.transpose(1, 2)).transpose(1, 2)
 
     @torch.no_grad()
     def decode(self, codes: Tensor, text: Tensor, refer: Tensor | Sequence[Tensor] | None,
-               noise_scale: float = 0.5, speed: float = 1.0, ge: Tensor | None = None) -> Tensor:
+               noise_scale: float = 0.5, speed: float = 1.0, sv_emb: Tensor | Sequence[Tensor] | None = None,
+               ge: Tensor | None = None) -> Tensor:
         """Synthesize audio.
 
         Parameters
@@ -398,7 +451,8 @@ class SynthesizerTrn(nn.Module):
         refer : reference linear spectrogram [B, spec_channels, T] or a list of them (style vectors averaged).
         noise_scale : std multiplier of the prior sample; 0 gives z = m_p.
         speed : > 1 speaks faster (the hidden sequence is resampled to ``int(2·T25 / speed) + 1`` frames).
-        ge : precomputed style vector [B, gin, 1]; when given, ``refer`` is not used.
+        sv_emb : Pro versions: the speaker embedding [B, sv_dim] of each reference (a list matching ``refer``).
+        ge : precomputed style vector [B, gin, 1]; when given, ``refer`` and ``sv_emb`` are not used.
 
         Returns
         -------
@@ -409,12 +463,15 @@ class SynthesizerTrn(nn.Module):
         if text.dim() != 2 or text.shape[1] == 0:
             raise ValueError(f"decode needs phone ids shaped [B, L] with L ≥ 1, got {tuple(text.shape)}")
         if ge is None and refer is not None:
-            ge = (self.reference_embedding(refer) if isinstance(refer, Tensor)
-                  else self.average_reference_embedding(refer))
+            if isinstance(refer, Tensor):
+                ge = self.reference_embedding(refer, sv_emb if not isinstance(sv_emb, Sequence) else sv_emb[0])
+            else:
+                ge = self.average_reference_embedding(refer, [sv_emb] if isinstance(sv_emb, Tensor) else sv_emb)
         y_lengths = torch.tensor([codes.shape[2] * self.cfg.semantic_upsample], device=codes.device)
         text_lengths = torch.tensor([text.shape[-1]], device=text.device)
         quantized = self.semantic_features(codes)
-        _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed)
+        text_ge = None if ge is None else self.text_condition(ge)
+        _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, text_ge, speed)
         z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * noise_scale if noise_scale else m_p
         z = self.flow(z_p, y_mask, g=ge, reverse=True)
         return self.dec(z * y_mask, g=ge)
@@ -438,15 +495,16 @@ class SynthesizerTrn(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- training
 
-    def forward(self, ssl: Tensor, y: Tensor, y_lengths: Tensor, text: Tensor,
-                text_lengths: Tensor) -> SoVITSTrainOutput:
+    def forward(self, ssl: Tensor, y: Tensor, y_lengths: Tensor, text: Tensor, text_lengths: Tensor,
+                sv_emb: Tensor | None = None) -> SoVITSTrainOutput:
         """Training pass: ssl [B, ssl_dim, T] HuBERT features, y [B, spec_channels, T] linear spectrogram,
-        text [B, L] phone ids. Needs ``enc_q``."""
+        text [B, L] phone ids; Pro versions also take each item's speaker embedding ``sv_emb`` [B, sv_dim].
+        Needs ``enc_q``."""
         if not self.has_posterior:
             raise RuntimeError("this SynthesizerTrn was built without enc_q (inference layout); build it with "
                                "with_posterior=True to train")
         y_mask = sequence_mask(y_lengths, y.shape[2]).unsqueeze(1).to(y.dtype)
-        ge = self.ref_enc(y[:, : self.cfg.reference_bins] * y_mask, y_mask)
+        ge = self._style(self.ref_enc(y[:, : self.cfg.reference_bins] * y_mask, y_mask), sv_emb)
         if self.cfg.freeze_quantizer:
             # As upstream: eval mode, so no codebook EMA update and no straight-through estimator; the codes
             # are then a plain lookup and ssl_proj gets no gradient (it stays in the optimizer, unchanged).
@@ -457,9 +515,9 @@ class SynthesizerTrn(nn.Module):
         if self.cfg.semantic_upsample != 1:
             quantized = F.interpolate(quantized, size=quantized.shape[-1] * self.cfg.semantic_upsample,
                                       mode="nearest")
-        _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, ge)
+        _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, self.text_condition(ge))
         z, m_q, logs_q, y_mask = self.enc_q(y, y_lengths, g=ge)
         z_p = self.flow(z, y_mask, g=ge)
         z_slice, starts = rand_slice_segments(z, y_lengths, self.cfg.segment_frames)
         audio = self.dec(z_slice, g=ge)
-        return SoVITSTrainOutput(audio, commit_loss, starts, y_mask, z, z_p, m_p, logs_p, m_q, logs_q, quantized)
+        return SoVITSTrainOutput(audio, commit_loss, starts, y_mask, z, z_p, m_p, logs_p, m_q, logs_q, quantized, ge)

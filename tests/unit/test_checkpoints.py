@@ -93,11 +93,26 @@ def test_loading_hparams_leaves_no_global_trace() -> None:
         torch.load(SOVITS_FILE, weights_only=True)
 
 
-@pytest.mark.parametrize(("tag", "name"), [(b"05", "v2Pro"), (b"06", "v2ProPlus"), (b"03", "v3"), (b"04", "v4")])
+@pytest.mark.parametrize(("tag", "name"), [(b"03", "v3"), (b"04", "v4")])
 def test_header_tagged_versions_are_detected_and_rejected(tmp_path: Path, tag: bytes, name: str) -> None:
     path = with_header(SOVITS_FILE, tmp_path / "model.pth", tag)
     with pytest.raises(UnsupportedVersionError, match=rf"{name}.*not supported yet"):
         load_sovits_weights(path)
+
+
+@pytest.mark.parametrize(("file", "version"), [("example_sovits_v2pro_tiny", "v2Pro"),
+                                               ("example_sovits_v2proplus_tiny", "v2ProPlus")])
+def test_reads_upstream_pro_release_files(file: str, version: str) -> None:
+    path = COMPAT_DIR / "v2pro" / f"{file}.pth"
+    assert path.read_bytes()[:2] == {"v2Pro": b"05", "v2ProPlus": b"06"}[version]
+    w = load_sovits_weights(path)
+    assert (w.kind, w.container, w.version, w.info) == ("sovits", "release", version, "1epoch_5iteration")
+    kit = json_file(f"v2pro/{file}.config.json")
+    assert {k: w.config["model"][k] for k in kit["model"]} == kit["model"]
+    assert len(w.state_dict) == 316 and not any("enc_q" in k for k in w.state_dict)
+    assert not set(kit["dropped_keys_for_size"]) & set(w.state_dict)
+    assert tuple(w.state_dict["sv_emb.weight"].shape) == (4, 20480)
+    assert {t.dtype for t in w.state_dict.values()} == {torch.float16}
 
 
 def test_v1_v2_tags_load_and_version_comes_from_the_embedding_rows(tmp_path: Path) -> None:
@@ -107,9 +122,31 @@ def test_v1_v2_tags_load_and_version_comes_from_the_embedding_rows(tmp_path: Pat
     sd["enc_p.text_embedding.weight"] = torch.zeros(322, 16)
     path = save_sovits_weights(tmp_path / "v1.pth", sd, w.config, epoch=1, step=2)
     assert load_sovits_weights(path).version == "v1"
-    sd["sv_emb.weight"] = torch.zeros(16, 20480)
-    with pytest.raises(UnsupportedVersionError, match="v2Pro"):
-        load_sovits_weights(save_sovits_weights(tmp_path / "pro.pth", sd, w.config, epoch=1, step=2))
+
+
+def test_pro_release_files_carry_upstreams_tag_and_load_in_upstreams_way(tmp_path: Path) -> None:
+    w = load_sovits_weights(COMPAT_DIR / "v2pro" / "example_sovits_v2proplus_tiny.pth")
+    path = save_sovits_weights(tmp_path / "ours.pth", w.state_dict, w.config, epoch=3, step=7, version="v2ProPlus")
+    data = bytearray(path.read_bytes())
+    assert data[:2] == b"06"
+    data[:2] = b"PK"  # what upstream's loader does before torch.load
+    obj = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+    assert obj["info"] == "3epoch_7iteration" and obj["config"]["model"]["version"] == "v2ProPlus"
+    assert set(obj["weight"]) == set(w.state_dict)
+    again = load_sovits_weights(path)
+    assert again.version == "v2ProPlus" and again.info == "3epoch_7iteration"
+
+
+def test_pro_files_without_a_tag_are_still_recognised_from_their_layers(tmp_path: Path) -> None:
+    """Upstream misreads a Pro file whose header became PK again (spec §13.8); the content still says Pro."""
+    w = load_sovits_weights(COMPAT_DIR / "v2pro" / "example_sovits_v2pro_tiny.pth")
+    config = {**w.config, "model": {k: v for k, v in w.config["model"].items() if k != "version"}, "version": ""}
+    path = save_sovits_weights(tmp_path / "plain.pth", w.state_dict, config, epoch=1, step=1)
+    assert path.read_bytes()[:2] == b"PK"
+    assert load_sovits_weights(path).version == "v2Pro"
+    sd = dict(w.state_dict)
+    sd["dec.conv_pre.weight"] = torch.zeros(768, 192, 7)  # the 1.5× wider v2ProPlus decoder
+    assert load_sovits_weights(save_sovits_weights(tmp_path / "wide.pth", sd, config, 1, 1)).version == "v2ProPlus"
 
 
 def test_wrong_kind_errors_name_the_file_and_both_kinds() -> None:
