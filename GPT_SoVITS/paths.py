@@ -98,6 +98,11 @@ class ExperimentPaths:
         return self.root / "5-wav32k"
 
     @property
+    def sv_dir(self) -> Path:
+        """Speaker-verification embeddings ``<wav name>.pt`` ([1, 20480]) of the Pro versions."""
+        return self.root / "7-sv_cn"
+
+    @property
     def name2semantic(self) -> Path:
         return self.root / "6-name2semantic.tsv"
 

@@ -105,7 +105,7 @@ class SoVITSRunConfig(_RunFolders):
     pretrained_d: Path | None = None  # upstream s2D*.pth
     init_weights: Path | None = None  # optional release .pth loaded over the pretrained G (incremental training)
     weights_dir: Path = Path("SoVITS_weights_v2")  # release files go to <weights_dir>/<name>_e<E>_s<S>.pth
-    discriminator_periods: tuple[int, ...] = (2, 3, 5, 7, 11)  # must match pretrained_d (v2Pro adds 17, 23)
+    discriminator_periods: tuple[int, ...] | None = None  # None: the version's (v2: 2…11; v2Pro adds 17, 23)
     train: SoVITSTrainConfig = SoVITSTrainConfig()
     data: SoVITSDataConfig = SoVITSDataConfig()
     model: SoVITSConfig | None = None  # architecture; None = from the pretrained file (s2.json defaults without)

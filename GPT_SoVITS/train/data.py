@@ -1,6 +1,7 @@
 """The two training datasets, read from the formatted experiment folder (upstream's numbered file contract).
 
-SoVITS: ``2-name2text.txt`` (phones), ``4-cnhubert/<name>.pt`` (1, 768, T50), ``5-wav32k/<name>`` (32 kHz int16).
+SoVITS: ``2-name2text.txt`` (phones), ``4-cnhubert/<name>.pt`` (1, 768, T50), ``5-wav32k/<name>`` (32 kHz int16),
+and for v2Pro/v2ProPlus ``7-sv_cn/<name>.pt`` (1, 20480) speaker embeddings.
 GPT: ``6-name2semantic.tsv`` (codes), ``2-name2text.txt`` (phones), ``3-bert/<name>.pt`` (1024, phones; zeros
 when absent, i.e. for non-Chinese items).
 
@@ -112,16 +113,23 @@ class SoVITSDataset(torch.utils.data.Dataset):
 
     def __init__(self, exp: ExperimentPaths, version: str = "v2", hop_length: int = 640, n_fft: int = 2048,
                  win_length: int = 2048, sampling_rate: int = 32000, min_seconds: float = 0.6,
-                 max_seconds: float = 54.0, min_items: int = 100) -> None:
+                 max_seconds: float = 54.0, min_items: int = 100, with_sv: bool = False) -> None:
         self.exp, self.hop, self.n_fft, self.win = exp, hop_length, n_fft, win_length
         self.sampling_rate = sampling_rate
+        self.with_sv = with_sv
         texts = read_name2text(exp.name2text)
+        if with_sv and not exp.sv_dir.is_dir():
+            raise DatasetError(f"{exp.sv_dir} not found: this model version needs speaker embeddings; run dataset "
+                               "formatting (1A) again with the same version selected (its SV step writes them)")
         report = FilterReport(found=len(texts))
         items = []
         for name, phones in texts.items():
             ssl, wav = exp.hubert_dir / f"{name}.pt", exp.wav32k_dir / name
             if not ssl.exists() or not wav.exists():
                 report.remove("without HuBERT features or 32 kHz audio (1A hubert step)")
+                continue
+            if with_sv and not (exp.sv_dir / f"{name}.pt").exists():
+                report.remove("without a speaker embedding (1A SV step)")  # upstream drops these silently
                 continue
             try:
                 info = sf.info(str(wav))
@@ -144,8 +152,8 @@ class SoVITSDataset(torch.utils.data.Dataset):
     def lengths(self) -> list[int]:
         return [item.frames for item in self.items]
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(ssl [768, T], spec [1025, T], wav [1, T·hop], phones [L]) with T the spectrogram frames."""
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        """(ssl [768, T], spec [1025, T], wav [1, T·hop], phones [L], speaker embedding [D] or None)."""
         item = self.items[index]
         audio, sr = sf.read(str(self.exp.wav32k_dir / item.name), dtype="float32", always_2d=True)
         if sr != self.sampling_rate:
@@ -161,7 +169,11 @@ class SoVITSDataset(torch.utils.data.Dataset):
             ssl = F.pad(ssl.unsqueeze(0), (0, frames - ssl.shape[-1]), mode="replicate")[0]
         ssl = ssl[:, :frames]
         wav = wav[:, : frames * self.hop]
-        return ssl, spec, wav, torch.tensor(item.phone_ids, dtype=torch.long)
+        sv = None
+        if self.with_sv:  # float16 when 1A ran in half precision; training takes float32 (as upstream's collate)
+            sv = torch.load(self.exp.sv_dir / f"{item.name}.pt", map_location="cpu", weights_only=True).float()
+            sv = sv.reshape(-1)
+        return ssl, spec, wav, torch.tensor(item.phone_ids, dtype=torch.long), sv
 
 
 @dataclass
@@ -173,12 +185,13 @@ class SoVITSBatch:
     wav_lengths: Tensor  # [B]
     phones: Tensor  # [B, L]
     phone_lengths: Tensor  # [B]
+    sv_emb: Tensor | None = None  # [B, D] speaker embeddings (v2Pro/v2ProPlus)
 
     def to(self, device: torch.device) -> SoVITSBatch:
-        return SoVITSBatch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
+        return SoVITSBatch(*(t.to(device, non_blocking=True) if t is not None else None for t in vars(self).values()))
 
 
-def collate_sovits(items: list[tuple[Tensor, Tensor, Tensor, Tensor]]) -> SoVITSBatch:
+def collate_sovits(items: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]]) -> SoVITSBatch:
     """Pad to the longest item (frames rounded up to even, as upstream: the 25 Hz codes need pairs)."""
     items = sorted(items, key=lambda it: it[1].shape[-1], reverse=True)
     frames = [it[1].shape[-1] for it in items]
@@ -190,13 +203,14 @@ def collate_sovits(items: list[tuple[Tensor, Tensor, Tensor, Tensor]]) -> SoVITS
     wav = torch.zeros(b, 1, t_max * hop)
     l_max = max(it[3].numel() for it in items)
     phones = torch.zeros(b, l_max, dtype=torch.long)
-    for i, (s, sp, w, p) in enumerate(items):
+    for i, (s, sp, w, p, _) in enumerate(items):
         ssl[i, :, : s.shape[-1]] = s
         spec[i, :, : sp.shape[-1]] = sp
         wav[i, :, : w.shape[-1]] = w
         phones[i, : p.numel()] = p
+    sv = torch.stack([it[4] for it in items]) if items[0][4] is not None else None
     return SoVITSBatch(ssl, spec, torch.tensor(frames), wav, torch.tensor([it[2].shape[-1] for it in items]),
-                       phones, torch.tensor([it[3].numel() for it in items]))
+                       phones, torch.tensor([it[3].numel() for it in items]), sv)
 
 
 # ---------------------------------------------------------------------------------------------------- GPT

@@ -4,9 +4,12 @@ Upstream behaviour kept (spec §7.2): generator + multi-period discriminator, LS
 × 45 + KL × 1 + quantizer commitment loss; AdamW (0.8, 0.99, eps 1e-9) with the text modules
 (``enc_p.text_embedding``, ``enc_p.encoder_text``, ``enc_p.mrte``) at ``text_low_lr_rate`` × LR; ExponentialLR
 (γ 0.999875) once per epoch; frozen quantizer; bucketed batches (0.64–38 s); release files
-``SoVITS_weights_v2/<exp>_e<E>_s<S>.pth``. Changed: refuses to start without pretrained G/D (upstream trains
-from random weights silently), counts the filtered items, resumes inside an epoch, saves after the last epoch,
-optional gradient accumulation. Several GPUs or machines: run it under ``torchrun`` (docs/training.md).
+``SoVITS_weights_<version>/<exp>_e<E>_s<S>.pth``. v2Pro/v2ProPlus add each item's speaker embedding
+(``7-sv_cn``) to the style vector and train against eight discriminators (periods 17 and 23 added). Changed:
+refuses to start without pretrained G/D (upstream trains from random weights silently) or with pretrained files of
+another version, counts the filtered items (including those without a speaker embedding), resumes inside an epoch,
+saves after the last epoch, optional gradient accumulation. Several GPUs or machines: run it under ``torchrun``
+(docs/training.md).
 """
 
 from __future__ import annotations
@@ -122,10 +125,14 @@ def init_models(cfg: SoVITSRunConfig) -> Models:
             raise PretrainedWeightsError(f"SoVITS training refused to start: {exc} Training from random weights "
                                          "produces noise; set runtime.from_scratch: true only if that is what "
                                          "you want.") from None
-        model_cfg = cfg.model or SoVITSConfig(version=cfg.version)
+        model_cfg = cfg.model or SoVITSConfig.for_version(cfg.version)
         log.warning("training SoVITS FROM SCRATCH (random weights), as requested: %s", exc)
         return Models(SynthesizerTrn(model_cfg, with_posterior=True),
                       _discriminator(cfg, model_cfg), model_cfg)
+    if loaded_g.version != cfg.version:
+        raise PretrainedWeightsError(f"SoVITS training refused to start: the pretrained generator {cfg.pretrained_g} "
+                                     f"is a {loaded_g.version} model but this run trains {cfg.version}. Pick the "
+                                     f"{cfg.version} pretrained files (or the {loaded_g.version} version).")
     model_cfg = cfg.model or _config_from_file(loaded_g.config, loaded_g.version)
     g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg)
     for model, loaded, what, path in ((g, loaded_g, "SoVITS generator", cfg.pretrained_g),
@@ -143,12 +150,13 @@ def init_models(cfg: SoVITSRunConfig) -> Models:
 
 
 def _discriminator(cfg: SoVITSRunConfig, model_cfg: SoVITSConfig) -> MultiPeriodDiscriminator:
-    return MultiPeriodDiscriminator(model_cfg.use_spectral_norm, tuple(cfg.discriminator_periods))
+    periods = cfg.discriminator_periods or model_cfg.spec.discriminator_periods
+    return MultiPeriodDiscriminator(model_cfg.use_spectral_norm, tuple(periods))
 
 
 def _config_from_file(config: dict, version: str) -> SoVITSConfig:
     if not config.get("model"):
-        return SoVITSConfig(version=version)
+        return SoVITSConfig.for_version(version)
     merged = dict(config)
     merged["model"] = {**dict(config["model"]), "version": version}
     return SoVITSConfig.from_upstream(merged)
@@ -209,7 +217,7 @@ class SoVITSTrainer(EpochTrainer):
         exp = ExperimentPaths(Path(cfg.exp_dir))
         self.dataset = SoVITSDataset(exp, m.version, m.hop_length, m.filter_length, cfg.data.win_length,
                                      cfg.data.sampling_rate, cfg.data.min_seconds, cfg.data.max_seconds,
-                                     cfg.data.min_items)
+                                     cfg.data.min_items, with_sv=m.uses_sv_embedding)
         self.sampler = BucketBatchSampler(self.dataset.lengths, cfg.data.boundaries, cfg.train.batch_size,
                                           self.info.rank, self.info.world_size, cfg.train.seed)
         dropped = self.sampler.plan.dropped
@@ -238,7 +246,7 @@ class SoVITSTrainer(EpochTrainer):
         cfg, m, accum = self.cfg, self.model_cfg, self.cfg.train.grad_accum
         dev = self.device.type
         with self._sync(self.g, step_now), self.precision.autocast(dev):
-            out = self.g(batch.ssl, batch.spec, batch.spec_lengths, batch.phones, batch.phone_lengths)
+            out = self.g(batch.ssl, batch.spec, batch.spec_lengths, batch.phones, batch.phone_lengths, batch.sv_emb)
         frames = m.segment_frames
         # the mel losses run in fp32 outside autocast (cuFFT has no half kernels on old GPUs)
         y_mel = slice_segments(self._mel(batch.spec), out.slice_starts, frames)
@@ -334,7 +342,8 @@ class SoVITSTrainer(EpochTrainer):
             if release:
                 target = Path(cfg.weights_dir) / f"{cfg.run_name}_e{pos.epochs_done}_s{pos.step}.pth"
                 self.result.release_files.append(save_sovits_weights(
-                    target, self.raw_g.state_dict(), cfg.upstream_config(self.model_cfg), pos.epochs_done, pos.step))
+                    target, self.raw_g.state_dict(), cfg.upstream_config(self.model_cfg), pos.epochs_done, pos.step,
+                    self.model_cfg.version))
         dist_utils.barrier()
 
 

@@ -107,7 +107,8 @@ def test_sovits_dataset_items_and_filters(tmp_path: Path) -> None:
     assert ds.report.kept == 3
     assert sum(ds.report.removed.values()) == 3
     assert "left out" in ds.report.summary()
-    ssl, spec, wav, phones = ds[0]
+    ssl, spec, wav, phones, sv = ds[0]
+    assert sv is None  # v2: no speaker embedding
     assert ssl.shape[0] == 768 and spec.shape[0] == 1025
     assert ssl.shape[-1] == spec.shape[-1]
     assert wav.shape[-1] == spec.shape[-1] * HOP
@@ -115,6 +116,7 @@ def test_sovits_dataset_items_and_filters(tmp_path: Path) -> None:
     assert batch.spec.shape[-1] % 2 == 0
     assert batch.spec_lengths.tolist() == sorted(batch.spec_lengths.tolist(), reverse=True)
     assert batch.wav.shape[-1] == batch.spec.shape[-1] * HOP
+    assert batch.sv_emb is None
 
 
 def test_gpt_dataset_filters_and_collate(tmp_path: Path) -> None:
