@@ -21,6 +21,7 @@ from tests.conftest import silence, tone_burst, write_audio
 
 BERT_DIM = 8
 SSL_DIM = 16
+SV_DIM = 24  # speaker-embedding width of the tiny Pro models (the real one is 20480)
 
 
 def tiny_t2s_config(version: str = "v2") -> T2SConfig:
@@ -29,11 +30,13 @@ def tiny_t2s_config(version: str = "v2") -> T2SConfig:
 
 
 def tiny_sovits_config(version: str = "v2") -> SoVITSConfig:
-    return SoVITSConfig(inter_channels=8, hidden_channels=8, filter_channels=16, n_heads=2, n_layers=2,
-                        resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),), upsample_rates=(10, 8, 8),
-                        upsample_initial_channel=16, upsample_kernel_sizes=(20, 16, 16), gin_channels=16,
-                        mrte_hidden_channels=16, style_hidden_channels=8, ssl_dim=SSL_DIM, codebook_size=1024,
-                        posterior_layers=1, flow_layers=1, n_flows=1, version=version, filter_length=1024)
+    """Tiny widths for any SoVITS version of the VITS family (Pro versions: a 20-wide style vector, SV_DIM input)."""
+    return SoVITSConfig.for_version(
+        version, inter_channels=8, hidden_channels=8, filter_channels=16, n_heads=2, n_layers=2,
+        resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),), upsample_rates=(10, 8, 8),
+        upsample_initial_channel=16, upsample_kernel_sizes=(20, 16, 16), mrte_hidden_channels=16,
+        gin_channels=20 if version.startswith("v2Pro") else 16, style_hidden_channels=8, ssl_dim=SSL_DIM,
+        codebook_size=1024, posterior_layers=1, flow_layers=1, n_flows=1, filter_length=1024, sv_dim=SV_DIM)
 
 
 def tiny_models(version: str = "v2", seed: int = 0, fold: bool = True) -> tuple[Text2SemanticDecoder,
@@ -62,7 +65,8 @@ def save_tiny_weights(folder: Path, version: str = "v2", seed: int = 0, name: st
     model_section["resblock_dilation_sizes"] = [list(d) for d in s_cfg.resblock_dilation_sizes]
     sovits_config = {"model": model_section, "data": {"filter_length": s_cfg.filter_length,
                                                       "hop_length": s_cfg.hop_length}, "version": version}
-    sov = save_sovits_weights(folder / f"{name}-{version}_e1_s1.pth", sovits.state_dict(), sovits_config, 1, 1)
+    sov = save_sovits_weights(folder / f"{name}-{version}_e1_s1.pth", sovits.state_dict(), sovits_config, 1, 1,
+                              version)
     return gpt, sov
 
 
@@ -79,6 +83,20 @@ class CharFeaturizer:
         phones = [(ord(ch) % (len(table) - 1)) + 1 for ch in text if ch.isalnum()]
         bert = torch.zeros(self.bert_dim, len(phones))
         return TextFeatures(phones, bert, text)
+
+
+class ToySpeaker:
+    """A deterministic stand-in for the speaker-verification model: 32 kHz wave statistics → [1, SV_DIM]."""
+
+    def __init__(self, dim: int = SV_DIM) -> None:
+        self.proj = torch.randn(dim, 4, generator=torch.Generator().manual_seed(11))
+        self.calls = 0
+
+    def __call__(self, wav32k: np.ndarray) -> torch.Tensor:
+        self.calls += 1
+        x = torch.as_tensor(wav32k, dtype=torch.float32)
+        stats = torch.stack([x.mean(), x.std(), x.abs().max(), (x[1:] * x[:-1]).mean()])
+        return (self.proj @ stats).unsqueeze(0)
 
 
 class ToySSL:

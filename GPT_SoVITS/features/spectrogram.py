@@ -119,16 +119,18 @@ def mel_spectrogram(wave: Tensor, n_fft: int = N_FFT, n_mels: int = N_MELS, samp
     return linear_to_mel(spectrogram(wave, n_fft, hop_length, win_length), sampling_rate, n_mels, fmin, fmax)
 
 
-def reference_spectrogram(audio: np.ndarray | Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
-                          win_length: int = WIN_LENGTH) -> Tensor:
-    """SoVITS reference input from 32 kHz mono audio [samples] → [1, n_fft/2 + 1, frames] (float32).
-
-    As upstream: a peak above 1 is divided down by ``min(2, peak)`` first (so a clip with peak 3 ends at 1.5).
-    """
+def normalize_reference_peak(audio: np.ndarray | Tensor) -> Tensor:
+    """Upstream's reference clean-up of 32 kHz mono audio [samples]: a peak above 1 is divided down by
+    ``min(2, peak)`` (so a clip with peak 3 ends at 1.5). Returns float32."""
     wave = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not isinstance(audio, Tensor) else audio.float()
     if wave.dim() != 1:
         raise ValueError(f"reference audio must be mono [samples], got shape {tuple(wave.shape)}")
     peak = float(wave.abs().max()) if wave.numel() else 0.0
-    if peak > 1:
-        wave = wave / min(2.0, peak)
-    return spectrogram(wave.unsqueeze(0), n_fft, hop_length, win_length)
+    return wave / min(2.0, peak) if peak > 1 else wave
+
+
+def reference_spectrogram(audio: np.ndarray | Tensor, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+                          win_length: int = WIN_LENGTH) -> Tensor:
+    """SoVITS reference input from 32 kHz mono audio [samples] → [1, n_fft/2 + 1, frames] (float32), after
+    :func:`normalize_reference_peak` as upstream."""
+    return spectrogram(normalize_reference_peak(audio).unsqueeze(0), n_fft, hop_length, win_length)

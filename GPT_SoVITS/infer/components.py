@@ -3,14 +3,18 @@
 * :class:`ModelPair`: the loaded GPT and SoVITS models (one immutable snapshot; switching makes a new one).
 * :class:`TextFeaturizer`: text + language code → phone ids, phone-level BERT features, normalised text.
 * the SSL featurizer: 16 kHz waveform → HuBERT features ``[1, 768, T50]`` (any callable).
+* the speaker encoder (v2Pro/v2ProPlus): 32 kHz waveform → speaker-verification embedding ``[1, D]`` (any
+  callable), held by a :class:`SpeakerEncoderSlot` that loads it the first time a model needs one.
 
-:func:`load_model_pair` and :func:`default_text_featurizer` build the real ones from files.
+:func:`load_model_pair`, :func:`default_text_featurizer` and :func:`load_speaker_encoder` build the real ones from
+files.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: 16 kHz waveform (float32, [-1, 1]) → HuBERT features [1, hidden, T50] on the model's device.
 SSLFeaturizer = Callable[[np.ndarray], torch.Tensor]
+#: 32 kHz waveform (float32, [-1, 1]) → speaker-verification embedding [1, D] on the model's device.
+SpeakerEncoder = Callable[[np.ndarray], torch.Tensor]
 
 _generation = itertools.count(1)
 
@@ -58,8 +64,13 @@ class ModelPair:
 
     @property
     def version(self) -> str:
-        """Model version of the SoVITS side ("v1" or "v2"): decides the phone table and languages."""
+        """Model version of the SoVITS side (v1, v2, v2Pro…): decides the phone table, languages and pipeline."""
         return str(self.sovits.cfg.version)
+
+    @property
+    def needs_speaker_encoder(self) -> bool:
+        """Whether references need a speaker-verification embedding (v2Pro/v2ProPlus)."""
+        return bool(self.sovits.cfg.uses_sv_embedding)
 
     @property
     def device(self) -> torch.device:
@@ -105,6 +116,43 @@ def load_model_pair(gpt: Path, sovits: Path, device: str = "cpu", half: bool = F
     pair.check()
     log.info("models ready: GPT %s, SoVITS %s (%s, %s, %s)", gpt, sovits, pair.version, device, dtype)
     return pair
+
+
+class SpeakerEncoderSlot:
+    """The speaker encoder of an engine: given, or loaded (once, thread-safe) the first time a model needs it.
+
+    Only Pro models use one, so an engine serving v2 models never loads it, and switching to a Pro model loads it
+    then (a missing model file is reported at the switch, and the current models stay).
+    """
+
+    def __init__(self, encoder: SpeakerEncoder | None = None,
+                 loader: Callable[[], SpeakerEncoder] | None = None) -> None:
+        self._encoder = encoder
+        self._loader = loader
+        self._lock = threading.Lock()
+
+    def get(self) -> SpeakerEncoder:
+        with self._lock:
+            if self._encoder is None:
+                if self._loader is None:
+                    raise ModelMismatchError("This SoVITS model (v2Pro/v2ProPlus) needs the speaker-verification "
+                                             "model, and this engine was built without one.")
+                self._encoder = self._loader()
+            return self._encoder
+
+
+def load_speaker_encoder(path: Path, device: str = "cpu", half: bool = False) -> SpeakerEncoder:
+    """The ERes2NetV2 speaker-verification model as a :data:`SpeakerEncoder` (spec §13.3)."""
+    from functools import partial
+
+    from GPT_SoVITS.checkpoints import require_file
+
+    require_file(Path(path))  # the missing-file message names the model and where it goes
+    from GPT_SoVITS.features.sv import embed_wave, load_sv
+
+    model = load_sv(Path(path), device, torch.float16 if half else torch.float32)
+    log.info("speaker-verification model ready: %s", path)
+    return partial(embed_wave, model)
 
 
 def load_ssl_featurizer(pretrained: PretrainedPaths, device: str = "cpu", half: bool = False) -> SSLFeaturizer:

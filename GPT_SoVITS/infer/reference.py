@@ -1,7 +1,9 @@
 """Reference preparation: prompt tokens, style vector and prompt phones/BERT, cached per reference.
 
 Everything here depends only on the reference (its files, transcript and language) and on the loaded
-models, so it is computed once and reused until one of them changes.
+models, so it is computed once and reused until one of them changes. For v2Pro/v2ProPlus the style vector also
+takes each reference's speaker-verification embedding, computed here from the same peak-normalised 32 kHz audio
+as the spectrogram (upstream recomputes it on every synthesis call).
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ import numpy as np
 import torch
 
 from GPT_SoVITS.audio import AudioReadError, load_audio
-from GPT_SoVITS.features.spectrogram import reference_spectrogram
-from GPT_SoVITS.infer.components import ModelMismatchError, ModelPair, SSLFeaturizer, TextFeatures, TextFeaturizer
+from GPT_SoVITS.features.spectrogram import normalize_reference_peak, spectrogram
+from GPT_SoVITS.infer.components import (
+    ModelMismatchError,
+    ModelPair,
+    SpeakerEncoderSlot,
+    SSLFeaturizer,
+    TextFeatures,
+    TextFeaturizer,
+)
 from GPT_SoVITS.infer.options import REFERENCE_MAX_SECONDS, REFERENCE_MIN_SECONDS, Reference, check_language
 from GPT_SoVITS.text.split import SENTENCE_ENDS
 
@@ -39,7 +48,7 @@ class PreparedReference:
     """What the engine needs from a reference, on the models' device."""
 
     codes: torch.Tensor | None  # [T25] prompt semantic tokens; None in the no-reference-text mode
-    ge: torch.Tensor  # [1, gin, 1] style vector (averaged over the main and extra references)
+    ge: torch.Tensor  # [1, gin, 1] style vector (averaged over the main and extra references, after the PReLU)
     text: TextFeatures | None  # prompt phones/BERT; None in the no-reference-text mode
     seconds: float  # length of the main reference audio
 
@@ -80,9 +89,11 @@ def load_reference_16k(path: Path) -> np.ndarray:
 class ReferenceCache:
     """Prepares references and keeps the last few (LRU), keyed by files, transcript and model pair."""
 
-    def __init__(self, ssl: SSLFeaturizer, text: TextFeaturizer, text_lock: threading.Lock, size: int = 8) -> None:
+    def __init__(self, ssl: SSLFeaturizer, text: TextFeaturizer, text_lock: threading.Lock, size: int = 8,
+                 speaker: SpeakerEncoderSlot | None = None) -> None:
         self.ssl = ssl
         self.text = text
+        self.speaker = speaker or SpeakerEncoderSlot()
         self.text_lock = text_lock
         self.size = size
         self._items: OrderedDict[tuple, PreparedReference] = OrderedDict()
@@ -135,15 +146,22 @@ class ReferenceCache:
                                           "check the text and its language, or leave it empty for the "
                                           "no-reference-text mode.")
         cfg = sovits.cfg
-        specs = [self._spectrogram(p, cfg.filter_length, cfg.hop_length, device, dtype)
-                 for p in (ref.audio, *ref.extra_audios)]
-        ge = sovits.average_reference_embedding(specs) if len(specs) > 1 else sovits.reference_embedding(specs[0])
+        speaker = self.speaker.get() if models.needs_speaker_encoder else None
+        specs, embeddings = [], []
+        for path in (ref.audio, *ref.extra_audios):
+            wave = self._reference_audio(path, cfg.filter_length)
+            specs.append(spectrogram(wave.unsqueeze(0), cfg.filter_length, cfg.hop_length, cfg.filter_length)
+                         .to(device=device, dtype=dtype))
+            if speaker is not None:  # each reference alone: padding into a batch would change its embedding
+                embeddings.append(speaker(wave.numpy()).to(device=device, dtype=dtype))
+        ge = sovits.average_reference_embedding(specs, embeddings or None)
         log.info("reference prepared: %s (%.2f s, %d extra, %s)", Path(ref.audio).name, len(audio16) / SSL_RATE,
                  len(ref.extra_audios), "no text" if text is None else f"{len(text.phones)} phones")
         return PreparedReference(codes=codes, ge=ge, text=text, seconds=len(audio16) / SSL_RATE)
 
     @staticmethod
-    def _spectrogram(path: Path, n_fft: int, hop: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def _reference_audio(path: Path, n_fft: int) -> torch.Tensor:
+        """The reference at 32 kHz, peak-normalised as upstream (float32 [samples])."""
         try:
             audio, _ = load_audio(path, sr=SAMPLE_RATE)
         except AudioReadError as exc:
@@ -151,6 +169,4 @@ class ReferenceCache:
         if len(audio) < n_fft:
             raise ReferenceAudioError(f"Reference audio {Path(path).name} is too short for a spectrogram "
                                       f"({len(audio)} samples at 32 kHz); use at least a few seconds of speech.")
-        spec = reference_spectrogram(audio, n_fft=n_fft, hop_length=hop, win_length=n_fft)
-        return spec.to(device=device, dtype=dtype)
-
+        return normalize_reference_peak(audio)

@@ -31,6 +31,8 @@ import torch
 from GPT_SoVITS.infer.components import (
     ModelMismatchError,
     ModelPair,
+    SpeakerEncoder,
+    SpeakerEncoderSlot,
     SSLFeaturizer,
     TextFeatures,
     TextFeaturizer,
@@ -38,6 +40,7 @@ from GPT_SoVITS.infer.components import (
     load_gpt,
     load_model_pair,
     load_sovits_model,
+    load_speaker_encoder,
     load_ssl_featurizer,
 )
 from GPT_SoVITS.infer.options import Reference, SynthesisOptions, check_language
@@ -164,8 +167,11 @@ class TTS:
 
     def __init__(self, models: ModelPair, ssl: SSLFeaturizer, text: TextFeaturizer, *, device: str = "cpu",
                  half: bool = False, cache_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
-                 int8: bool = False) -> None:
+                 int8: bool = False, speaker: SpeakerEncoder | SpeakerEncoderSlot | None = None) -> None:
         models.check()
+        self._speaker = speaker if isinstance(speaker, SpeakerEncoderSlot) else SpeakerEncoderSlot(speaker)
+        if models.needs_speaker_encoder:
+            self._speaker.get()  # a missing speaker-verification model is reported now, not at the first request
         self.int8 = int8  # CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)
         if int8:
             models.t2s.enable_int8_decoding()
@@ -177,7 +183,7 @@ class TTS:
         self._text_lock = threading.Lock()
         self._switch_lock = threading.Lock()
         self._rng_lock = threading.Lock()
-        self.references = ReferenceCache(ssl, text, self._text_lock, cache_size)
+        self.references = ReferenceCache(ssl, text, self._text_lock, cache_size, self._speaker)
 
     @classmethod
     def from_paths(cls, gpt: Path, sovits: Path, pretrained: PretrainedPaths = PretrainedPaths(),
@@ -187,7 +193,8 @@ class TTS:
         Parameters
         ----------
         gpt, sovits : weight files (release ``GPT_weights*/…ckpt`` / ``SoVITS_weights*/…pth`` or pretrained).
-        pretrained : where ``chinese-roberta-wwm-ext-large`` and ``chinese-hubert-base`` live.
+        pretrained : where ``chinese-roberta-wwm-ext-large``, ``chinese-hubert-base`` and (for v2Pro/v2ProPlus
+            models, loaded when one is first used) ``sv/pretrained_eres2netv2w24s4ep4.ckpt`` live.
         device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
         half : float16 weights (GPU only; CPU always runs float32).
         int8 : CPU only: decode the GPT with int8 weights (faster; tokens can differ from float decoding).
@@ -196,7 +203,8 @@ class TTS:
         models = load_model_pair(gpt, sovits, device, half)
         ssl = load_ssl_featurizer(pretrained, device, half)
         text = default_text_featurizer(pretrained, device, half)
-        return cls(models, ssl, text, device=device, half=half, int8=int8)
+        speaker = SpeakerEncoderSlot(loader=lambda: load_speaker_encoder(pretrained.sv, device, half))
+        return cls(models, ssl, text, device=device, half=half, int8=int8, speaker=speaker)
 
     # ------------------------------------------------------------------------------------------ models
     @property
@@ -227,6 +235,8 @@ class TTS:
             if sovits is not None:
                 pair = pair.with_sovits(load_sovits_model(Path(sovits), self.device, self._dtype()), Path(sovits))
             pair.check()
+            if pair.needs_speaker_encoder:
+                self._speaker.get()
             self._models = pair
         log.info("models switched: GPT %s, SoVITS %s (version %s)", pair.gpt_path, pair.sovits_path, pair.version)
 

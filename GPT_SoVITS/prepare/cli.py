@@ -22,11 +22,12 @@ from GPT_SoVITS.prepare.common import (
 )
 from GPT_SoVITS.prepare.runner import Worker, require_items, run_step
 from GPT_SoVITS.prepare.steps import ModelPaths
+from GPT_SoVITS.versions import supported_versions, version_spec
 
 log = logging.getLogger(__name__)
 
-STEP_LABELS = {"text": "1Aa", "hubert": "1Ab", "semantic": "1Ac"}
-STEP_MODELS = {"text": "bert", "hubert": "hubert", "semantic": "sovits_g"}
+STEP_LABELS = {"text": "1Aa", "hubert": "1Ab", "sv": "1Ab-SV", "semantic": "1Ac"}
+STEP_MODELS = {"text": "bert", "hubert": "hubert", "sv": "sv", "semantic": "sovits_g"}
 
 
 def parse_workers(gpus: str | None, workers: int, device: str, half: bool) -> list[Worker]:
@@ -50,14 +51,19 @@ def build_parser(steps: tuple[str, ...] | None = None) -> argparse.ArgumentParse
     parser.add_argument("--audio-dir", type=Path, default=None,
                         help="folder of the clips (default: the paths written in the .list)")
     if steps is None:
-        parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated steps to run, in order")
+        parser.add_argument("--steps", default=None,
+                            help=f"comma-separated steps to run, in order, from {', '.join(STEPS)} (default: all "
+                                 "the steps of --version; sv exists only for versions with speaker embeddings)")
     parser.add_argument("--pretrained-dir", type=Path, default=DEFAULT_PRETRAINED_DIR,
                         help="upstream's pretrained_models folder layout; locates the models below by default")
     parser.add_argument("--bert-dir", type=Path, default=None, help="BERT folder (default: <pretrained-dir>/...)")
     parser.add_argument("--hubert-dir", type=Path, default=None, help="HuBERT folder (default: <pretrained-dir>/...)")
     parser.add_argument("--sovits-g", type=Path, default=None,
-                        help="pretrained SoVITS generator (default: the v2 s2G2333k.pth in <pretrained-dir>)")
-    parser.add_argument("--version", choices=["v1", "v2"], default="v2", help="symbol table of the phones")
+                        help="pretrained SoVITS generator (default: the --version's s2G file in <pretrained-dir>)")
+    parser.add_argument("--sv-model", type=Path, default=None,
+                        help="speaker-verification model of the Pro versions (default: <pretrained-dir>/sv/...)")
+    parser.add_argument("--version", choices=supported_versions(), default="v2",
+                        help="model version the data is formatted for (phone table; v2Pro/v2ProPlus add the sv step)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on --device")
     parser.add_argument("--device", default="cpu", help="torch device of the workers (cpu, cuda:0, ...)")
     parser.add_argument("--gpus", default=None, help="upstream style GPU list, e.g. 0-0 = two workers on GPU 0")
@@ -70,7 +76,19 @@ def build_parser(steps: tuple[str, ...] | None = None) -> argparse.ArgumentParse
 def model_paths(args: argparse.Namespace) -> ModelPaths:
     pretrained = PretrainedPaths(args.pretrained_dir)
     return ModelPaths(bert=args.bert_dir or pretrained.bert, hubert=args.hubert_dir or pretrained.hubert,
-                      sovits_g=args.sovits_g or pretrained.sovits_g(args.version), version=args.version)
+                      sovits_g=args.sovits_g or pretrained.sovits_g(args.version),
+                      sv=args.sv_model or pretrained.sv, version=args.version)
+
+
+def check_steps(steps: list[str], version: str) -> None:
+    """Every step must exist and belong to ``version`` (the sv step only to versions with speaker embeddings)."""
+    allowed = version_spec(version).prepare_steps
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown or not steps:
+        raise ValueError(f"unknown step(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(allowed)}")
+    foreign = [s for s in steps if s not in allowed]
+    if foreign:
+        raise ValueError(f"step(s) {', '.join(foreign)} do not belong to {version} (its steps: {', '.join(allowed)})")
 
 
 def run(exp: ExperimentPaths, list_path: Path, audio_dir: Path | None, steps: list[str], models: ModelPaths,
@@ -115,10 +133,16 @@ def write_report(exp: ExperimentPaths, reports: dict[str, StepReport]) -> None:
 def main(argv: list[str] | None = None, steps: tuple[str, ...] | None = None) -> int:
     args = build_parser(steps).parse_args(argv)
     setup_logging(args.log_file)
-    chosen = list(steps) if steps else [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in STEPS]
-    if unknown or not chosen:
-        log.error("unknown step(s) %s; choose from %s", unknown, ", ".join(STEPS))
+    if steps:
+        chosen = list(steps)
+    elif args.steps is None:
+        chosen = list(version_spec(args.version).prepare_steps)
+    else:
+        chosen = [s.strip() for s in args.steps.split(",") if s.strip()]
+    try:
+        check_steps(chosen, args.version)
+    except ValueError as exc:
+        log.error("%s", exc)
         return 2
     try:
         workers = parse_workers(args.gpus, args.workers, args.device, args.half)

@@ -17,7 +17,7 @@ from GPT_SoVITS.paths import ExperimentPaths
 
 log = logging.getLogger(__name__)
 
-STEPS = ("text", "hubert", "semantic")
+STEPS = ("text", "hubert", "sv", "semantic")  # in order; which of them a version runs: VersionSpec.prepare_steps
 
 
 class EmptyDatasetError(RuntimeError):

@@ -1,4 +1,4 @@
-"""The three formatting steps as item processors: each turns one :class:`Item` into files and a journal record.
+"""The formatting steps as item processors: each turns one :class:`Item` into files and a journal record.
 
 A processor is built inside the worker process that uses it (models load there, once), from a
 :class:`ModelPaths`; its ``key(item)`` says which inputs an item's result depends on, so that a re-run can
@@ -36,13 +36,15 @@ class ModelPaths:
     bert: Path | None = None  # chinese-roberta-wwm-ext-large style folder (text step)
     hubert: Path | None = None  # chinese-hubert-base style folder (hubert step)
     sovits_g: Path | None = None  # pretrained SoVITS generator (semantic step)
-    version: str = "v2"  # symbol table of the phones
+    sv: Path | None = None  # speaker-verification model (sv step of the Pro versions)
+    version: str = "v2"  # model version: symbol table of the phones, which steps exist
 
     def require(self, role: str) -> Path:
         path = getattr(self, role)
         what = {"bert": "the chinese-roberta-wwm-ext-large BERT folder",
                 "hubert": "the chinese-hubert-base HuBERT folder",
-                "sovits_g": "the pretrained SoVITS generator (s2G*.pth)"}[role]
+                "sovits_g": "the pretrained SoVITS generator (s2G*.pth)",
+                "sv": "the speaker-verification model (sv/pretrained_eres2netv2w24s4ep4.ckpt)"}[role]
         if path is None:
             raise FileNotFoundError(f"No path given for {what}.")
         if not Path(path).exists():
@@ -202,12 +204,63 @@ class SemanticProcessor:
         return {"codes": codes[0, 0].tolist()}
 
 
+class SVProcessor:
+    """1Ab, Pro versions: the speaker-verification embedding [1, D] of each ``5-wav32k`` clip (``7-sv_cn``).
+
+    As upstream's ``2-get-sv.py``: the int16 file / 32768, resampled 2:1, Kaldi fbank, ERes2NetV2 (spec §13.3),
+    one clip at a time (padding would change the embedding); float16 files when running in half precision.
+    """
+
+    step = "sv"
+
+    def __init__(self, exp: ExperimentPaths, models: ModelPaths, device: str = "cpu", half: bool = False):
+        self.exp, self.device, self.half = exp, device, half and device != "cpu"
+        self._path = models.require("sv")
+        self._fp = file_fingerprint(self._path)
+        self._hubert_keys = {name: rec.get("key") for name, rec in all_journal_records(exp, "hubert").items()}
+        self._model = None
+
+    def key(self, item: Item) -> str:
+        return digest("sv", item.name, self._hubert_keys.get(item.name), self._fp, self.half)
+
+    def outputs_exist(self, item: Item) -> bool:
+        return (self.exp.sv_dir / f"{item.name}.pt").exists()
+
+    def _sv(self):
+        if self._model is None:
+            from GPT_SoVITS.features.sv import load_sv
+
+            self._model = load_sv(self._path, self.device, torch.float16 if self.half else torch.float32)
+        return self._model
+
+    def process(self, item: Item) -> dict[str, Any]:
+        from GPT_SoVITS.features.sv import embed_wave
+
+        path = self.exp.wav32k_dir / item.name
+        if not path.exists():
+            raise ItemFailed("no 32 kHz audio: the hubert step (1Ab) did not produce this item")
+        try:
+            audio, sr = load_audio(path)
+        except AudioReadError as exc:
+            raise ItemFailed(f"unreadable audio: {exc}") from None
+        if sr != 32000:
+            raise ItemFailed(f"5-wav32k audio is {sr} Hz, expected 32000: run the hubert step (1Ab) again")
+        with torch.inference_mode():
+            embedding = embed_wave(self._sv(), audio)
+        if not torch.isfinite(embedding).all():
+            raise ItemFailed("the speaker-verification model produced non-finite values")
+        _save_tensor(embedding.cpu(), self.exp.sv_dir / f"{item.name}.pt")
+        return {"dim": int(embedding.shape[-1])}
+
+
 def build_processor(step: str, exp: ExperimentPaths, models: ModelPaths, device: str = "cpu",
                     half: bool = False) -> Processor:
     if step == "text":
         return TextProcessor(exp, models, device)
     if step == "hubert":
         return HubertProcessor(exp, models, device, half)
+    if step == "sv":
+        return SVProcessor(exp, models, device, half)
     if step == "semantic":
         return SemanticProcessor(exp, models, device)
     raise ValueError(f"unknown step {step!r}")
