@@ -1,7 +1,8 @@
-"""SoVITS decode speed on CPU (run by hand: python -m benchmarks.bench_sovits).
+"""SoVITS decode speed on CPU (run by hand: python -m benchmarks.bench_sovits [--versions v2,v2Pro,v2ProPlus]).
 
-Full-size v2 model with the compat kit's recipe weights, float32, 2 threads by default. Decodes 250 semantic
-tokens (10 s of 32 kHz audio) with ~60 phones and a 5-second reference, and compares:
+Full-size models (v2, and v2Pro/v2ProPlus with a speaker embedding) with the compat kits' recipe weights, float32,
+2 threads by default. Decodes 250 semantic tokens (10 s of 32 kHz audio) with ~60 phones and a 5-second reference,
+and compares, per version:
 
 * ``upstream-equivalent``: the model as loaded (weight norm recomputed every call, 1-D convolutions,
   separate activation/residual ops) with 1x1 convolutions forced back onto the library conv kernel, i.e.
@@ -9,9 +10,11 @@ tokens (10 s of 32 kHz audio) with ~60 phones and a 5-second reference, and comp
 * ``prepared``: after ``prepare_for_inference()`` (weight norm folded, channels-last decoder layout, fused
   oneDNN conv+pointwise ops), with 1x1 convolutions as matrix products (the default everywhere).
 
-Runs are interleaved so background load hits both alike; the table gives the best and median wall time and
-the best process CPU time (less sensitive to other processes on a shared machine), the median of the
-per-run speed-up ratios, and the largest output difference between the two.
+Runs are interleaved so background load hits all alike; the table gives the best and median wall time and
+the best process CPU time (less sensitive to other processes on a shared machine), the speed-up over the
+upstream-equivalent computation, the cost relative to v2's prepared decode, and the largest output difference
+between the two variants. The Pro versions' extra per-reference cost (the speaker-verification network) is
+measured by ``benchmarks.bench_sv``.
 """
 
 from __future__ import annotations
@@ -31,14 +34,27 @@ from GPT_SoVITS.features.spectrogram import reference_spectrogram
 from GPT_SoVITS.models.commons import onednn_fusion_available
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 
-SCHEMA = Path(__file__).resolve().parents[1] / "tests" / "data" / "compat" / "schema_sovits_v2_train.json"
+KIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "compat"
+SCHEMAS = {"v2": KIT / "schema_sovits_v2_train.json", "v2Pro": KIT / "v2pro" / "schema_sovits_v2pro_train.json",
+           "v2ProPlus": KIT / "v2pro" / "schema_sovits_v2proplus_train.json"}
 
 
-def build(weights: dict[str, torch.Tensor]) -> SynthesizerTrn:
+def build(version: str, weights: dict[str, torch.Tensor]) -> SynthesizerTrn:
     with torch.device("meta"):
-        model = SynthesizerTrn(SoVITSConfig(), with_posterior=False)
+        model = SynthesizerTrn(SoVITSConfig.for_version(version), with_posterior=False)
     model.load_state_dict({k: v.clone() for k, v in weights.items()}, strict=True, assign=True)
     return model.eval()
+
+
+def variants_of(version: str) -> dict[str, SynthesizerTrn]:
+    """The upstream-equivalent and the prepared model of one version, from the kit's recipe weights."""
+    weights = {k: v for k, v in make_state_dict(load_schema(SCHEMAS[version])).items() if not k.startswith("enc_q.")}
+    baseline = build(version, weights)
+    for layer in baseline.modules():
+        if getattr(layer, "pointwise_as_matmul", False):
+            layer.pointwise_as_matmul = False
+    return {f"{version} upstream-equivalent": baseline, f"{version} prepared": build(version, weights)
+            .prepare_for_inference()}
 
 
 def synth_reference(seconds: float, sr: int = 32000, seed: int = 0) -> np.ndarray:
@@ -57,52 +73,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phones", type=int, default=60, help="phone ids in the target text")
     parser.add_argument("--ref-seconds", type=float, default=5.0, help="reference audio length")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per variant (after one warm-up)")
+    parser.add_argument("--versions", default="v2,v2Pro,v2ProPlus", help=f"comma-separated, from {', '.join(SCHEMAS)}")
     add_threads_flag(parser, 2)
     args = parser.parse_args(argv)
 
     set_threads(args.threads)
-    weights = {k: v for k, v in make_state_dict(load_schema(SCHEMA)).items() if not k.startswith("enc_q.")}
-    baseline = build(weights)
-    for layer in baseline.modules():
-        if getattr(layer, "pointwise_as_matmul", False):
-            layer.pointwise_as_matmul = False
-    variants = {"upstream-equivalent": baseline, "prepared": build(weights).prepare_for_inference()}
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    variants = {name: model for version in versions for name, model in variants_of(version).items()}
     generator = torch.Generator().manual_seed(0)
     codes = torch.randint(0, 1024, (1, 1, args.tokens), generator=generator)
     text = torch.randint(0, 732, (1, args.phones), generator=generator)
     refer = reference_spectrogram(synth_reference(args.ref_seconds))
+    sv_emb = 0.005 * 13 * torch.randn(1, 20480, generator=generator)  # the scale the kit feeds (kit §3)
 
-    outputs: dict[str, torch.Tensor] = {}
+    def decode(model: SynthesizerTrn) -> torch.Tensor:
+        embedding = [sv_emb] if model.cfg.uses_sv_embedding else None
+        return model.decode(codes, text, [refer], noise_scale=0.0, sv_emb=embedding)
+
+    outputs = {name: decode(model) for name, model in variants.items()}  # warm-up
     wall: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
-    for name, model in variants.items():
-        outputs[name] = model.decode(codes, text, [refer], noise_scale=0.0)  # warm-up
     load_before = os.getloadavg()[0]
     for _ in range(args.runs):
         for name, model in variants.items():
             w0, c0 = time.perf_counter(), time.process_time()
-            model.decode(codes, text, [refer], noise_scale=0.0)
+            decode(model)
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
     load_after = os.getloadavg()[0]
 
-    audio_s = outputs["prepared"].shape[-1] / 32000
-    base = "upstream-equivalent"
-    print(f"SoVITS v2 decode, {args.tokens} tokens ({audio_s:.1f} s audio), {args.phones} phones, "
+    audio_s = next(iter(outputs.values())).shape[-1] / 32000
+    print(f"SoVITS decode, {args.tokens} tokens ({audio_s:.1f} s audio), {args.phones} phones, "
           f"{args.ref_seconds:g} s reference, {args.threads} threads, torch {torch.__version__}, "
           f"oneDNN fusion {'on' if onednn_fusion_available() else 'off'}")
     print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} CPUs)")
-    print(f"{'variant':<22}{'best wall s':>12}{'median wall s':>15}{'best cpu s':>12}{'speed-up (best wall)':>22}")
+    print(f"{'variant':<32}{'best wall s':>12}{'median wall s':>15}{'best cpu s':>12}{'vs upstream-eq.':>17}"
+          f"{'vs v2 prepared':>16}")
+    v2_prepared = min(cpu["v2 prepared"]) if "v2 prepared" in cpu else None
     for name in variants:
-        speedup = min(wall[base]) / min(wall[name])
-        print(f"{name:<22}{min(wall[name]):>12.3f}{statistics.median(wall[name]):>15.3f}{min(cpu[name]):>12.3f}"
-              f"{speedup:>22.2f}")
-    paired_wall = statistics.median(b / p for b, p in zip(wall[base], wall["prepared"], strict=True))
-    paired_cpu = statistics.median(b / p for b, p in zip(cpu[base], cpu["prepared"], strict=True))
-    print(f"median of per-run ratios (adjacent runs share the background load): wall {paired_wall:.2f}x, "
-          f"cpu {paired_cpu:.2f}x")
-    diff = (outputs["prepared"] - outputs[base]).abs().max().item()
-    print(f"max |prepared - upstream-equivalent| = {diff:.2e} (output peak {outputs[base].abs().max().item():.3f})")
+        version = name.split()[0]
+        speedup = min(cpu[f"{version} upstream-equivalent"]) / min(cpu[name])
+        relative = f"{min(cpu[name]) / v2_prepared:.2f}x" if v2_prepared and name.endswith("prepared") else "-"
+        print(f"{name:<32}{min(wall[name]):>12.3f}{statistics.median(wall[name]):>15.3f}{min(cpu[name]):>12.3f}"
+              f"{speedup:>16.2f}x{relative:>16}")
+    for version in versions:
+        base, prepared = f"{version} upstream-equivalent", f"{version} prepared"
+        paired = statistics.median(b / p for b, p in zip(cpu[base], cpu[prepared], strict=True))
+        diff = (outputs[prepared] - outputs[base]).abs().max().item()
+        print(f"{version}: median per-run cpu ratio {paired:.2f}x; max |prepared - upstream-equivalent| = "
+              f"{diff:.2e} (peak {outputs[base].abs().max().item():.3f})")
     return 0
 
 
