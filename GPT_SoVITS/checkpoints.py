@@ -47,7 +47,7 @@ from typing import Any
 import torch
 
 from GPT_SoVITS.fileio import atomic_path, atomic_write_bytes
-from GPT_SoVITS.versions import HEADER_TAGS, supported_versions, version_spec
+from GPT_SoVITS.versions import HEADER_TAGS, VERSIONS, supported_versions, version_spec
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ FORMAT_VERSION = 1  # of the files we write
 PRETRAINED_SOURCE = "https://huggingface.co/lj1995/GPT-SoVITS"
 #: Output channels of v2ProPlus's first decoder layer (v2Pro: 512); tells the two apart in a file without a tag
 PRO_PLUS_DECODER_WIDTH = 768
+_PRO_VERSIONS = tuple(name for name, spec in VERSIONS.items() if spec.uses_sv_embedding)
 
 _PRETRAINED_FILES = {
     "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt": "the v1 pretrained GPT (text-to-semantic) model",
@@ -249,12 +250,13 @@ def _sovits_version(path: Path, state_dict: Mapping[str, torch.Tensor], config: 
     elif any(k.startswith("sv_emb.") for k in state_dict):
         conv_pre = state_dict.get("dec.conv_pre.weight")
         wide = conv_pre is not None and conv_pre.shape[0] == PRO_PLUS_DECODER_WIDTH
-        version = declared if declared in ("v2Pro", "v2ProPlus") else ("v2ProPlus" if wide else "v2Pro")
-    elif kind == "sovits_discriminator":
+        version = declared if declared in _PRO_VERSIONS else ("v2ProPlus" if wide else "v2Pro")
+    elif kind == "sovits_discriminator":  # a discriminator says only whether it has Pro's extra periods
         periods = {k.split(".")[1] for k in state_dict if k.startswith("discriminators.")}
-        pro = len(periods) > len(version_spec("v2").discriminator_periods) + 1
-        version = (declared if declared in ("v2Pro", "v2ProPlus") else "v2Pro") if pro else \
-            (declared if declared in ("v1", "v2") else "v2")
+        if len(periods) > len(version_spec("v2").discriminator_periods) + 1:
+            version = declared if declared in _PRO_VERSIONS else "v2Pro"
+        else:
+            version = declared if declared in ("v1", "v2") else "v2"
     else:
         emb = state_dict.get("enc_p.text_embedding.weight")
         version = "v1" if emb is not None and emb.shape[0] == version_spec("v1").n_symbols else "v2"

@@ -31,7 +31,9 @@ class InvalidOptionError(ValueError):
 
 def supported_languages(version: str) -> tuple[str, ...]:
     """Language codes accepted for a model version (v1 has no Korean or Cantonese)."""
-    return LANGUAGES_V1 if version == "v1" else LANGUAGES_V2
+    from GPT_SoVITS.text.symbols import symbol_version
+
+    return LANGUAGES_V1 if symbol_version(version) == "v1" else LANGUAGES_V2
 
 
 def check_language(code: str, version: str, field: str = "language") -> str:

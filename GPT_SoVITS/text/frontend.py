@@ -53,7 +53,7 @@ class TextFrontend:
 
     def segments(self, text: str, language: str) -> list[Segment]:
         """The language segments ``text`` is read as, for a language code (``auto``, ``zh``, ``all_ja``, ...)."""
-        codes = language_codes("v1" if self.version == "v1" else "v2")
+        codes = language_codes(self.version)
         if language not in codes:
             raise ValueError(
                 f"Language code {language!r} is not available for model version {self.version}; "

@@ -181,7 +181,9 @@ def _merge(segments: list[Segment]) -> list[Segment]:
 
 def language_codes(version: str = "v2") -> tuple[str, ...]:
     """The language codes a model version accepts (v1 has no Korean or Cantonese)."""
-    return LANGUAGE_CODES_V1 if version == "v1" else LANGUAGE_CODES_V2
+    from GPT_SoVITS.text.symbols import symbol_version
+
+    return LANGUAGE_CODES_V1 if symbol_version(version) == "v1" else LANGUAGE_CODES_V2
 
 
 def segments_for_code(text: str, code: str, han: HanDetector | None = detect_han) -> list[Segment]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from GPT_SoVITS.versions import version_spec
+
 UNK = "UNK"
 PAD = "_"
 
@@ -69,7 +71,7 @@ _TABLES = {"v1": SYMBOLS_V1, "v2": SYMBOLS_V2}
 
 def symbol_version(version: str) -> str:
     """Map a model version (v1, v2, v2Pro, v2ProPlus, v3, v4) to its symbol table name (v1 or v2)."""
-    return "v1" if version == "v1" else "v2"
+    return version_spec(version).symbols
 
 
 def symbols(version: str = "v2") -> tuple[str, ...]:
