@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from GPT_SoVITS.text import clean_text, en
+from GPT_SoVITS.text import en_normalization as en_norm
 
 # (kind, text, upstream's norm_text)
 UPSTREAM = [
@@ -110,3 +111,40 @@ def test_hot_dictionary_overrides_cmu(tmp_path, monkeypatch: pytest.MonkeyPatch)
         en.cmudict.cache_clear()
         en.word_phones.cache_clear()
     assert en.word_phones("hello") == ("HH", "AH0", "L", "OW1")  # the CMU entry when the hot file lacks the word
+
+
+@pytest.fixture(scope="module")
+def inflect_engine():
+    return pytest.importorskip("inflect").engine()  # upstream's speller, installed with g2p-en
+
+
+def _sample_numbers() -> list[int]:
+    import random
+
+    rng = random.Random(14)
+    big = [rng.randrange(10**k, 10**(k + 1)) for k in range(4, 16) for _ in range(200)]
+    round_ = [10**k + j for k in range(3, 16) for j in (0, 1, 20, 21, 100, 101, 1000)]
+    return list(range(20000)) + big + round_
+
+
+def test_number_words_equal_inflects(inflect_engine) -> None:
+    numbers = _sample_numbers()
+    for n in numbers:
+        assert en_norm.cardinal(n) == inflect_engine.number_to_words(n, andword=""), n
+        assert en_norm.cardinal_with_and(n) == inflect_engine.number_to_words(n), n
+    for n in numbers[:20000:7] + numbers[20000::5]:
+        assert en_norm.ordinal(n) == inflect_engine.number_to_words(inflect_engine.ordinal(str(n))), n
+
+
+def test_year_reading_equals_upstreams_rule(inflect_engine) -> None:
+    # upstream: 2000 and 2001-2009 and whole hundreds special, else inflect with group=2 and zero="oh"
+    for n in range(1001, 3000):
+        if n == 2000:
+            expected = "two thousand"
+        elif 2000 < n < 2010:
+            expected = "two thousand " + inflect_engine.number_to_words(n % 100)
+        elif n % 100 == 0:
+            expected = inflect_engine.number_to_words(n // 100) + " hundred"
+        else:
+            expected = inflect_engine.number_to_words(n, andword="", zero="oh", group=2).replace(", ", " ")
+        assert en_norm.year(n) == expected, n
