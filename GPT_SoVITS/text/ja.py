@@ -46,7 +46,8 @@ _MISSING = -50  # value of an "xx" (undefined) label field
 
 
 #: Where the naist-jdic 1.11 dictionary is looked for, in order: Debian's package, then the folder pyopenjtalk
-#: downloads into (users of other systems can fetch it once with ``python -m pyopenjtalk`` tools or by hand).
+#: downloads into (on other systems pyopenjtalk puts it there the first time its own module functions run
+#: online, e.g. ``python -c "import pyopenjtalk; pyopenjtalk.g2p('あ')"``).
 DEBIAN_DICTIONARY = Path("/var/lib/mecab/dic/open-jtalk/naist-jdic")
 _PYOPENJTALK_DICTIONARY_NAME = "open_jtalk_dic_utf_8-1.11"
 PYOPENJTALK_VERSION = "0.4.1"
