@@ -60,8 +60,7 @@ def _time_range(match: re.Match) -> str:
     # Upstream decides the second time's 半 from the first time's minutes. Where both are :30 or neither is, that
     # reads well and we follow it (8:15-9:30 → 九点三十分); where only the first is, upstream says 半 for a minute
     # that is not 30 (8:30-9:15 → 九点半), which we do not copy.
-    first_half = int(groups[1]) == 30
-    return _clock(*groups[:3]) + "至" + _clock(*groups[3:], half=first_half or int(groups[4]) != 30)
+    return _clock(*groups[:3]) + "至" + _clock(*groups[3:], half=int(groups[1]) == 30)
 
 
 # ------------------------------------------------------------------------------------- units and measurements
