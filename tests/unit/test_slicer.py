@@ -181,3 +181,34 @@ def test_cli_reports_and_exit_codes(tmp_path, caplog):
     assert main([str(src), str(tmp_path / "out"), "--min-length", "100"]) == 2
     (tmp_path / "bad.wav").write_bytes(b"nope")
     assert main([str(tmp_path / "bad.wav"), str(tmp_path / "out2")]) == 1
+
+
+def _quiet_tail_stereo() -> np.ndarray:
+    """Stereo speech with a quiet passage whose level lies between the mean and the ffmpeg downmix at −40 dB.
+
+    Both channels carry the same quiet noise at RMS 0.009: its mean downmix (0.009) is below 10^(−40/20) = 0.01,
+    its ffmpeg downmix ((L+R)·√½ ≈ 0.0127) above it, so the silence before the second tone starts 1.5 s later.
+    """
+    rng = np.random.default_rng(7)
+    quiet = (0.009 * rng.standard_normal(int(1.5 * SR))).astype(np.float32)
+    left = np.concatenate([tone_burst(5), quiet, silence(0.8), tone_burst(5, seed=3)])
+    right = np.concatenate([tone_burst(5, freq=330.0, seed=5), quiet, silence(0.8), tone_burst(5, freq=330.0)])
+    return np.stack([left, right], axis=1)
+
+
+def test_stereo_is_downmixed_as_ffmpeg_does_so_cut_points_match_upstream(tmp_path):
+    stereo = _quiet_tail_stereo()
+    src = write_audio(tmp_path / "take.wav", stereo, subtype="FLOAT")  # 32 kHz float: no resampling, no rounding
+    params = SlicerParams(threshold=-40)
+    # Reference from the documented rule: ffmpeg -ac 1 writes (L + R)·√½ for stereo float output.
+    ffmpeg_mono = (stereo[:, 0].astype(np.float64) + stereo[:, 1]) * 2**-0.5
+    expected = Slicer(SR, params).slice(ffmpeg_mono.astype(np.float32))
+    mean_cuts = Slicer(SR, params).slice(stereo.mean(axis=1))
+    assert len(expected) == len(mean_cuts) == 2 and expected != mean_cuts  # the rule matters for this file
+    out = slice_file(src, tmp_path / "out", params)
+    got = [tuple(int(v) for v in p.stem.rsplit("_", 2)[1:]) for p in out]
+    assert got == expected
+    # The chunk audio is the ffmpeg downmix (then the loudness mix), not the channel mean.
+    first = sf.read(str(out[0]), dtype="float32")[0]
+    start, end = expected[0]
+    np.testing.assert_allclose(first, LoudnessMix().apply(ffmpeg_mono[start:end].astype(np.float32)), atol=2e-4)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
 from GPT_SoVITS.text import LanguageUnavailableError, clean_text, cleaned_text_to_sequence, ja
 from tests.compat import json_file
 
-# The kit's Japanese cases come from pyopenjtalk 0.4.1 with Debian's naist-jdic; we use pyopenjtalk-plus and the
-# dictionary in its wheel. Readings (the phones) agree on every case; accent-phrase chaining and some accent nuclei
-# differ, so the exact prosody marks agree only where listed here as matching.
-EXACT_MATCHES = {"ja_question"}
+# The kit's Japanese cases come from pyopenjtalk 0.4.1 with Debian's naist-jdic 1.11; so does our front end, and
+# every case must match exactly (phones, accent marks and ids). The new cases (times, keigo, dates, counters) are
+# goldens from the same engine and dictionary (see the file's "about").
 PROSODY_MARKS = {"[", "]", "UNK"}  # "#" (accent-phrase boundary) becomes UNK
 
 
@@ -20,37 +21,32 @@ def _japanese_cases() -> list[dict]:
     return [c for c in json_file("text_frontend_cases.json")["cases"] if c["language"] == "ja"]
 
 
+def _new_cases() -> list[dict]:
+    path = Path(__file__).resolve().parents[1] / "data" / "frontend" / "ja_upstream_cases.json"
+    return json.loads(path.read_text(encoding="utf-8"))["cases"]
+
+
 @pytest.mark.parametrize("case", _japanese_cases(), ids=lambda c: c["id"])
-def test_compat_case_readings(case: dict) -> None:
+def test_compat_case_exact(case: dict) -> None:
     phones, word2ph, norm_text = clean_text(case["text"], "ja", version="v2")
     assert word2ph is None
     assert norm_text == case["norm_text"]
-    assert [p for p in phones if p not in PROSODY_MARKS] == [p for p in case["phones"] if p not in PROSODY_MARKS]
+    assert phones == case["phones"]
+    assert cleaned_text_to_sequence(phones, "v2") == case["phone_ids_v2"]
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c,
-            marks=[]
-            if c["id"] in EXACT_MATCHES
-            else pytest.mark.xfail(strict=True, reason="pyopenjtalk-plus accent rules differ from pyopenjtalk 0.4.1"),
-        )
-        for c in _japanese_cases()
-    ],
-    ids=lambda c: c["id"],
-)
-def test_compat_case_exact(case: dict) -> None:
-    phones, _, _ = clean_text(case["text"], "ja", version="v2")
+@pytest.mark.parametrize("case", _new_cases(), ids=lambda c: c["id"])
+def test_new_cases_match_upstream_engine(case: dict) -> None:
+    phones, _, norm_text = clean_text(case["text"], "ja", version="v2")
+    assert norm_text == case["norm_text"]
     assert phones == case["phones"]
     assert cleaned_text_to_sequence(phones, "v2") == case["phone_ids_v2"]
 
 
 def test_prosody_marks_present() -> None:
-    phones, _ = ja.g2p("今日はいい天気ですね")
-    assert "[" in phones and "]" in phones
-    assert phones[0] == "ky"  # start/end markers ^ and $ are dropped
+    phones, _ = ja.g2p("東京駅まで電車で行きます")
+    assert "[" in phones and "]" in phones and "#" in phones
+    assert phones[0] == "t" and phones[-1] == "u"  # start/end markers ^ and $ are dropped
 
 
 def test_punctuation_between_runs_is_mapped_and_spaces_dropped() -> None:
@@ -69,12 +65,45 @@ def test_normalize_collapses_repeated_ascii_punctuation() -> None:
     assert ja.normalize("えっ!!??") == "えっ!"
 
 
-def test_missing_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_engine():
     ja._openjtalk.cache_clear()
     ja._run_phones.cache_clear()
+
+
+def test_missing_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fresh_engine()
     monkeypatch.setitem(sys.modules, "pyopenjtalk", None)
+    monkeypatch.setitem(sys.modules, "pyopenjtalk.openjtalk", None)
     try:
-        with pytest.raises(LanguageUnavailableError, match="pyopenjtalk-plus"):
+        with pytest.raises(LanguageUnavailableError, match="pip install pyopenjtalk==0.4.1"):
             ja.g2p("こんにちは")
     finally:
-        ja._openjtalk.cache_clear()
+        _fresh_engine()
+
+
+def test_pyopenjtalk_plus_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_distribution(name: str) -> str:
+        raise ja.importlib.metadata.PackageNotFoundError(name)
+
+    _fresh_engine()
+    monkeypatch.setattr(ja.importlib.metadata, "version", no_distribution)  # what an install of -plus looks like
+    try:
+        with pytest.raises(LanguageUnavailableError, match="pip uninstall -y pyopenjtalk-plus"):
+            ja.g2p("こんにちは")
+    finally:
+        _fresh_engine()
+
+
+def test_missing_dictionary_says_which_package_installs_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fresh_engine()
+    monkeypatch.setattr(ja, "dictionary_candidates", lambda: [tmp_path / "nowhere"])
+    try:
+        with pytest.raises(LanguageUnavailableError, match="open-jtalk-mecab-naist-jdic"):
+            ja.g2p("こんにちは")
+    finally:
+        _fresh_engine()
+
+
+def test_dictionary_is_debians_naist_jdic() -> None:
+    assert ja.find_dictionary() == ja.DEBIAN_DICTIONARY
+    assert (ja.DEBIAN_DICTIONARY / "sys.dic").is_file()

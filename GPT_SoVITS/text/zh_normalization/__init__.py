@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["normalize_sentence", "normalize_sentences", "split_sentences", "to_simplified", "to_traditional"]
 
-# Removed before splitting (Chinese text has no meaningful spaces; brackets and quotes are not read). Deviation:
-# upstream also removes "=" here, which makes its own arithmetic rule read 1+1=2 as 一加十二; we keep "=".
+# Removed before splitting (Chinese text has no meaningful spaces; brackets and quotes are not read). "=" is kept
+# for the arithmetic rule (1+1=2 → 一加一等于二), as in upstream's current normaliser (older versions removed it).
 _DROPPED_BEFORE_SPLIT = re.compile(r"[—《》【】<>{}()（）#&@“”^_|\\]")
 _SENTENCE_END = re.compile(r"([：、，；。？！,;?!][”’]?)")
 _DROPPED_AFTER = re.compile(r"[-—《》【】<=>{}()（）#&@“”^_|\\]")

@@ -2,7 +2,7 @@
 
 Conventions (upstream's, from PaddleSpeech): a cardinal uses the units 十 百 千 万 亿; an internal run of zeros is
 read once as 零 (1005 → 一千零五); a leading 一十 is shortened to 十 (15 → 十五, but 115 → 一百一十五); decimal
-places are read digit by digit and trailing zeros are kept (12.50 → 十二点五零).
+places are read digit by digit and a run of trailing zeros is read once (12.50 → 十二点五零, 3.500 → 三点五零).
 """
 
 from __future__ import annotations
@@ -45,8 +45,13 @@ def read_cardinal(digits: str) -> str:
 
 
 def read_number(number: str) -> str:
-    """Read an unsigned decimal string: ``"25.5"`` → 二十五点五, ``".5"`` → 零点五, ``"12.50"`` → 十二点五零."""
+    """Read an unsigned decimal string: ``"25.5"`` → 二十五点五, ``".5"`` → 零点五, ``"12.50"`` → 十二点五零.
+
+    A run of trailing zeros is read as one 零 (``"3.500"`` → 三点五零, ``"2.000"`` → 二点零), as upstream does.
+    """
     integer, _, decimal = number.partition(".")
+    if decimal.endswith("0"):
+        decimal = decimal.rstrip("0") + "0"
     text = read_cardinal(integer)
     if decimal:
         text = (text or DIGITS["0"]) + "点" + read_digits(decimal)

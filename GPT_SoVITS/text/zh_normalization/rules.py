@@ -42,10 +42,10 @@ def _date_numeric(match: re.Match) -> str:
     return f"{read_digits(year)}年{read_cardinal(month)}月{read_cardinal(day)}日"
 
 
-def _clock(hour: str, minute: str, second: str | None) -> str:
+def _clock(hour: str, minute: str, second: str | None, half: bool = True) -> str:
     text = read_number(hour) + "点"
     if minute.lstrip("0"):
-        text += "半" if int(minute) == 30 else read_clock_part(minute) + "分"
+        text += "半" if half and int(minute) == 30 else read_clock_part(minute) + "分"
     if second and second.lstrip("0"):
         text += read_clock_part(second) + "秒"
     return text
@@ -57,7 +57,10 @@ def _time(match: re.Match) -> str:
 
 def _time_range(match: re.Match) -> str:
     groups = match.groups()
-    return _clock(*groups[:3]) + "至" + _clock(*groups[3:])
+    # Upstream decides the second time's 半 from the first time's minutes. Where both are :30 or neither is, that
+    # reads well and we follow it (8:15-9:30 → 九点三十分); where only the first is, upstream says 半 for a minute
+    # that is not 30 (8:30-9:15 → 九点半), which we do not copy.
+    return _clock(*groups[:3]) + "至" + _clock(*groups[3:], half=int(groups[1]) == 30)
 
 
 # ------------------------------------------------------------------------------------- units and measurements
@@ -211,15 +214,32 @@ def _decimal(match: re.Match) -> str:
     return read_signed(match.group(1), match.group(2))
 
 
+def _keeps_er(match: re.Match) -> bool:
+    """Where a 二 before a measure word is not a count: 第2名 (ordinal), 2月 (February), 3月2日 (a date).
+
+    Upstream reads all three with 两 (第两名, 两月, 三月两日); every speaker says 二, so these are deliberate
+    deviations (docs/text_frontend.md).
+    """
+    before = match.string[match.start() - 1] if match.start() > 0 else ""
+    unit = match.group(3)
+    return before == "第" or unit == "月" or (unit == "日" and before == "月")
+
+
 def _quantifier(match: re.Match) -> str:
     more = match.group(2) or ""
     if more == "+":
         more = "多"
-    return read_cardinal(match.group(1)) + more + match.group(3)
+    number = read_cardinal(match.group(1))
+    # A count before a measure word is 两 (2张 → 两张, 2个 → 两个), as upstream reads it; only a number that reads
+    # exactly 二 changes (12张 → 十二张, 200个 → 二百个 stay).
+    if number == DIGITS["2"] and not _keeps_er(match):
+        number = "两"
+    return number + more + match.group(3)
 
 
 def _long_digits(match: re.Match) -> str:
-    return read_digits(match.group(0))
+    # Digit strings (room numbers, codes) are read digit by digit with 1 as 幺, as upstream does.
+    return read_digits(match.group(0), alt_one=True)
 
 
 def _number(match: re.Match) -> str:
