@@ -14,6 +14,8 @@ Formats read
 * SoVITS pretrained ``s2G*``/``s2D*`` (``{"weight": ...}``) and upstream resume ``G_*.pth``/``D_*.pth``
   (``{"model", "iteration" (= epoch), "optimizer", "learning_rate"}``).
 * Our own resume files (:func:`save_train_state`).
+* The v2Pro speaker-verification network ``sv/pretrained_eres2netv2w24s4ep4.ckpt``: a plain state dict (read
+  by :func:`GPT_SoVITS.features.sv.load_sv`). Files in ``torch.save``'s legacy (non-zip) format load too.
 
 Safety
 ------
@@ -56,6 +58,7 @@ PRETRAINED_SOURCE = "https://huggingface.co/lj1995/GPT-SoVITS"
 # upstream my_save2's 2-byte header tags: tag -> model version
 HEADER_TAGS = {b"00": "v1", b"01": "v2", b"02": "v3", b"03": "v3 LoRA", b"04": "v4 LoRA", b"05": "v2Pro",
                b"06": "v2ProPlus"}
+LEGACY_PICKLE = b"\x80"  # torch.save before PyTorch 1.6 (or _use_new_zipfile_serialization=False): a bare pickle
 
 _PRETRAINED_FILES = {
     "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt": "the v1 pretrained GPT (text-to-semantic) model",
@@ -73,6 +76,7 @@ _PRETRAINED_FILES = {
     "s2Dv2Pro.pth": "the v2Pro pretrained SoVITS discriminator",
     "s2Gv2ProPlus.pth": "the v2ProPlus pretrained SoVITS generator",
     "s2Dv2ProPlus.pth": "the v2ProPlus pretrained SoVITS discriminator",
+    "pretrained_eres2netv2w24s4ep4.ckpt": "the speaker-verification model v2Pro/v2ProPlus need (sv/ folder)",
 }
 
 
@@ -179,7 +183,7 @@ def safe_load(path: Path) -> tuple[Any, str | None]:
         head = fh.read(2)
     tag = None
     source: Path | io.BytesIO = path
-    if head != b"PK":
+    if head != b"PK" and not head.startswith(LEGACY_PICKLE):
         if head not in HEADER_TAGS:
             raise CheckpointError(f"{path}: not a PyTorch model file (it starts with {head!r}, expected a zip "
                                   f"archive or one of upstream's version tags). Pick a .ckpt/.pth weight file.")
