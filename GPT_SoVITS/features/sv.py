@@ -174,13 +174,13 @@ def speaker_embedding(model: ERes2NetV2, wav32k: Tensor) -> Tensor:
 
 
 def embed_wave(model: ERes2NetV2, wave_32k: np.ndarray | Tensor) -> Tensor:
-    """One mono 32 kHz clip [samples] (±1 floats; int16 PCM is scaled by 1/32768) → [1, embedding_dim].
+    """One mono 32 kHz clip [samples] → [1, embedding_dim]. Floats are ±1; int16 PCM is scaled by 1/32768.
 
     What inference (per reference) and dataset formatting (``7-sv_cn``) call.
     """
-    if isinstance(wave_32k, np.ndarray) and wave_32k.dtype == np.int16:
-        wave_32k = wave_32k.astype(np.float32) / 32768.0
-    wave = torch.as_tensor(np.asarray(wave_32k, dtype=np.float32)) if not isinstance(wave_32k, Tensor) else wave_32k
+    wave = torch.as_tensor(wave_32k)
+    if not wave.is_floating_point():
+        wave = wave.float() / 32768.0  # int16 PCM, as a 5-wav32k file holds it
     if wave.dim() != 1:
         raise ValueError(f"expected a mono waveform [samples], got shape {tuple(wave.shape)}")
     return speaker_embedding(model, wave.unsqueeze(0))

@@ -215,6 +215,7 @@ def test_embed_wave_accepts_int16_floats_and_tensors(tiny, ref) -> None:
     from_pcm = embed_wave(tiny, pcm)
     assert torch.equal(from_pcm, embed_wave(tiny, pcm.astype(np.float32) / 32768.0))
     assert torch.equal(from_pcm, embed_wave(tiny, wave32k(ref, "C")[0]))
+    assert torch.equal(from_pcm, embed_wave(tiny, torch.from_numpy(pcm)))
     assert torch.equal(from_pcm, speaker_embedding(tiny, wave32k(ref, "C")))
 
 
