@@ -82,8 +82,9 @@ class ERes2NetV2Config:
     def from_state_dict(cls, state_dict: Mapping[str, Tensor]) -> ERes2NetV2Config:
         """Infer the architecture from a checkpoint's shapes (upstream stores no config).
 
-        Raises ``KeyError`` or ``ValueError`` when the tensors do not describe an ERes2NetV2; the caller
-        still loads strictly, which checks every other shape.
+        ``feat_dim`` is read back from ``seg_1``'s width, which upstream sizes with ``feat_dim // 8``, so it
+        comes back as a multiple of 8 (80 for every real file). Raises ``KeyError`` or ``ValueError`` when the
+        tensors do not describe an ERes2NetV2; the caller still loads strictly, which checks every other shape.
         """
         m_channels = int(state_dict["conv1.weight"].shape[0])
         num_blocks = tuple(len({key.split(".")[1] for key in state_dict if key.startswith(f"layer{i}.")})

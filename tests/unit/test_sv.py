@@ -338,11 +338,11 @@ def test_full_size_loads_strictly_with_counters(sv_weights, exact) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["A", "B", "C"])
-def test_embedding_from_the_kit_fbank_is_exact(exact, ref, name) -> None:
+def test_embedding_from_the_kit_fbank_matches(exact, ref) -> None:
+    """The network alone on upstream's own fbank (C; A is checked in the padded batch below)."""
     with torch.no_grad():
-        emb = exact(torch.from_numpy(ref[f"fbank_{name}"]))
-    np.testing.assert_allclose(emb.numpy(), ref[f"emb_torchaudio_{name}"], rtol=0, atol=EMB_ATOL)
+        emb = exact(torch.from_numpy(ref["fbank_C"]))
+    np.testing.assert_allclose(emb.numpy(), ref["emb_torchaudio_C"], rtol=0, atol=EMB_ATOL)
 
 
 @pytest.mark.slow
