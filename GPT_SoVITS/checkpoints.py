@@ -15,6 +15,8 @@ Formats read
 * SoVITS pretrained ``s2G*``/``s2D*`` (``{"weight": ...}``) and upstream resume ``G_*.pth``/``D_*.pth``
   (``{"model", "iteration" (= epoch), "optimizer", "learning_rate"}``).
 * Our own resume files (:func:`save_train_state`).
+* The v2Pro speaker-verification network ``sv/pretrained_eres2netv2w24s4ep4.ckpt``: a plain state dict (read
+  by :func:`GPT_SoVITS.features.sv.load_sv`). Files in ``torch.save``'s legacy (non-zip) format load too.
 
 Safety
 ------
@@ -57,6 +59,7 @@ PRETRAINED_SOURCE = "https://huggingface.co/lj1995/GPT-SoVITS"
 #: Output channels of v2ProPlus's first decoder layer (v2Pro: 512); tells the two apart in a file without a tag
 PRO_PLUS_DECODER_WIDTH = 768
 _PRO_VERSIONS = tuple(name for name, spec in VERSIONS.items() if spec.uses_sv_embedding)
+LEGACY_PICKLE = b"\x80"  # torch.save before PyTorch 1.6 (or _use_new_zipfile_serialization=False): a bare pickle
 
 _PRETRAINED_FILES = {
     "s1bert25hz-2kh-longer-epoch=68e-step=50232.ckpt": "the v1 pretrained GPT (text-to-semantic) model",
@@ -181,7 +184,7 @@ def safe_load(path: Path) -> tuple[Any, bytes | None]:
         head = fh.read(2)
     tag = None
     source: Path | io.BytesIO = path
-    if head != b"PK":
+    if head != b"PK" and not head.startswith(LEGACY_PICKLE):
         if head not in HEADER_TAGS:
             raise CheckpointError(f"{path}: not a PyTorch model file (it starts with {head!r}, expected a zip "
                                   f"archive or one of upstream's version tags). Pick a .ckpt/.pth weight file.")

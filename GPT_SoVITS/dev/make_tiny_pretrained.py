@@ -25,6 +25,7 @@ from GPT_SoVITS.checkpoints import save_gpt_weights
 from GPT_SoVITS.fileio import atomic_path
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
+from GPT_SoVITS.models.eres2net import ERes2NetV2, ERes2NetV2Config
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
 from GPT_SoVITS.paths import PretrainedPaths
@@ -38,6 +39,10 @@ TINY_SOVITS = SoVITSConfig(inter_channels=16, hidden_channels=16, filter_channel
                            upsample_kernel_sizes=(20, 16, 16), gin_channels=32, mrte_hidden_channels=32,
                            style_hidden_channels=16, posterior_layers=2, flow_layers=1, n_flows=2,
                            segment_size=640 * 8)
+#: A speaker-verification network small enough to embed many clips on CPU: every block kind (plain and AFF,
+#: strided and identity shortcuts) at m_channels 8; 80 fbank bins as upstream, so the embedding is
+#: 8·8·2 channels × 10 rows = 1280 wide (the full network's is 20480).
+TINY_SV = ERes2NetV2Config(m_channels=8, expansion=2, num_blocks=(2, 1, 1, 1), embedding_size=16)
 TINY_GPT = T2SConfig(embedding_dim=64, hidden_dim=64, head=4, linear_units=128, n_layer=2)
 
 
@@ -108,6 +113,28 @@ def write_sovits(g_path: Path, d_path: Path, cfg: SoVITSConfig = TINY_SOVITS, se
     discriminator = MultiPeriodDiscriminator()
     with atomic_path(d_path) as tmp:
         torch.save({"weight": {k: v.detach().half() for k, v in discriminator.state_dict().items()}}, tmp)
+
+
+def write_sv(path: Path, seed: int = 0, cfg: ERes2NetV2Config = TINY_SV) -> Path:
+    """A random SV network in upstream's format (``sv/pretrained_eres2netv2w24s4ep4.ckpt``: a plain state dict).
+
+    BatchNorm scales and statistics are random too (variances stay positive), so they are not the identity
+    and the inference path's BatchNorm folding does real work.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ERes2NetV2(cfg)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.weight.copy_(1.0 + 0.1 * torch.randn_like(module.weight))
+                    module.bias.copy_(0.1 * torch.randn_like(module.bias))
+                    module.running_mean.copy_(0.1 * torch.randn_like(module.running_mean))
+                    module.running_var.copy_(1.0 + 0.2 * torch.rand_like(module.running_var))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return path
 
 
 def write_gpt(path: Path, cfg: T2SConfig = TINY_GPT, seed: int = 0) -> None:

@@ -95,3 +95,25 @@ def compare_fingerprints(state: dict[str, torch.Tensor], expected: dict[str, dic
                 or got["first4"] != [float(x) for x in ref["first4"]]):
             bad.append(f"{key}: got {got}, expected {ref}")
     return bad
+
+
+BATCH_NORM_CLASSES = ("BatchNorm2d",)
+
+
+def make_sv_state_dict(schema: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The kit's SV-network weights (v2pro kit §3): the recipe plus its BatchNorm supplement.
+
+    Under the bare recipe half of the BatchNorm ``running_var`` values are negative and the network
+    outputs NaN, so every BatchNorm2d ``.weight`` and ``.running_var`` takes the LayerNorm-scale rule
+    instead (``1 + 0.02·noise`` with the key's own noise, rounded through float16), and every
+    ``num_batches_tracked`` listed under the schema's ``int64_buffers`` is 0. Float entries come first in
+    schema order, then the counters (the order of the kit's fingerprints).
+    """
+    state = make_state_dict(schema)
+    for key, shape, _dtype, _kind, module_class in schema["entries"]:
+        leaf = key.rsplit(".", 1)[-1]
+        if module_class.rsplit(".", 1)[-1] in BATCH_NORM_CLASSES and leaf in ("weight", "running_var"):
+            state[key] = (1.0 + 0.02 * _noise(key, shape)).half().float()
+    for key, shape, *_ in schema.get("int64_buffers", []):
+        state[key] = torch.zeros(shape, dtype=torch.long)
+    return state

@@ -1,1 +1,1 @@
-"""Feature extractors: spectrograms, HuBERT SSL features, BERT text features."""
+"""Feature extractors: spectrograms, HuBERT SSL features, BERT text features, speaker-verification embeddings."""
