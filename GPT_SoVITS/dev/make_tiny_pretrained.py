@@ -7,7 +7,12 @@
 - ``chinese-hubert-base/``: a 1-layer HuBERT (hidden 768, 320× downsampling, so 50 Hz at 16 kHz);
 - ``gsv-v2final-pretrained/s2G2333k.pth`` and ``s2D2333k.pth``: a small SoVITS v2 generator (with ``enc_q``,
   as upstream's pretrained files) and discriminator;
-- ``gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt``: a 2-layer GPT.
+- ``gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt``: a 2-layer GPT;
+- ``v2Pro/s2Gv2Pro.pth``, ``s2Dv2Pro.pth``, ``s2Gv2ProPlus.pth``, ``s2Dv2ProPlus.pth``, ``s1v3.ckpt`` and
+  ``sv/pretrained_eres2netv2w24s4ep4.ckpt``: the same for v2Pro and v2ProPlus, with a small speaker-verification
+  network whose embedding width the Pro generators take.
+
+Discriminators keep upstream's fixed widths (the trainer builds exactly that layout).
 
 The weights are random, so the audio is noise, but every file goes through the real loading code.
 """
@@ -15,6 +20,7 @@ The weights are random, so the audio is noise, but every file goes through the r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -43,6 +49,16 @@ TINY_SOVITS = SoVITSConfig(inter_channels=16, hidden_channels=16, filter_channel
 #: strided and identity shortcuts) at m_channels 8; 80 fbank bins as upstream, so the embedding is
 #: 8·8·2 channels × 10 rows = 1280 wide (the full network's is 20480).
 TINY_SV = ERes2NetV2Config(m_channels=8, expansion=2, num_blocks=(2, 1, 1, 1), embedding_size=16)
+#: Tiny Pro generators: a style vector wider than MRTE's (as 1024 vs 512 upstream), the tiny SV's embedding;
+#: v2ProPlus's decoder is 1.5× wider, as upstream's.
+TINY_SOVITS_PRO = {
+    "v2Pro": dataclasses.replace(TINY_SOVITS, version="v2Pro", p_dropout=0.0, gin_channels=48,
+                                 sv_dim=TINY_SV.embedding_dim),
+    "v2ProPlus": dataclasses.replace(TINY_SOVITS, version="v2ProPlus", p_dropout=0.0, gin_channels=48,
+                                     upsample_initial_channel=48, sv_dim=TINY_SV.embedding_dim),
+}
+#: Versions :func:`make_tiny_pretrained` writes by default.
+TINY_VERSIONS = ("v2", "v2Pro", "v2ProPlus")
 TINY_GPT = T2SConfig(embedding_dim=64, hidden_dim=64, head=4, linear_units=128, n_layer=2)
 
 
@@ -102,6 +118,7 @@ def sovits_upstream_config(cfg: SoVITSConfig) -> dict:
 
 
 def write_sovits(g_path: Path, d_path: Path, cfg: SoVITSConfig = TINY_SOVITS, seed: int = 0) -> None:
+    """A generator (with ``enc_q``) and the discriminator of ``cfg``'s version, in upstream's s2G/s2D format."""
     torch.manual_seed(seed)
     generator = SynthesizerTrn(cfg, with_posterior=True)
     config = json.loads(json.dumps(sovits_upstream_config(cfg)))  # tuples → lists, as a JSON config has
@@ -110,7 +127,7 @@ def write_sovits(g_path: Path, d_path: Path, cfg: SoVITSConfig = TINY_SOVITS, se
     g_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(g_path) as tmp:
         torch.save({"weight": state, "config": config, "info": "tiny random pretrained"}, tmp)
-    discriminator = MultiPeriodDiscriminator()
+    discriminator = MultiPeriodDiscriminator(periods=cfg.spec.discriminator_periods)
     with atomic_path(d_path) as tmp:
         torch.save({"weight": {k: v.detach().half() for k, v in discriminator.state_dict().items()}}, tmp)
 
@@ -148,13 +165,18 @@ def write_gpt(path: Path, cfg: T2SConfig = TINY_GPT, seed: int = 0) -> None:
     save_gpt_weights(path, model.state_dict(), config, epoch=0)
 
 
-def make_tiny_pretrained(root: Path, seed: int = 0) -> PretrainedPaths:
-    """Write the whole tiny set into ``root`` (upstream's layout); returns its :class:`PretrainedPaths`."""
+def make_tiny_pretrained(root: Path, seed: int = 0, versions: tuple[str, ...] = TINY_VERSIONS) -> PretrainedPaths:
+    """Write the tiny set of ``versions`` into ``root`` (upstream's layout); returns its :class:`PretrainedPaths`."""
     paths = PretrainedPaths(Path(root))
     write_bert(paths.bert, seed)
     write_hubert(paths.hubert, seed)
-    write_sovits(paths.sovits_g("v2"), paths.sovits_d("v2"), seed=seed)
-    write_gpt(paths.gpt("v2"), seed=seed)
+    for version in versions:
+        cfg = TINY_SOVITS_PRO.get(version, dataclasses.replace(TINY_SOVITS, version=version))
+        write_sovits(paths.sovits_g(version), paths.sovits_d(version), cfg, seed=seed)
+        if not paths.gpt(version).exists():  # v2Pro and v2ProPlus share s1v3.ckpt
+            write_gpt(paths.gpt(version), seed=seed)
+        if cfg.uses_sv_embedding and not paths.sv.exists():
+            write_sv(paths.sv, seed)
     return paths
 
 
@@ -164,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("root", type=Path, help="folder to create (upstream's pretrained_models layout)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the weights")
+    parser.add_argument("--versions", default=",".join(TINY_VERSIONS), help="comma-separated model versions to write")
     args = parser.parse_args(argv)
     setup_logging()
-    make_tiny_pretrained(args.root, args.seed)
+    make_tiny_pretrained(args.root, args.seed, tuple(v.strip() for v in args.versions.split(",") if v.strip()))
     log.info("tiny pretrained set written to %s", args.root)
     return 0
 

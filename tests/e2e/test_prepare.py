@@ -181,3 +181,39 @@ def test_worker_and_shard_parsing():
     assert Shard.parse("1/3").select(list(range(7))) == [1, 4]
     with pytest.raises(ValueError):
         Shard.parse("3/3")
+
+
+def test_pro_version_adds_the_speaker_embedding_step(tmp_path, dataset, tiny_pretrained):
+    from GPT_SoVITS.features.sv import embed_wave, load_sv
+
+    listing, _ = dataset
+    exp = ExperimentPaths(tmp_path / "pro")
+    assert run(exp.root, listing, tiny_pretrained, "--version", "v2Pro") == 0
+    report = json.loads((exp.root / ".prepare" / "report.json").read_text())
+    assert list(report) == ["text", "hubert", "sv", "semantic"] and report["sv"]["done"] == len(LINES)
+    model = load_sv(tiny_pretrained.sv)
+    for name, _, _ in LINES:
+        saved = torch.load(exp.sv_dir / f"{name}.pt", weights_only=True)  # upstream's name keeps the extension
+        wav, _ = sf.read(str(exp.wav32k_dir / name), dtype="int16")
+        assert saved.shape == (1, model.embedding_dim) and saved.dtype == torch.float32
+        torch.testing.assert_close(saved, embed_wave(model, torch.from_numpy(wav)))  # from the 5-wav32k file
+    # a re-run reuses the embeddings; a changed clip redoes its hubert and sv results only
+    assert run(exp.root, listing, tiny_pretrained, "--version", "v2Pro") == 0
+    again = json.loads((exp.root / ".prepare" / "report.json").read_text())
+    assert (again["sv"]["reused"], again["sv"]["done"]) == (len(LINES), 0)
+    clip = Path(listing.read_text(encoding="utf-8").splitlines()[1].split("|")[0])
+    write_audio(clip, tone_burst(1.8, seed=9))
+    assert run(exp.root, listing, tiny_pretrained, "--version", "v2Pro") == 0
+    changed = json.loads((exp.root / ".prepare" / "report.json").read_text())
+    assert (changed["hubert"]["done"], changed["sv"]["done"], changed["sv"]["reused"]) == (1, 1, len(LINES) - 1)
+
+
+def test_sv_step_belongs_to_pro_versions_and_needs_its_model(tmp_path, dataset, tiny_pretrained, caplog):
+    listing, _ = dataset
+    assert run(tmp_path / "v2", listing, tiny_pretrained, "--steps", "text,sv") == 2
+    assert "sv do not belong to v2" in caplog.text
+    assert not (tmp_path / "v2" / "7-sv_cn").exists()
+    caplog.clear()
+    assert run(tmp_path / "pro", listing, tiny_pretrained, "--version", "v2ProPlus", "--sv-model",
+               str(tmp_path / "nowhere.ckpt")) == 1
+    assert "speaker-verification model" in caplog.text and "nowhere.ckpt" in caplog.text
