@@ -136,16 +136,17 @@ def _build_asr(ctx: AppContext) -> None:
         labels = {"funasr": i18n("Damo ASR (Chinese classic)"), "sensevoice": i18n("SenseVoice (fast, 5 languages)"),
                   "faster-whisper": i18n("Faster Whisper (multilingual)")}  # upstream's menu names
         backend = gr.Dropdown([(labels.get(name, info.label), name) for name, info in BACKENDS.items()],
-                              value=first.name, label=i18n("ASR model"),
+                              value=first.name, label=i18n("ASR model"), elem_id="asr-backend",
                               info=i18n("Damo ASR: Chinese with punctuation (Paraformer) or Cantonese; SenseVoice: "
                                         "fast, zh/en/ja/ko/yue; Faster Whisper: many languages."))
         size = gr.Dropdown(list(first.sizes), value=first.default_size, label=i18n("Model size"),
                            info=i18n("Larger is more accurate and slower."))
         language = gr.Dropdown(list(first.languages), value=first.default_language, label=i18n("Language"),
-                               info=i18n("Language spoken in the clips; auto detects it per clip."))
+                               info=i18n("Language spoken in the clips; auto detects it per clip."),
+                               elem_id="asr-language")
         precision = gr.Dropdown(list(first.precisions), value=first.default_precision(cuda=False),
                                 label=i18n("Precision"), info=i18n("int8 is fastest on CPU; float16 on a GPU."))
-    model_dir = gr.Textbox(str(ASR_MODELS_DIR), label=i18n("Model folder"),
+    model_dir = gr.Textbox(str(ASR_MODELS_DIR), label=i18n("Model folder"), elem_id="asr-model-dir",
                            info=i18n("Folder holding the ASR model folders under upstream's names (e.g. "
                                      "SenseVoiceSmall, faster-whisper-large-v3); FunASR models are never "
                                      "downloaded."))
