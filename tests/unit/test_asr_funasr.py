@@ -165,8 +165,10 @@ def test_model_routing_and_folder_names(tmp_path):
     assert [m.name for m in zh.models()] == [
         "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
         "speech_fsmn_vad_zh-cn-16k-common-pytorch", "punc_ct-transformer_zh-cn-common-vocab272727-pytorch"]
-    assert [m.name for m in funasr_backend.pipeline_for("funasr", "yue").models()] == [
+    yue = funasr_backend.pipeline_for("funasr", "yue")
+    assert [m.name for m in yue.models()] == [
         "speech_UniASR_asr_2pass-cantonese-CHS-16k-common-vocab1468-tensorflow1-online"]
+    assert zh.batched and not yue.batched  # FunASR's UniASR decodes the first clip of a batch only
     sense = funasr_backend.pipeline_for("sensevoice", "ja")
     assert [m.name for m in sense.models()] == ["SenseVoiceSmall", "speech_fsmn_vad_zh-cn-16k-common-pytorch"]
     with pytest.raises(ModelNotFoundError, match="UniASR"):

@@ -76,6 +76,7 @@ class Pipeline:
     vad: ModelFolder | None = None
     punc: ModelFolder | None = None
     tagged: bool = False  # the text carries SenseVoice's <|...|> tags
+    batched: bool = True  # FunASR's UniASR decodes one clip per call (its beam search takes the first only)
 
     def models(self) -> list[ModelFolder]:
         return [m for m in (self.asr, self.vad, self.punc) if m is not None]
@@ -86,7 +87,7 @@ def pipeline_for(name: str, language: str) -> Pipeline:
     if name == "sensevoice":
         return Pipeline(SENSEVOICE, VAD_ZH, tagged=True)
     if language == "yue":
-        return Pipeline(UNIASR_YUE)
+        return Pipeline(UNIASR_YUE, batched=False)
     return Pipeline(PARAFORMER_ZH, VAD_ZH, PUNC_ZH)
 
 
@@ -228,8 +229,9 @@ class FunASRBackend:
                  batch_size: int = DEFAULT_BATCH_SIZE):
         import torch
 
-        self.name, self.language, self.batch_size = name, language, max(1, batch_size)
+        self.name, self.language = name, language
         self.pipeline = pipeline_for(name, language)
+        self.batch_size = max(1, batch_size) if self.pipeline.batched else 1
         funasr = import_funasr()
         kwargs: dict = {"model": str(folders["asr"]), "device": device, "disable_update": True,
                         "disable_pbar": True, "ncpu": torch.get_num_threads()}
