@@ -129,7 +129,8 @@ def test_missing_model_offline_names_model_and_folder(tmp_path, monkeypatch, cap
     write_audio(clips / "a.wav", tone_burst(1.0, 16000), 16000)
     rc = asr_cli.main(["-i", str(clips), "-o", str(tmp_path / "o"), "--model-path", str(tmp_path / "nowhere"),
                        "--device", "cpu"])
-    assert rc == 2 and "not a faster-whisper model folder" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert rc == 2 and str(tmp_path / "nowhere" / "faster-whisper-large-v3") in err and "offline" in err
 
 
 def test_backend_choices_are_validated():

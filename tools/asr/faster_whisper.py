@@ -57,14 +57,9 @@ def resolve_model(size: str, model_path: Path | None = None, allow_download: boo
     size = canonical_size(size)
     models_dir = None
     if model_path is not None:
-        folder = Path(model_path)
-        if is_model_folder(folder):
-            return folder
-        if not folder.is_dir():
-            raise ModelNotFoundError(f"{folder} is not a faster-whisper model folder (it needs "
-                                     f"{' and '.join(REQUIRED_FILES)}) nor a folder holding faster-whisper-{size}; "
-                                     "convert or download one there.")
-        models_dir = folder
+        if is_model_folder(Path(model_path)):
+            return Path(model_path)
+        models_dir = Path(model_path)  # the folder that holds (or will hold) faster-whisper-<size>
     folder = default_model_folder(size, models_dir)
     if is_model_folder(folder):
         return folder
