@@ -173,6 +173,8 @@ def test_model_routing_and_folder_names(tmp_path):
     assert [m.name for m in sense.models()] == ["SenseVoiceSmall", "speech_fsmn_vad_zh-cn-16k-common-pytorch"]
     with pytest.raises(ModelNotFoundError, match="UniASR"):
         funasr_backend.resolve_models("funasr", "yue", tmp_path)
+    with pytest.raises(ValueError, match="funasr has no language 'auto'"):  # Damo ASR writes the language asked
+        asr.load_backend("funasr", language="auto", model_path=tmp_path)
 
 
 def test_tag_and_text_helpers():

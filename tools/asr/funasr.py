@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.asr import MODELS_DIR, SAMPLE_RATE, BackendUnavailableError, ModelNotFoundError, Transcript
+from tools.asr import BACKENDS, MODELS_DIR, SAMPLE_RATE, BackendUnavailableError, ModelNotFoundError, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,8 @@ def load(name: str, size: str, precision: str, device: str, model_path: Path | N
          allow_download: bool, language: str | None = None, batch_size: int | None = None) -> FunASRBackend:
     """Entry point used by :func:`tools.asr.load_backend`. ``allow_download`` is ignored: FunASR models are
     never downloaded at run time. The model folders are checked before funasr is imported."""
-    language = language or "zh"
+    language = language or BACKENDS[name].default_language
+    if language not in BACKENDS[name].languages:  # the .list language column must be a real language
+        raise ValueError(f"{name} has no language {language!r}; choose one of {', '.join(BACKENDS[name].languages)}.")
     folders = resolve_models(name, language, model_path)
     return FunASRBackend(name, language, folders, device, batch_size or DEFAULT_BATCH_SIZE)
