@@ -25,7 +25,7 @@ def test_asr_panel_transcribes_with_funasr_models(tmp_path):
     pytest.importorskip("funasr")
     models = funasr_models.build_all(tmp_path / "asr_models")
     clips = tmp_path / "voice"
-    for name, text in {"a.wav": "ni hao", "b.wav": "zai jian"}.items():
+    for name, text in {"a.wav": "你好", "b.wav": "再见"}.items():
         if espeak(text, clips / name, voice="cmn") is None:
             write_audio(clips / name, tone_burst(1.5, 16000), 16000)
     out_dir = tmp_path / "asr_opt"

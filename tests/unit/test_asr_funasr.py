@@ -29,8 +29,7 @@ from tools.asr import funasr as funasr_backend
 
 pytest.importorskip("funasr")
 
-SENTENCES = {"a_first.wav": "ni hao, zhe shi di yi ju.", "b_second.wav": "wo men qu gong yuan ba.",
-             "c_third.wav": "jin tian tian qi hen hao."}
+SENTENCES = {"a_first.wav": "你好，这是第一句。", "b_second.wav": "我们去公园吧。", "c_third.wav": "今天天气很好。"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def clips(tmp_path) -> Path:
 
 def _long_recording(path: Path, seconds: float = 36.0) -> Path:
     """Speech, 1.5 s of silence, speech ... for ``seconds``: long enough to go through the VAD."""
-    speech, sr = load_audio(_speech("ni hao", path.with_name("_one.wav")), sr=16000)
+    speech, sr = load_audio(_speech("你好", path.with_name("_one.wav")), sr=16000)
     path.with_name("_one.wav").unlink()
     piece = np.concatenate([speech, np.zeros(int(1.5 * sr), np.float32)])
     write_audio(path, np.tile(piece, int(np.ceil(seconds * sr / len(piece)))), sr)
@@ -201,7 +200,7 @@ def test_runs_offline_and_with_a_broken_torchaudio(models, tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise OSError('libtorchaudio.so: undefined symbol: _ZN3c10')\n")
     clips = tmp_path / "voice"
-    _speech("ni hao", clips / "a.wav")
+    _speech("你好", clips / "a.wav")
     argv = [sys.executable, "-m", "tools.asr", "-i", str(clips), "-o", str(tmp_path / "out"), "--backend",
             "sensevoice", "--model-path", str(models), "--device", "cpu"]
     unshare = ["unshare", "-n"] if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0 \
