@@ -9,7 +9,9 @@ import gradio as gr
 from app.context import AppContext
 from app.jobs import AsrJob, DenoiseJob, LabelFixerJob, SliceJob, VocalSeparationJob
 from app.widgets import JobPanel, SubWebUIPanel, UserInputError
-from tools.asr import BACKENDS
+from tools.asr import BACKENDS, DEFAULT_ASR_BACKEND
+from tools.asr import MODELS_DIR as ASR_MODELS_DIR
+from tools.asr.funasr import missing_models as missing_funasr_models
 from tools.slice_audio import LoudnessMix
 from tools.slicer import SlicerParams
 from tools.vocal_separation import FORMATS, MODELS_DIR, list_models
@@ -124,22 +126,30 @@ def _build_denoise(ctx: AppContext) -> None:
 
 def _build_asr(ctx: AppContext) -> None:
     i18n = ctx.i18n
-    first = BACKENDS["faster-whisper"]
+    first = BACKENDS[DEFAULT_ASR_BACKEND]
     with gr.Row():
         inp = ctx.bind("asr_input", gr.Textbox(label=i18n("Input folder"),
                                                info=i18n("Folder of clips to transcribe (slicer or denoise output).")))
         out = ctx.bind("asr_output", gr.Textbox(
             label=i18n("Output folder"), info=i18n("The label file <input folder name>.list is written here.")))
     with gr.Row():
-        backend = gr.Dropdown(list(BACKENDS), value=first.name, label=i18n("ASR model"),
-                              info=i18n("faster-whisper: many languages; funasr / sensevoice: Chinese, Cantonese "
-                                        "(need the funasr package)."))
+        labels = {"funasr": i18n("Damo ASR (Chinese classic)"), "sensevoice": i18n("SenseVoice (fast, 5 languages)"),
+                  "faster-whisper": i18n("Faster Whisper (multilingual)")}  # upstream's menu names
+        backend = gr.Dropdown([(labels.get(name, info.label), name) for name, info in BACKENDS.items()],
+                              value=first.name, label=i18n("ASR model"), elem_id="asr-backend",
+                              info=i18n("Damo ASR: Chinese with punctuation (Paraformer) or Cantonese; SenseVoice: "
+                                        "fast, zh/en/ja/ko/yue; Faster Whisper: many languages."))
         size = gr.Dropdown(list(first.sizes), value=first.default_size, label=i18n("Model size"),
                            info=i18n("Larger is more accurate and slower."))
         language = gr.Dropdown(list(first.languages), value=first.default_language, label=i18n("Language"),
-                               info=i18n("Language spoken in the clips; auto detects it per clip."))
+                               info=i18n("Language spoken in the clips; auto detects it per clip."),
+                               elem_id="asr-language")
         precision = gr.Dropdown(list(first.precisions), value=first.default_precision(cuda=False),
                                 label=i18n("Precision"), info=i18n("int8 is fastest on CPU; float16 on a GPU."))
+    model_dir = gr.Textbox(str(ASR_MODELS_DIR), label=i18n("Model folder"), elem_id="asr-model-dir",
+                           info=i18n("Folder holding the ASR model folders under upstream's names (e.g. "
+                                     "SenseVoiceSmall, faster-whisper-large-v3); FunASR models are never "
+                                     "downloaded."))
 
     def on_backend(name: str):
         info = BACKENDS[name]
@@ -149,17 +159,27 @@ def _build_asr(ctx: AppContext) -> None:
 
     backend.change(on_backend, inputs=backend, outputs=[size, language, precision])
 
-    def make_spec(inp_v, out_v, backend_v, size_v, language_v, precision_v):
+    def make_spec(inp_v, out_v, backend_v, size_v, language_v, precision_v, model_dir_v):
         source = ctx.path(_required(inp_v, i18n("Enter the folder of clips to transcribe.")))
+        models = ctx.path(str(model_dir_v).strip() or str(ASR_MODELS_DIR))
+        info = BACKENDS.get(str(backend_v))
+        if info is not None and info.module == "funasr" and str(language_v) in info.languages:
+            # a missing FunASR model is said here, in the UI's language, before a job starts
+            missing = missing_funasr_models(str(backend_v), str(language_v), models)
+            if missing:
+                raise UserInputError("\n".join(
+                    i18n("ASR model missing: create the folder {folder} and put the files of {repository} in it "
+                         "(from {source}), or set the model folder to the folder that holds it.", folder=folder,
+                         repository=model.repository, source=model.source) for model, folder, _ in missing))
         job = AsrJob(source, ctx.path(_required(out_v, i18n("Enter an output folder."))), str(backend_v),
-                     str(size_v), str(language_v), str(precision_v))
+                     str(size_v), str(language_v), str(precision_v), model_path=models)
 
         def flow_on() -> None:  # upstream: the .list goes to the label fixer and 1A, the clips folder to 1A
             ctx.workflow.push(list_path=str(job.list_path), audio_dir=str(source))
 
         return job.spec(on_finished=flow_on)
 
-    JobPanel(ctx, "asr", make_spec, [inp, out, backend, size, language, precision], i18n("Start ASR"))
+    JobPanel(ctx, "asr", make_spec, [inp, out, backend, size, language, precision, model_dir], i18n("Start ASR"))
 
 
 def _build_label_fixer(ctx: AppContext) -> None:

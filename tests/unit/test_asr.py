@@ -1,8 +1,8 @@
 """Batch ASR through the real faster-whisper code path, with a tiny random Whisper converted by CTranslate2.
 
 A random model does not transcribe meaningfully, so the tests assert the pipeline: one line per clip, in
-sorted order, in the .list format, and a per-file error report for a broken file. FunASR cannot run here
-(its package needs torchaudio); everything around it is tested.
+sorted order, in the .list format, and a per-file error report for a broken file. The FunASR backends are
+tested with tiny FunASR models in tests/unit/test_asr_funasr.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tools import asr
 from tools.asr import ModelNotFoundError, Transcript
 from tools.asr import __main__ as asr_cli
 from tools.asr import faster_whisper as fw_backend
-from tools.asr import funasr as funasr_backend
 
 
 def _byte_level_alphabet() -> list[str]:
@@ -130,7 +129,8 @@ def test_missing_model_offline_names_model_and_folder(tmp_path, monkeypatch, cap
     write_audio(clips / "a.wav", tone_burst(1.0, 16000), 16000)
     rc = asr_cli.main(["-i", str(clips), "-o", str(tmp_path / "o"), "--model-path", str(tmp_path / "nowhere"),
                        "--device", "cpu"])
-    assert rc == 2 and "not a faster-whisper model folder" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert rc == 2 and str(tmp_path / "nowhere" / "faster-whisper-large-v3") in err and "offline" in err
 
 
 def test_backend_choices_are_validated():
@@ -163,32 +163,14 @@ def test_batch_loop_cleans_separators_and_reports_empty_text(tmp_path):
     assert (tmp_path / "x.list").read_text(encoding="utf-8") == f"{files[0].resolve()}|spk|JA|a b c\n"
 
 
-def test_funasr_without_package_says_how_to_install(tmp_path):
-    try:
-        import funasr  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("funasr is installed here")
-    with pytest.raises(asr.BackendUnavailableError, match="pip install funasr"):
-        asr.load_backend("funasr", allow_download=False)
-
-
-def test_funasr_model_routing_and_local_folders(tmp_path):
-    zh = funasr_backend.model_set("funasr", "zh")
-    assert zh.repositories() == [funasr_backend.PARAFORMER_ZH, funasr_backend.VAD_ZH, funasr_backend.PUNC_ZH]
-    assert funasr_backend.model_set("funasr", "yue").repositories() == [funasr_backend.UNIASR_YUE]
-    assert funasr_backend.model_set("sensevoice", "ja").asr == funasr_backend.SENSEVOICE
-    with pytest.raises(ModelNotFoundError) as err:
-        funasr_backend.resolve_models(zh, tmp_path, allow_download=True, online=False)
-    expected = tmp_path / "speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
-    assert str(expected) in str(err.value) and "modelscope" in str(err.value)
-    for repo in zh.repositories():
-        folder = funasr_backend.local_folder(repo, tmp_path)
-        folder.mkdir()
-        (folder / "model.pt").write_bytes(b"x")
-    resolved = funasr_backend.resolve_models(zh, tmp_path, allow_download=False)
-    assert resolved[funasr_backend.PARAFORMER_ZH] == str(expected)
+def test_model_path_may_be_the_folder_holding_the_model(tiny_whisper, tmp_path):
+    """Like tools/asr/models: the panel's model folder holds faster-whisper-<size> folders."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "faster-whisper-medium").symlink_to(tiny_whisper, target_is_directory=True)
+    assert fw_backend.resolve_model("medium", models, allow_download=False) == models / "faster-whisper-medium"
+    with pytest.raises(ModelNotFoundError, match=str(models / "faster-whisper-large-v3")):
+        fw_backend.resolve_model("large-v3", models, allow_download=False)
 
 
 def test_asr_job_argv_round_trip(tmp_path):

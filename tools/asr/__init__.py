@@ -1,12 +1,14 @@
 """Batch speech recognition (tab 0c): transcribe a folder of clips into a ``.list`` label file.
 
-Backends sit behind one small interface, :class:`ASRBackend` (``transcribe(audio_16k, language)``), and are
-listed in :data:`BACKENDS` with the languages, sizes and precisions the launcher offers. A backend's model
-comes from a local folder (``tools/asr/models/<name>`` or a path the user gives) or, when the machine is
-online, is downloaded there on first use; offline with no model the job fails at once with
-:class:`ModelNotFoundError`, whose message names the model and where to put it.
+Backends sit behind one small interface, :class:`ASRBackend` (``transcribe(audio_16k, language)``; a backend
+that recognises several clips at once also has ``transcribe_batch`` and ``batch_size``), and are listed in
+:data:`BACKENDS` with the languages, sizes and precisions the launcher offers, in upstream's menu order. Models
+come from local folders named as upstream names them under ``tools/asr/models/`` (or under the folder the user
+gives). faster-whisper alone may download its model there on first use when the machine is online; FunASR
+models are never downloaded at run time. A missing model stops the job at once with
+:class:`ModelNotFoundError`, whose message names the folder to create and where its files come from.
 
-CLI: ``python -m tools.asr -i <clips> -o <output folder> [--backend faster-whisper] [-s large-v3] [-l auto]``.
+CLI: ``python -m tools.asr -i <clips> -o <output folder> [--backend funasr|sensevoice|faster-whisper] [-l zh]``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 MODELS_DIR = REPO_ROOT / "tools" / "asr" / "models"
 DEFAULT_OUTPUT_DIR = Path("output") / "asr_opt"
+#: The launcher's first choice, as upstream's: Damo ASR (most users transcribe Chinese).
+DEFAULT_ASR_BACKEND = "funasr"
 
 
 class ASRError(RuntimeError):
@@ -61,6 +65,17 @@ class ASRBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchASRBackend(ASRBackend, Protocol):
+    """A backend that recognises up to ``batch_size`` clips in one model call."""
+
+    batch_size: int
+
+    def transcribe_batch(self, audios: Sequence[np.ndarray], language: str) -> list[Transcript]:
+        """One transcript per clip, in order; raises if the model fails (the loop then retries clip by clip)."""
+        ...
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """What the launcher shows for a backend: choices and defaults (first language, last size)."""
@@ -70,6 +85,7 @@ class BackendInfo:
     languages: tuple[str, ...]
     sizes: tuple[str, ...]
     precisions: tuple[str, ...]
+    label: str = ""  # upstream's menu name (the launcher translates it)
     description: str = ""
 
     @property
@@ -87,26 +103,29 @@ class BackendInfo:
         return "float16" if cuda and "float16" in self.precisions else "float32"
 
 
+#: Upstream's menu, minus Fun-ASR-Nano (see docs/dataset_tools.md): Damo ASR, SenseVoice, Faster Whisper.
 BACKENDS: dict[str, BackendInfo] = {
-    "faster-whisper": BackendInfo(
-        "faster-whisper", "faster_whisper", ("auto", "en", "ja", "ko", "zh", "yue"),
-        ("medium", "medium.en", "large-v2", "large-v3-turbo", "large-v3"), ("float32", "float16", "int8"),
-        "Multilingual (CTranslate2 Whisper)."),
     "funasr": BackendInfo(
-        "funasr", "funasr", ("zh", "yue"), ("large",), ("float32",),
+        "funasr", "funasr", ("zh", "yue"), ("large",), ("float32",), "Damo ASR (Chinese classic)",
         "Chinese: Paraformer-large + FSMN-VAD + CT-Punc; Cantonese: UniASR."),
     "sensevoice": BackendInfo(
         "sensevoice", "funasr", ("auto", "zh", "en", "ja", "ko", "yue"), ("small",), ("float32",),
-        "SenseVoice-Small through FunASR (fast, 5 languages)."),
+        "SenseVoice (fast, 5 languages)", "SenseVoice-Small through FunASR, with FSMN-VAD for long recordings."),
+    "faster-whisper": BackendInfo(
+        "faster-whisper", "faster_whisper", ("auto", "en", "ja", "ko", "zh", "yue"),
+        ("medium", "medium.en", "large-v2", "large-v3-turbo", "large-v3"), ("float32", "float16", "int8"),
+        "Faster Whisper (multilingual)", "Multilingual (CTranslate2 Whisper)."),
 }
 
 
 def load_backend(name: str, size: str | None = None, precision: str | None = None, device: str = "cpu",
                  model_path: Path | None = None, allow_download: bool = True,
-                 language: str | None = None) -> ASRBackend:
+                 language: str | None = None, batch_size: int | None = None) -> ASRBackend:
     """Build backend ``name``; raises :class:`ModelNotFoundError` / :class:`BackendUnavailableError`.
 
-    ``language`` lets a backend check up front the models that language needs (FunASR: zh vs yue).
+    ``model_path``: the folder holding the model folders (default tools/asr/models), or one model's folder.
+    ``language`` picks the models (FunASR: zh vs yue); ``batch_size``: clips per model call where the backend
+    batches (None: its default).
     """
     info = BACKENDS.get(name)
     if info is None:
@@ -119,7 +138,7 @@ def load_backend(name: str, size: str | None = None, precision: str | None = Non
         raise ValueError(f"{name} has no precision {precision!r}; choose one of {', '.join(info.precisions)}.")
     module = importlib.import_module(f"tools.asr.{info.module}")
     return module.load(name=name, size=size, precision=precision, device=device, model_path=model_path,
-                       allow_download=allow_download, language=language)
+                       allow_download=allow_download, language=language, batch_size=batch_size)
 
 
 def is_online(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
@@ -159,28 +178,91 @@ def _clean_text(text: str) -> str:
 
 def transcribe_files(files: Sequence[Path], backend: ASRBackend, language: str, speaker: str,
                      list_path: Path, progress: ProgressCallback | None = None) -> ASRReport:
-    """Transcribe ``files`` in the given order into ``list_path``; a failing clip is reported, not fatal."""
+    """Transcribe ``files`` into ``list_path``, lines in the order of ``files``; a failing clip is reported, not fatal.
+
+    A batching backend gets up to ``batch_size`` decoded clips per call; when a batch fails, its clips are
+    retried one by one so that only the clip at fault is lost. Progress counts every file, failed or not.
+    """
     report = ASRReport(Path(list_path))
-    entries: list[LabelEntry] = []
-    for done, path in enumerate(files, start=1):
-        try:
-            audio, _ = load_audio(path, sr=SAMPLE_RATE)
-            result = backend.transcribe(audio, language)
-            text = _clean_text(result.text)
-            if not text:
-                raise ValueError("no speech was recognised")
-        except (AudioReadError, RuntimeError, ValueError, OSError) as exc:
-            record_failure(log, report.failed, path, exc)
-        else:
-            lang = (result.language or language).upper()
-            entries.append(LabelEntry(str(Path(path).resolve()), speaker, lang, text))
-            log.info("%s [%s] %s", path.name, lang, text)
+    entries: dict[int, LabelEntry] = {}
+    batch_size = backend.batch_size if isinstance(backend, BatchASRBackend) else 1
+    pending: list[tuple[int, Path, np.ndarray]] = []
+    done = 0
+
+    def settle(count: int) -> None:
+        nonlocal done
+        done += count
         if progress:
             progress(done, len(files))
+
+    def flush() -> None:
+        outcomes = _recognise(backend, [audio for _, _, audio in pending], language)
+        for (index, path, _), outcome in zip(pending, outcomes, strict=True):
+            _record(outcome, index, path, language, speaker, entries, report)
+        settle(len(pending))
+        pending.clear()
+
+    for index, path in enumerate(files):
+        try:
+            audio, _ = load_audio(path, sr=SAMPLE_RATE)
+        except (AudioReadError, OSError) as exc:
+            record_failure(log, report.failed, path, exc)
+            settle(1)
+            continue
+        pending.append((index, path, audio))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
     report.written = len(entries)
     if entries:
-        write_list(report.list_path, entries)
+        write_list(report.list_path, [entries[i] for i in sorted(entries)])
     return report
+
+
+def _recognise(backend: ASRBackend, audios: list[np.ndarray], language: str) -> list[Transcript | Exception]:
+    """Transcripts for ``audios``, or per clip the exception its recognition raised."""
+    if len(audios) > 1 and isinstance(backend, BatchASRBackend):
+        try:
+            transcripts = list(backend.transcribe_batch(audios, language))
+            if len(transcripts) != len(audios):
+                raise RuntimeError(f"the backend returned {len(transcripts)} transcripts for {len(audios)} clips")
+            return transcripts
+        except Exception as exc:  # model code may raise anything; the clips are retried alone
+            log.warning("a batch of %d clips failed (%s: %s); retrying them one by one",
+                        len(audios), type(exc).__name__, exc)
+    outcomes: list[Transcript | Exception] = []
+    for audio in audios:
+        try:
+            outcomes.append(backend.transcribe(audio, language))
+        except Exception as exc:  # reported for this clip, the job goes on
+            outcomes.append(exc)
+    return outcomes
+
+
+def _record(outcome: Transcript | Exception, index: int, path: Path, language: str, speaker: str,
+            entries: dict[int, LabelEntry], report: ASRReport) -> None:
+    if isinstance(outcome, Exception):
+        record_failure(log, report.failed, path, outcome)
+        return
+    text = _clean_text(outcome.text)
+    if not text:
+        record_failure(log, report.failed, path, ValueError("no speech was recognised"))
+        return
+    lang = (outcome.language or language).upper()
+    entries[index] = LabelEntry(str(Path(path).resolve()), speaker, lang, text)
+    log.info("%s [%s] %s", Path(path).name, lang, text)
+
+
+def clips_in(input_dir: Path) -> list[Path]:
+    """The audio files of ``input_dir``, sorted by name; raises ``FileNotFoundError`` when there are none."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"Input folder not found: {input_dir} (give the folder of sliced clips).")
+    files = list_audio_files(input_dir)
+    if not files:
+        raise FileNotFoundError(f"No audio files in {input_dir}.")
+    return files
 
 
 def transcribe_folder(input_dir: Path, output_dir: Path, backend: ASRBackend, language: str = "auto",
@@ -189,11 +271,6 @@ def transcribe_folder(input_dir: Path, output_dir: Path, backend: ASRBackend, la
 
     The speaker field is the input folder's name, as upstream writes it.
     """
-    input_dir = Path(input_dir)
-    if not input_dir.is_dir():
-        raise FileNotFoundError(f"Input folder not found: {input_dir} (give the folder of sliced clips).")
-    files = list_audio_files(input_dir)
-    if not files:
-        raise FileNotFoundError(f"No audio files in {input_dir}.")
+    files = clips_in(input_dir)
     list_path = list_path_for(input_dir, output_dir)
-    return transcribe_files(files, backend, language, input_dir.resolve().name, list_path, progress)
+    return transcribe_files(files, backend, language, Path(input_dir).resolve().name, list_path, progress)

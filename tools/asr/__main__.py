@@ -11,7 +11,7 @@ from pathlib import Path
 
 from GPT_SoVITS.logs import progress_logger, setup_logging
 from tools._cli import finish_batch
-from tools.asr import BACKENDS, DEFAULT_OUTPUT_DIR, ASRError, load_backend, transcribe_folder
+from tools.asr import BACKENDS, DEFAULT_OUTPUT_DIR, ASRError, clips_in, load_backend, transcribe_folder
 
 log = logging.getLogger("tools.asr")
 
@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of audio clips (e.g. the slicer's output)")
     parser.add_argument("-o", "--output-folder", "--output_folder", dest="output_folder", type=Path,
                         default=DEFAULT_OUTPUT_DIR, help="where <input folder name>.list is written")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="faster-whisper", help="ASR engine")
+    parser.add_argument("--backend", choices=list(BACKENDS), default="faster-whisper",
+                        help="ASR engine: funasr = Damo ASR (zh: Paraformer + VAD + punctuation; yue: UniASR), "
+                             "sensevoice = SenseVoice-Small (auto, zh, en, ja, ko, yue), faster-whisper")
     parser.add_argument("-s", "--model-size", "--model_size", dest="model_size", default=None,
                         help="model size (faster-whisper: medium, medium.en, large-v2, large-v3, large-v3-turbo); "
                              "None means the backend's largest")
@@ -33,9 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compute precision; None means float16 on a GPU, int8 on CPU (faster-whisper)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto")
     parser.add_argument("--model-path", type=Path, default=None,
-                        help="model folder to use instead of tools/asr/models/<model name>")
+                        help="folder holding the model folders under upstream's names (default tools/asr/models), "
+                             "or one model's folder")
+    parser.add_argument("-b", "--batch-size", type=int, default=None,
+                        help="clips per model call for backends that batch (FunASR: 8); None means the default")
     parser.add_argument("--no-download", action="store_true",
-                        help="never download a model, even when the machine is online")
+                        help="never download a model, even when the machine is online (FunASR never downloads)")
     parser.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return parser
 
@@ -60,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     info = BACKENDS[args.backend]
     language = args.language or info.default_language
     try:
+        if args.batch_size is not None and args.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1 (got {args.batch_size}).")
+        clips_in(args.input_folder)  # a wrong folder fails before a model takes seconds to load
         backend = load_backend(args.backend, args.model_size, args.precision, pick_device(args.device),
-                               args.model_path, allow_download=not args.no_download, language=language)
+                               args.model_path, allow_download=not args.no_download, language=language,
+                               batch_size=args.batch_size)
         report = transcribe_folder(args.input_folder, args.output_folder, backend, language,
                                    progress=progress_logger("transcribing"))
     except (ASRError, ValueError, FileNotFoundError) as exc:

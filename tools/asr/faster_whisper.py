@@ -1,10 +1,11 @@
 """faster-whisper backend (CTranslate2 Whisper): multilingual, sizes medium … large-v3-turbo.
 
 Model folders are CTranslate2 conversions (``model.bin``, ``config.json``, ``tokenizer.json``,
-``vocabulary.*``), looked up in ``tools/asr/models/faster-whisper-<size>`` as upstream does, or in a folder
-the user gives. Decoding follows upstream: beam 5, VAD filter with 700 ms minimum silence, language ``None``
-for auto-detection; clips detected as Chinese or Cantonese are re-transcribed with FunASR when it is
-available (Whisper is weak there), else Whisper's text is kept.
+``vocabulary.*``), looked up in ``tools/asr/models/faster-whisper-<size>`` as upstream does; the user may give
+another folder holding ``faster-whisper-<size>``, or the model folder itself. Decoding follows upstream: beam 5,
+VAD filter with 700 ms minimum silence, language ``None`` for auto-detection; clips detected as Chinese or
+Cantonese are re-transcribed with FunASR's Damo ASR when its models are in the same models folder (Whisper is
+weak there), else Whisper's text is kept.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def canonical_size(size: str) -> str:
     return "large-v3" if size == "large" else size
 
 
-def default_model_folder(size: str) -> Path:
-    return MODELS_DIR / f"faster-whisper-{canonical_size(size)}"
+def default_model_folder(size: str, models_dir: Path | None = None) -> Path:
+    return Path(models_dir or MODELS_DIR) / f"faster-whisper-{canonical_size(size)}"
 
 
 def is_model_folder(folder: Path) -> bool:
@@ -51,15 +52,15 @@ def is_model_folder(folder: Path) -> bool:
 
 
 def resolve_model(size: str, model_path: Path | None = None, allow_download: bool = True) -> Path:
-    """The folder holding the model for ``size``: the user's folder, the default folder, or a fresh download."""
+    """The folder holding the model for ``size``: the user's model folder, ``faster-whisper-<size>`` in the user's
+    models folder (default tools/asr/models), or a fresh download into it."""
     size = canonical_size(size)
+    models_dir = None
     if model_path is not None:
-        folder = Path(model_path)
-        if not is_model_folder(folder):
-            raise ModelNotFoundError(f"{folder} is not a faster-whisper model folder (it needs "
-                                     f"{' and '.join(REQUIRED_FILES)}); convert or download one there.")
-        return folder
-    folder = default_model_folder(size)
+        if is_model_folder(Path(model_path)):
+            return Path(model_path)
+        models_dir = Path(model_path)  # the folder that holds (or will hold) faster-whisper-<size>
+    folder = default_model_folder(size, models_dir)
     if is_model_folder(folder):
         return folder
     repo = REPOSITORIES[size]
@@ -97,7 +98,7 @@ class FasterWhisperBackend:
     """One loaded CTranslate2 Whisper model."""
 
     def __init__(self, model_dir: Path, device: str = "cpu", precision: str = "int8",
-                 chinese_fallback: bool = True):
+                 chinese_fallback: bool = True, models_dir: Path | None = None):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -108,6 +109,7 @@ class FasterWhisperBackend:
                                   compute_type=compute_type_for(precision, device), local_files_only=True)
         self.device = device
         self.chinese_fallback = chinese_fallback
+        self.models_dir = models_dir  # where the FunASR model folders of the Chinese fallback are looked up
         self._chinese: dict[str, object] = {}  # language → FunASR backend, or the error that made it unusable
 
     def transcribe(self, audio: np.ndarray, language: str) -> Transcript:
@@ -128,7 +130,7 @@ class FasterWhisperBackend:
             from tools.asr import load_backend
 
             try:
-                backend = load_backend("funasr", device=self.device, allow_download=True)
+                backend = load_backend("funasr", device=self.device, model_path=self.models_dir, language=language)
             except (BackendUnavailableError, ModelNotFoundError) as exc:
                 log.warning("clip is %s; keeping Whisper's text because FunASR is unavailable: %s", language, exc)
                 backend = exc
@@ -139,8 +141,8 @@ class FasterWhisperBackend:
 
 
 def load(name: str, size: str, precision: str, device: str, model_path: Path | None,
-         allow_download: bool, language: str | None = None) -> FasterWhisperBackend:
-    """Entry point used by :func:`tools.asr.load_backend`."""
+         allow_download: bool, language: str | None = None, batch_size: int | None = None) -> FasterWhisperBackend:
+    """Entry point used by :func:`tools.asr.load_backend` (``batch_size`` is ignored: clips go one at a time)."""
     folder = resolve_model(size, model_path, allow_download)
     log.info("faster-whisper model %s on %s (%s)", folder, device, precision)
-    return FasterWhisperBackend(folder, device, precision)
+    return FasterWhisperBackend(folder, device, precision, models_dir=folder.parent)
