@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from benchmarks.common import add_threads_flag, set_threads
@@ -77,14 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     for name, model in variants.items():
         outputs[name] = model.decode(codes, text, [refer], noise_scale=0.0)  # warm-up
-    load_before = os.getloadavg()[0]
+    load_before = psutil.getloadavg()[0]
     for _ in range(args.runs):
         for name, model in variants.items():
             w0, c0 = time.perf_counter(), time.process_time()
             model.decode(codes, text, [refer], noise_scale=0.0)
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
-    load_after = os.getloadavg()[0]
+    load_after = psutil.getloadavg()[0]
 
     audio_s = outputs["prepared"].shape[-1] / 32000
     base = "upstream-equivalent"
