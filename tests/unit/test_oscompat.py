@@ -17,7 +17,7 @@ import pytest
 
 from app import i18n
 from GPT_SoVITS import oscompat
-from GPT_SoVITS.paths import REPO_ROOT
+from GPT_SoVITS.paths import REPO_ROOT, ExperimentPaths
 from GPT_SoVITS.train.loop import StopRequest
 
 #: The code that Windows users run: the library, the apps, the tools, the benchmarks, the packaging script.
@@ -195,6 +195,17 @@ def test_stop_request_through_a_file(tmp_path: Path) -> None:
     stop_file.unlink()
     assert stop.requested  # a request stays made
     assert not StopRequest().requested
+
+
+@pytest.mark.parametrize("name", ["a:b", "what?", "con", "NUL.txt", "com1", "voice.", "a|b", "tab\there"])
+def test_experiment_names_windows_cannot_hold_are_refused_everywhere(name: str) -> None:
+    with pytest.raises(ValueError, match="Windows cannot make such a folder"):
+        ExperimentPaths.for_experiment(Path("logs"), name)
+
+
+def test_ordinary_experiment_names_pass() -> None:
+    for name in ("voice", "我的声音 v2", "console", "nul-voice", "a.b"):
+        assert ExperimentPaths.for_experiment(Path("logs"), name).name == name
 
 
 windows_only = pytest.mark.skipif(not oscompat.IS_WINDOWS, reason="Windows behaviour (runs in the Windows workflow)")
