@@ -153,14 +153,15 @@ def fetch(source: str, downloads: Path, offline: bool) -> Path:
         return target
     downloads.mkdir(parents=True, exist_ok=True)
     say(f"downloading {source}")
+    partial = target.with_name(f"{target.name}.partial")
     try:
-        with urllib.request.urlopen(source, timeout=60) as response, \
-                tempfile.NamedTemporaryFile(dir=downloads, delete=False) as tmp:
-            shutil.copyfileobj(response, tmp)
+        with urllib.request.urlopen(source, timeout=60) as response, open(partial, "wb") as fh:
+            shutil.copyfileobj(response, fh)
     except (urllib.error.URLError, OSError) as exc:
+        partial.unlink(missing_ok=True)
         raise BuildError(f"could not download {source} ({exc}). Download it where the internet is reachable and "
                          "pass the file: --python-embed python-3.11.x-embed-amd64.zip") from None
-    Path(tmp.name).replace(target)
+    partial.replace(target)
     return target
 
 
@@ -400,7 +401,7 @@ def program_files(root: Path = REPO_ROOT) -> list[str]:
             rel = file.relative_to(root).as_posix()
             if file.is_file() and "__pycache__" not in rel and file.suffix != ".pyc" and not ignored(rel):
                 files.append(rel)
-    return files
+    return sorted(files)
 
 
 def copy_program(dest: Path, root: Path = REPO_ROOT) -> int:

@@ -169,3 +169,21 @@ def test_missing_wheels_offline_are_named(tmp_path: Path, capsys: pytest.Capture
                           "--wheelhouse", str(tmp_path / "wheels")])
     assert "nosuchpackage-for-windows" in err and "no win_amd64 wheel" in err
     assert not (tmp_path / "out" / NAME).exists()
+
+
+def test_program_files_without_git_match_gits_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source archive has no git: the .gitignore-based walk must pick the same files git does."""
+    with_git = build.program_files(REPO_ROOT)
+    monkeypatch.setattr(build.shutil, "which", lambda _name: None)
+    assert build.program_files(REPO_ROOT) == with_git
+    assert "webui.py" in with_git and "pretrained_models/README.md" in with_git
+    assert not [p for p in with_git if p.startswith(("tests/", "packaging/")) or "__pycache__" in p]
+
+
+def test_walk_leaves_out_what_gitignore_ignores(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text((REPO_ROOT / ".gitignore").read_text(encoding="utf-8"), encoding="utf-8")
+    for rel in ("GPT_SoVITS/a.py", "GPT_SoVITS/__pycache__/a.cpython-311.pyc", "tools/x.py", "tools/asr/models/m.bin",
+                "pretrained_models/README.md", "pretrained_models/s1.ckpt", "GPT_SoVITS/text/G2PWModel/g2pw.onnx"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x", encoding="utf-8")
+    assert build.program_files(tmp_path) == ["GPT_SoVITS/a.py", "pretrained_models/README.md", "tools/x.py"]
