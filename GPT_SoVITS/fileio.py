@@ -2,7 +2,8 @@
 
 A reader (or a crash, or a stop button) never sees a half-written file, and earlier results stay intact
 until the new one is complete. The temp file is in the same folder, so the rename never crosses a file
-system and works with non-ASCII paths.
+system and works with non-ASCII paths. On Windows the rename is retried for a moment while another process
+(a virus scanner, a reader) holds the destination open (:func:`GPT_SoVITS.oscompat.replace_file`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from GPT_SoVITS.oscompat import replace_file
 
 
 @contextlib.contextmanager
@@ -27,7 +30,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, dest)
+        replace_file(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -64,6 +64,12 @@ def sovits_d_path_for(g_path: Path) -> Path:
     return g_path.with_name(g_path.name.replace("s2G", "s2D"))
 
 
+#: Characters and names a Windows folder name cannot have (checked everywhere, so experiments can move between systems).
+_NOT_IN_WINDOWS_NAMES = frozenset('<>:"|?*') | {chr(i) for i in range(32)}
+_WINDOWS_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                                   *(f"LPT{i}" for i in range(1, 10))})
+
+
 @dataclass(frozen=True)
 class ExperimentPaths:
     """The numbered artefact contract of an experiment folder (``logs/<exp>/``), kept from upstream."""
@@ -75,6 +81,10 @@ class ExperimentPaths:
         name = name.strip()
         if not name or name in {".", ".."} or any(sep in name for sep in ("/", "\\")):
             raise ValueError(f"Invalid experiment name {name!r}: use a plain folder name without slashes.")
+        if any(c in _NOT_IN_WINDOWS_NAMES for c in name) or name.endswith(".") \
+                or name.split(".")[0].upper() in _WINDOWS_DEVICE_NAMES:
+            raise ValueError(f"Invalid experiment name {name!r}: Windows cannot make such a folder (no < > : \" | ? "
+                             "*, no trailing dot, not a device name such as CON or NUL); experiments stay portable.")
         return cls(Path(exp_root) / name)
 
     @property

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -37,6 +35,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from GPT_SoVITS import oscompat
 from GPT_SoVITS.audio import resample
 from GPT_SoVITS.checkpoints import CheckpointError
 from GPT_SoVITS.infer import (
@@ -429,12 +428,13 @@ def _add_openai_routes(app: FastAPI, state: ApiState) -> None:
 
 def _exit(_argv: list[str]) -> None:
     log.info("exit requested through /control")
-    os.kill(os.getpid(), signal.SIGTERM)
+    oscompat.interrupt_self()
 
 
 def _restart(argv: list[str]) -> None:
     log.info("restart requested through /control")
-    os.execv(sys.executable, [sys.executable, "-m", "app.api", *argv])
+    utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []  # the Windows package's Python ignores PYTHONUTF8
+    oscompat.replace_process([sys.executable, *utf8, "-m", "app.api", *argv])
 
 
 def build_parser() -> argparse.ArgumentParser:

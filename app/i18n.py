@@ -8,10 +8,11 @@ The core library never sees translated strings.
 from __future__ import annotations
 
 import json
-import locale
 import logging
 from functools import cache
 from pathlib import Path
+
+from GPT_SoVITS import oscompat
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,11 @@ def load_table(language: str) -> dict[str, str]:
 
 
 def system_language() -> str:
-    """The system locale if we have a translation for it (``zh_CN``, ``zh_TW`` → ``zh_CN``), else en_US."""
-    code = (locale.getlocale()[0] or "").replace("-", "_")
+    """The system locale if we have a translation for it (``zh_CN``, ``zh_TW`` → ``zh_CN``), else en_US.
+
+    On Windows the locale is the display language of the user's Windows (:func:`GPT_SoVITS.oscompat.user_language`).
+    """
+    code = (oscompat.user_language() or "").replace("-", "_")
     languages = available_languages()
     if code in languages:
         return code

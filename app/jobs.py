@@ -321,4 +321,4 @@ class TrainJob:
         save_config(self.config, self.config_path)
         gpu = ",".join(self.gpu_ids) if self.gpu_ids else None
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file, check_outputs=self.check_outputs(),
-                       gpu=gpu, on_finished=on_finished)
+                       gpu=gpu, on_finished=on_finished, stop_flag="--stop-file")

@@ -1,4 +1,7 @@
-"""The launcher: ``python webui.py [--port 9874] [--host 127.0.0.1] [--lang zh_CN|en_US] [--share]``."""
+"""The launcher: ``python webui.py [--port 9874] [--host 127.0.0.1] [--lang zh_CN|en_US] [--share] [--open-browser]``.
+
+The Windows package starts it with ``--open-browser`` from ``go-webui.bat``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import gradio as gr
 from app.context import WORKFLOW_FIELDS, AppContext
 from app.i18n import available_languages
 from app.tabs import dataset, tts
+from GPT_SoVITS import oscompat
 from GPT_SoVITS.config import WebUISettings, load_config
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
@@ -82,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lang", choices=available_languages(), default=None,
                         help="UI language (default: the system locale, else en_US)")
     parser.add_argument("--share", action="store_true", help="also create a public Gradio share link")
+    parser.add_argument("--open-browser", action="store_true",
+                        help="open the launcher in the default web browser once it is ready")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="launcher settings (YAML)")
     parser.add_argument("locale", nargs="?", choices=available_languages(),
                         help="upstream style: a bare UI language as the last argument, e.g. zh_CN")
@@ -105,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         ctx.processes.stop_all()
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, shutdown)
+    for sig in oscompat.SHUTDOWN_SIGNALS:
+        signal.signal(sig, shutdown)
     log.info("launcher on http://%s:%d (language %s)", settings.host, settings.ports.main, ctx.i18n.language)
     try:
         demo.queue().launch(server_name=settings.host, server_port=settings.ports.main, share=args.share,
-                            inbrowser=False, allowed_paths=[str(ctx.path(settings.output_root))])
+                            inbrowser=args.open_browser, allowed_paths=[str(ctx.path(settings.output_root))])
     finally:
         ctx.processes.stop_all()
     return 0

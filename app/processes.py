@@ -1,15 +1,19 @@
 """The job runner: long jobs run as child processes ``[python, -m, module, *argv]`` with a log file each.
 
 State lives here, in the server process, so jobs survive a browser reload. One running instance per job
-name; stopping kills the whole process tree; a job counts as finished only if it exits 0 *and* the outputs
+name; stopping ends the whole process tree; a job counts as finished only if it exits 0 *and* the outputs
 it promised exist. ``CUDA_VISIBLE_DEVICES`` is the only setting passed through the environment (in the
 child's own environment only); everything else travels as command-line arguments.
+
+Children run in UTF-8 mode and unbuffered (``-X utf8 -u``, not only the environment variables: the embedded
+Python of the Windows package ignores ``PYTHON*`` variables), so logs are UTF-8 whatever the Windows code page.
+How a job is asked to stop gracefully differs by platform (a signal on POSIX, a stop file on Windows); see
+:mod:`GPT_SoVITS.oscompat`.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import enum
 import logging
 import os
@@ -21,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
+from GPT_SoVITS import oscompat
 from GPT_SoVITS.logs import Progress, parse_progress
 from GPT_SoVITS.paths import REPO_ROOT
 
@@ -54,9 +57,13 @@ class JobSpec:
     check_outputs: OutputCheck | None = None
     gpu: str | None = None  # becomes CUDA_VISIBLE_DEVICES in the child's environment only
     on_finished: Callable[[], None] | None = None  # called once, in the runner, after a successful finish
+    #: the job's option that takes a stop file (e.g. ``--stop-file``): creating the file asks it to finish
+    #: gracefully; used where no catchable stop signal exists (Windows). None: the job is just ended.
+    stop_flag: str | None = None
 
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", self.module, *self.argv]
+    def command(self, stop_file: Path | None = None) -> list[str]:
+        stop = [self.stop_flag, str(stop_file)] if stop_file is not None and self.stop_flag else []
+        return [sys.executable, "-X", "utf8", "-u", "-m", self.module, *self.argv, *stop]
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class _Job:
     state: JobState = JobState.RUNNING
     message: str = ""
     stop_requested: bool = False
+    stop_file: Path | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -105,29 +113,20 @@ def read_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 64 * 1024
     return "\n".join(lines[-max_lines:])
 
 
-def kill_tree(pid: int, timeout: float = 5.0) -> None:
-    """Terminate a process and all its descendants; kill whatever survives ``timeout`` seconds."""
-    try:
-        parent = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    procs = [*parent.children(recursive=True), parent]
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=timeout)
-
-
 class ProcessManager:
-    """Starts, watches, stops and reports on named child-process jobs."""
+    """Starts, watches, stops and reports on named child-process jobs.
 
-    def __init__(self, log_dir: Path, cwd: Path = REPO_ROOT):
+    ``stop_by_file``: ask jobs that take a stop file (:attr:`JobSpec.stop_flag`) to stop through it, waiting up
+    to ``stop_grace`` seconds before ending the tree; the default is the platform's way
+    (:data:`GPT_SoVITS.oscompat.STOP_BY_FILE`).
+    """
+
+    def __init__(self, log_dir: Path, cwd: Path = REPO_ROOT, *, stop_by_file: bool = oscompat.STOP_BY_FILE,
+                 stop_grace: float = 60.0):
         self.log_dir = Path(log_dir)
         self.cwd = cwd
+        self.stop_by_file = stop_by_file
+        self.stop_grace = stop_grace
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         atexit.register(self.stop_all)
@@ -140,22 +139,30 @@ class ProcessManager:
                 raise JobBusyError(f"{name} is already running; stop it first.")
             log_file = spec.log_file or self.log_dir / f"{name}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+            stop_file = None
+            if self.stop_by_file and spec.stop_flag:
+                stop_file = self.log_dir / f"{name}.stop"
+                stop_file.parent.mkdir(parents=True, exist_ok=True)
+                stop_file.unlink(missing_ok=True)  # a request left from an earlier run must not stop this one
+            command = spec.command(stop_file)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1"}
             if spec.gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = spec.gpu
             with open(log_file, "ab") as log_fh:
-                log_fh.write(f"$ {' '.join(spec.command())}\n".encode())
+                log_fh.write(f"$ {' '.join(command)}\n".encode())
                 log_fh.flush()
-                popen = subprocess.Popen(spec.command(), cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
-            job = _Job(name, spec, popen, log_file, started=time.monotonic())
+                popen = subprocess.Popen(command, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log_fh, stderr=subprocess.STDOUT, **oscompat.new_process_group())
+            job = _Job(name, spec, popen, log_file, started=time.monotonic(), stop_file=stop_file)
             self._jobs[name] = job
-        log.info("started %s (pid %d): %s", name, popen.pid, " ".join(spec.command()))
+        log.info("started %s (pid %d): %s", name, popen.pid, " ".join(command))
         threading.Thread(target=self._watch, args=(job,), name=f"watch-{name}", daemon=True).start()
         return self.status(name)
 
     def _watch(self, job: _Job) -> None:
         rc = job.popen.wait()
+        if job.stop_file is not None:
+            job.stop_file.unlink(missing_ok=True)
         state, message = JobState.FINISHED, ""
         if job.stop_requested:
             state, message = JobState.STOPPED, "stopped by the user"
@@ -208,13 +215,23 @@ class ProcessManager:
         return self.status(name)
 
     def stop(self, name: str) -> bool:
-        """Stop job ``name`` and its whole process tree; returns False if it was not running."""
+        """Stop job ``name`` and its whole process tree; returns False if it was not running.
+
+        A job with a stop file is asked through it first and given ``stop_grace`` seconds to save and exit;
+        then (or at once, for other jobs) every process left in its tree is terminated (POSIX: SIGTERM, which a
+        trainer also takes as its request to save), and killed 5 s later.
+        """
         with self._lock:
             job = self._jobs.get(name)
             if job is None or job.state is not JobState.RUNNING:
                 return False
             job.stop_requested = True
-        kill_tree(job.popen.pid)
+        tree = oscompat.process_tree(job.popen.pid)  # taken now: descendants of an exited job cannot be found
+        if job.stop_file is not None:
+            job.stop_file.touch()
+            if not job.done.wait(self.stop_grace):
+                log.warning("%s did not stop within %.0f s of its stop request; ending it", name, self.stop_grace)
+        oscompat.terminate_processes(tree)
         job.done.wait(10)
         return True
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from benchmarks.common import add_threads_flag, set_threads
@@ -93,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     outputs = {name: decode(model) for name, model in variants.items()}  # warm-up
     wall: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
-    load_before = os.getloadavg()[0]
+    load_before = psutil.getloadavg()[0]
     for _ in range(args.runs):
         for name, model in variants.items():
             w0, c0 = time.perf_counter(), time.process_time()
             decode(model)
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
-    load_after = os.getloadavg()[0]
+    load_after = psutil.getloadavg()[0]
 
     audio_s = next(iter(outputs.values())).shape[-1] / 32000
     print(f"SoVITS decode, {args.tokens} tokens ({audio_s:.1f} s audio), {args.phones} phones, "

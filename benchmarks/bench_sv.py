@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from benchmarks.common import add_threads_flag, set_threads
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 "prepared": ERes2NetV2.from_state_dict(weights).prepare_for_inference()}
     del weights
     base = "upstream-equivalent"
-    load_before = os.getloadavg()[0]
+    load_before = psutil.getloadavg()[0]
     rows = []
     for seconds in args.seconds:
         wave = torch.from_numpy(synth_voice(seconds)).unsqueeze(0)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in variants:
             rows.append((seconds, name, min(wall[name]), statistics.median(wall[name]), min(cpu[name]),
                          min(wall[base]) / min(wall[name]), diff if name != base else 0.0))
-    load_after = os.getloadavg()[0]
+    load_after = psutil.getloadavg()[0]
 
     print(f"SV embedding (ERes2NetV2, 20480-dim), {args.threads} threads, torch {torch.__version__}, "
           f"{args.runs} runs after a warm-up")

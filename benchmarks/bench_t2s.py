@@ -18,9 +18,9 @@ Measured here (2026-11-22, load average 0.5–1.0, 2 threads): prefill 0.10 s; f
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 
+import psutil
 import torch
 
 from benchmarks.common import add_threads_flag, best_of, set_threads, wall_times
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     model = build_model()
     phones, bert, prompt = inputs(args.phones, args.prompt)
-    print(f"load average before: {os.getloadavg()[0]:.2f}; torch {torch.__version__}; threads {args.threads}")
+    print(f"load average before: {psutil.getloadavg()[0]:.2f}; torch {torch.__version__}; threads {args.threads}")
     prefill = time_prefill(model, phones, bert, prompt, args.repeats)
     rows, reference_tokens = [], {}
     for weights in ("float32", "int8"):
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, n, total, rate, same in rows:
         print(f"{name:<20} {n:>6} {prefill:>9.3f} {total:>8.2f} {rate:>12.1f} {same:>9}/{n}")
     print("'same as fp32': tokens identical to float32 decoding before the first difference (same seed).")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"load average after: {psutil.getloadavg()[0]:.2f}")
     return 0
 
 

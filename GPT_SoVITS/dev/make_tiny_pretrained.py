@@ -105,7 +105,8 @@ def write_hubert(folder: Path, seed: int = 0) -> Path:
     HubertModel(config).save_pretrained(str(folder))
     (folder / "preprocessor_config.json").write_text(json.dumps({
         "do_normalize": False, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
-        "padding_side": "right", "padding_value": 0, "return_attention_mask": False, "sampling_rate": 16000}))
+        "padding_side": "right", "padding_value": 0, "return_attention_mask": False, "sampling_rate": 16000}),
+        encoding="utf-8")
     return folder
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from GPT_SoVITS import oscompat
 from GPT_SoVITS.checkpoints import TrainState, latest_train_state, load_train_state, rotate_train_states
 from GPT_SoVITS.logs import format_progress
 from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
@@ -40,13 +41,18 @@ class AlreadyDoneError(RuntimeError):
 
 
 class StopRequest:
-    """Set by SIGTERM/SIGINT (the launcher's stop button): the loop saves its state and leaves after the batch."""
+    """A request to stop: the loop saves its state and leaves after the current optimizer step.
 
-    def __init__(self) -> None:
+    It comes as a signal (:data:`STOP_SIGNALS`: the launcher's stop button on POSIX, Ctrl+C) or, where the
+    launcher cannot send a catchable signal (Windows, see :mod:`GPT_SoVITS.oscompat`), as a stop file that appears.
+    """
+
+    def __init__(self, stop_file: Path | None = None) -> None:
         self._event = threading.Event()
+        self.stop_file = stop_file
 
     def install(self) -> None:
-        """Route SIGTERM and SIGINT here (call from the entry point's main thread)."""
+        """Route the stop signals here (call from the entry point's main thread)."""
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
 
@@ -59,31 +65,36 @@ class StopRequest:
 
     @property
     def requested(self) -> bool:
+        if not self._event.is_set() and self.stop_file is not None and self.stop_file.exists():
+            log.warning("stop requested (%s exists): stopping after the current batch and saving the training state",
+                        self.stop_file)
+            self._event.set()
         return self._event.is_set()
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = oscompat.STOP_SIGNALS
 
 
 def ignore_stop_signals(_worker_id: int = 0) -> None:
-    """DataLoader ``worker_init_fn``: workers ignore SIGTERM/SIGINT.
+    """DataLoader ``worker_init_fn``: workers ignore the stop signals.
 
-    The launcher's stop button signals the whole process tree; if the workers died with it, the main process
-    would crash on its next batch instead of saving its state. Workers exit by themselves when the main process
-    has gone. A worker is born with these signals blocked (:class:`ShieldedLoader`); one that arrived before
-    this point is discarded here, when the signal becomes ignored, instead of killing the worker.
+    The launcher's stop button signals the whole process tree on POSIX; if the workers died with it, the main
+    process would crash on its next batch instead of saving its state. Workers exit by themselves when the main
+    process has gone. A worker is born with these signals blocked (:class:`ShieldedLoader`); one that arrived
+    before this point is discarded here, when the signal becomes ignored, instead of killing the worker. On
+    Windows this covers Ctrl+C / Ctrl+Break typed in the console; the launcher's stop file never reaches workers.
     """
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    oscompat.ignore_signals(STOP_SIGNALS)
 
 
 class ShieldedLoader:
-    """A DataLoader whose worker processes start with SIGTERM/SIGINT blocked.
+    """A DataLoader whose worker processes start with the stop signals blocked (POSIX).
 
     Without this, a stop that lands while an epoch's workers are being forked (before their ``worker_init_fn``
     runs) kills a worker, and the trainer dies with "DataLoader worker is killed by signal" instead of saving
-    its state. The main process handles a signal that arrived meanwhile as soon as the workers exist.
+    its state. The main process handles a signal that arrived meanwhile as soon as the workers exist. Windows has
+    no signal masks (:func:`GPT_SoVITS.oscompat.signals_blocked` does nothing there) and needs none: the launcher
+    stops trainers through a stop file, which workers never see.
     """
 
     def __init__(self, loader: torch.utils.data.DataLoader) -> None:
@@ -93,11 +104,8 @@ class ShieldedLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[Any]:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
+        with oscompat.signals_blocked(STOP_SIGNALS):
             return iter(self.loader)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @dataclass(frozen=True)
@@ -292,6 +300,9 @@ def trainer_parser(prog: str, description: str, config_cls: type, log_name: str)
     parser.add_argument("--config", type=Path, required=True, help=f"run config YAML ({config_cls.__name__})")
     parser.add_argument("--log-file", type=Path, default=None,
                         help=f"also log here (default: <exp_dir>/logs/{log_name})")
+    parser.add_argument("--stop-file", type=Path, default=None,
+                        help="save the training state and stop when this file appears (the launcher's stop button "
+                             "on Windows, where a running process cannot catch a signal sent to it)")
     return parser
 
 
@@ -310,7 +321,7 @@ def trainer_main(args: argparse.Namespace, *, config_cls: type, trainer_cls: typ
         return 2
     log_file = (args.log_file or Path(cfg.exp_dir) / "logs" / log_name) if info.is_main else None
     setup_logging(log_file, logging.INFO if info.is_main else logging.WARNING)
-    stop = StopRequest()
+    stop = StopRequest(getattr(args, "stop_file", None))
     stop.install()
     return run_cli(what, lambda: start_training(trainer_cls, cfg, info, stop))
 

@@ -71,6 +71,28 @@ def test_gpt_job_stop_then_restart_resumes(tiny: PretrainedPaths, tmp_path: Path
     assert result.tokens[0].numel() > 0
 
 
+def test_gpt_job_stops_through_its_stop_file_and_saves(tiny: PretrainedPaths, tmp_path: Path) -> None:
+    """The Windows way (no signal a process can catch there): the launcher creates the job's stop file; the
+    trainer and its DataLoader workers get no signal, it saves its state and exits 0."""
+    exp = make_experiment(tmp_path / "logs" / "voice", n_items=8)
+    cfg = load_config(GPTRunConfig, {"exp_dir": str(exp.root), "pretrained": str(tiny.gpt("v2")),
+                                     "weights_dir": str(tmp_path / "GPT_weights_v2"),
+                                     "train": {"epochs": 400, "batch_size": 2, "grad_accum": 1},
+                                     "data": {"min_items": 1}, "save": {"every_n_epochs": 1000},
+                                     "runtime": {"device": "cpu", "num_workers": 2, "log_every_n_steps": 1}})
+    manager = ProcessManager(tmp_path / "jobs", stop_by_file=True)
+    manager.start("train_gpt", TrainJob("gpt", cfg, exp.root / "gpt_train.yaml").spec())
+    log_file = manager.status("train_gpt").log_file
+    _wait_for(log_file, "TRAIN epoch=1 step=3 ", 120)
+    manager.stop("train_gpt")
+    status = manager.wait("train_gpt", 30)
+    text = log_file.read_text(encoding="utf-8")
+    assert status.state is JobState.STOPPED and status.returncode == 0, text[-3000:]
+    assert "stop requested (" in text and "received signal" not in text
+    assert "GPT training stopped at step" in text
+    assert load_train_state(latest_train_state(cfg.state_dir, "t2s")).step >= 3
+
+
 def test_sovits_from_tiny_pretrained_set(tiny: PretrainedPaths, tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "voice", n_items=1, seconds=(1.0, 1.0))
     cfg = load_config(SoVITSRunConfig, {"exp_dir": str(exp.root), "pretrained_g": str(tiny.sovits_g("v2")),

@@ -31,19 +31,50 @@ elif mode == "tree":
     time.sleep(60)
 elif mode == "sleep":
     time.sleep(60)
+elif mode == "graceful":  # a trainer-like job: stops when its stop file appears, and notes any SIGTERM
+    import signal
+    stop = pathlib.Path(sys.argv[sys.argv.index("--stop-file") + 1])
+    signal.signal(signal.SIGTERM, lambda *_: print("got SIGTERM", flush=True))
+    print("ready", flush=True)
+    while not stop.exists():
+        time.sleep(0.05)
+    print("saved and stopping", flush=True)
+elif mode == "stubborn":  # takes a stop file and never looks at it
+    print("ready", flush=True)
+    time.sleep(60)
 """
+
+
+def _write_tool(tmp_path):
+    pkg = tmp_path / "fake_tools"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tool.py").write_text(TOOL)
 
 
 @pytest.fixture
 def manager(tmp_path):
-    pkg = tmp_path / "fake_tools"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "tool.py").write_text(TOOL)
+    _write_tool(tmp_path)
     # cwd = tmp_path makes `fake_tools` importable; the repository must stay importable too
     manager = ProcessManager(tmp_path / "logs", cwd=tmp_path)
     yield manager
     manager.stop_all()
+
+
+@pytest.fixture
+def file_manager(tmp_path):
+    """Stops jobs the Windows way: through their stop file, then the tree after a short grace period."""
+    _write_tool(tmp_path)
+    manager = ProcessManager(tmp_path / "logs", cwd=tmp_path, stop_by_file=True, stop_grace=2.0)
+    yield manager
+    manager.stop_all()
+
+
+def _wait_for_text(manager, name, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while text not in manager.tail(name):
+        assert time.monotonic() < deadline, f"{text!r} not in the log of {name}: {manager.tail(name)}"
+        time.sleep(0.05)
 
 
 def spec(*argv, **kwargs):
@@ -127,6 +158,38 @@ def test_stop_all_stops_running_jobs(manager):
     assert sorted(manager.running()) == ["a", "b"]
     manager.stop_all()
     assert manager.running() == []
+
+
+def test_stop_file_lets_the_job_finish_by_itself(file_manager, tmp_path):
+    stale = tmp_path / "logs" / "t.stop"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.touch()  # left over from an earlier run: must not stop the new one
+    file_manager.start("t", spec("graceful", stop_flag="--stop-file"))
+    assert not stale.exists()
+    _wait_for_text(file_manager, "t", "ready")
+    assert file_manager.stop("t")
+    status = file_manager.status("t")
+    assert status.state is JobState.STOPPED and status.returncode == 0
+    log_text = read_tail(status.log_file)
+    assert "saved and stopping" in log_text and "got SIGTERM" not in log_text  # the file stopped it, no signal
+    assert f"--stop-file {stale}" in log_text.splitlines()[0]
+    assert not stale.exists()  # cleaned up after the run
+
+
+def test_a_job_that_ignores_its_stop_file_is_ended_after_the_grace_period(file_manager):
+    file_manager.start("t", spec("stubborn", stop_flag="--stop-file"))
+    _wait_for_text(file_manager, "t", "ready")
+    assert file_manager.stop("t")
+    assert file_manager.status("t").state is JobState.STOPPED
+
+
+def test_signal_platforms_pass_no_stop_file(manager):
+    """POSIX default: the stop button's SIGTERM is the request; the command line stays as the job defines it."""
+    if manager.stop_by_file:
+        pytest.skip("this platform stops jobs through stop files")
+    manager.start("t", spec("progress", stop_flag="--stop-file"))
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.FINISHED and "--stop-file" not in read_tail(status.log_file)
 
 
 def test_jobs_die_with_the_process_that_started_them(tmp_path):
