@@ -8,10 +8,27 @@ system and works with non-ASCII paths.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+@functools.cache
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc); elsewhere set-and-restore once, at first use.
+
+    ``tempfile.mkstemp`` creates files with mode 0600 whatever the umask; atomic writes give the final file the
+    mode a plain ``open()`` would have given it (0666 minus the umask), so a shared group can read the results.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -27,6 +44,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

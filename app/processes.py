@@ -1,8 +1,12 @@
 """The job runner: long jobs run as child processes ``[python, -m, module, *argv]`` with a log file each.
 
 State lives here, in the server process, so jobs survive a browser reload. One running instance per job
-name; stopping kills the whole process tree; a job counts as finished only if it exits 0 *and* the outputs
-it promised exist. ``CUDA_VISIBLE_DEVICES`` is the only setting passed through the environment (in the
+name; a job counts as finished only if it exits 0 *and* the outputs it promised exist.
+
+Stopping is two-step, because a trainer must be allowed to finish its batch and save (one batch can take half a
+minute on a slow machine): the first :meth:`ProcessManager.stop` sends the graceful signal (SIGTERM) to the
+job's processes and waits however long the job needs to exit (state ``STOPPING``); only a second ``stop`` kills
+the process tree. ``CUDA_VISIBLE_DEVICES`` is the only setting passed through the environment (in the
 child's own environment only); everything else travels as command-line arguments.
 """
 
@@ -35,6 +39,7 @@ OutputCheck = Callable[[], "str | None"]
 class JobState(str, enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
+    STOPPING = "stopping"  # asked to stop (graceful signal sent); still running, e.g. saving its state
     FINISHED = "finished"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -54,6 +59,9 @@ class JobSpec:
     check_outputs: OutputCheck | None = None
     gpu: str | None = None  # becomes CUDA_VISIBLE_DEVICES in the child's environment only
     on_finished: Callable[[], None] | None = None  # called once, in the runner, after a successful finish
+    # the graceful stop signal goes to the job's child processes only, not to the job process itself: torchrun
+    # forwards a stop to its workers but kills them 30 s later, which would cut short a slow save
+    stop_children_only: bool = False
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", self.module, *self.argv]
@@ -70,10 +78,14 @@ class JobStatus:
     progress: Progress | None = None
     message: str = ""
     log_file: Path | None = None
+    missing: str = ""  # the promised outputs that were missing (FAILED after exit code 0)
+    run_id: int = 0  # grows with every start of any job of this manager; 0 = never started
+    log_offset: int = 0  # where this run's lines begin in ``log_file`` (the log keeps earlier runs)
 
     @property
     def running(self) -> bool:
-        return self.state is JobState.RUNNING
+        """The job's process is alive (also while it is stopping)."""
+        return self.state in (JobState.RUNNING, JobState.STOPPING)
 
 
 @dataclass
@@ -83,35 +95,52 @@ class _Job:
     popen: subprocess.Popen
     log_file: Path
     started: float
+    run_id: int = 0
+    log_offset: int = 0
     ended: float | None = None
     state: JobState = JobState.RUNNING
     message: str = ""
+    missing: str = ""
     stop_requested: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def read_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 64 * 1024) -> str:
-    """The last ``max_lines`` lines of a text file (reads at most ``max_bytes`` from its end)."""
+def read_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 64 * 1024, start: int = 0) -> str:
+    """The last ``max_lines`` lines of a text file after byte ``start`` (reads at most ``max_bytes``)."""
     if path is None or not path.exists():
         return ""
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
-        fh.seek(max(0, size - max_bytes))
+        begin = max(start, size - max_bytes)
+        fh.seek(begin)
         data = fh.read()
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > max_bytes and lines:
+    if begin > start and lines:
         lines = lines[1:]  # first line may be cut in the middle
     return "\n".join(lines[-max_lines:])
 
 
-def kill_tree(pid: int, timeout: float = 5.0) -> None:
-    """Terminate a process and all its descendants; kill whatever survives ``timeout`` seconds."""
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and its descendants (children first); empty when it is gone."""
     try:
         parent = psutil.Process(pid)
+        return [*parent.children(recursive=True), parent]
     except psutil.NoSuchProcess:
-        return
-    procs = [*parent.children(recursive=True), parent]
+        return []
+
+
+def signal_stop(pid: int, children_only: bool = False) -> None:
+    """Send the graceful stop signal (SIGTERM) to a process tree, without waiting or escalating."""
+    procs = _tree(pid)
+    for proc in procs[:-1] if children_only else procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+
+
+def kill_tree(pid: int, timeout: float = 5.0) -> None:
+    """Terminate a process and all its descendants; kill whatever survives ``timeout`` seconds."""
+    procs = _tree(pid)
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
@@ -130,13 +159,14 @@ class ProcessManager:
         self.cwd = cwd
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._runs = 0
         atexit.register(self.stop_all)
 
     def start(self, name: str, spec: JobSpec) -> JobStatus:
         """Start job ``name``; raises :class:`JobBusyError` if it is already running."""
         with self._lock:
             current = self._jobs.get(name)
-            if current is not None and current.state is JobState.RUNNING:
+            if current is not None and current.state in (JobState.RUNNING, JobState.STOPPING):
                 raise JobBusyError(f"{name} is already running; stop it first.")
             log_file = spec.log_file or self.log_dir / f"{name}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -144,11 +174,13 @@ class ProcessManager:
             if spec.gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = spec.gpu
             with open(log_file, "ab") as log_fh:
+                offset = log_fh.seek(0, os.SEEK_END)
                 log_fh.write(f"$ {' '.join(spec.command())}\n".encode())
                 log_fh.flush()
                 popen = subprocess.Popen(spec.command(), cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
                                          stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
-            job = _Job(name, spec, popen, log_file, started=time.monotonic())
+            self._runs += 1
+            job = _Job(name, spec, popen, log_file, started=time.monotonic(), run_id=self._runs, log_offset=offset)
             self._jobs[name] = job
         log.info("started %s (pid %d): %s", name, popen.pid, " ".join(spec.command()))
         threading.Thread(target=self._watch, args=(job,), name=f"watch-{name}", daemon=True).start()
@@ -156,13 +188,13 @@ class ProcessManager:
 
     def _watch(self, job: _Job) -> None:
         rc = job.popen.wait()
-        state, message = JobState.FINISHED, ""
+        state, message, missing = JobState.FINISHED, "", ""
         if job.stop_requested:
             state, message = JobState.STOPPED, "stopped by the user"
         elif rc != 0:
             state, message = JobState.FAILED, f"exited with code {rc}"
         elif job.spec.check_outputs is not None:
-            missing = job.spec.check_outputs()
+            missing = job.spec.check_outputs() or ""
             if missing:
                 state, message = JobState.FAILED, f"exited 0 but its outputs are missing: {missing}"
         if state is JobState.FINISHED and job.spec.on_finished is not None:
@@ -172,7 +204,7 @@ class ProcessManager:
                 log.exception("on_finished hook of %s failed", job.name)
         with self._lock:
             job.ended = time.monotonic()
-            job.state, job.message = state, message
+            job.state, job.message, job.missing = state, message, missing
         job.done.set()
         log.info("%s %s (rc=%s) %s", job.name, state.value, rc, message)
 
@@ -183,22 +215,24 @@ class ProcessManager:
                 return JobStatus(name, JobState.IDLE)
             end = job.ended if job.ended is not None else time.monotonic()
             snapshot = (job.state, job.popen.returncode if job.ended is not None else None,
-                        end - job.started, job.message, job.log_file)
-        state, rc, elapsed, message, log_file = snapshot
-        return JobStatus(name, state, rc, elapsed, self._progress(log_file), message, log_file)
+                        end - job.started, job.message, job.log_file, job.missing, job.run_id, job.log_offset)
+        state, rc, elapsed, message, log_file, missing, run_id, offset = snapshot
+        return JobStatus(name, state, rc, elapsed, self._progress(log_file, offset), message, log_file, missing,
+                         run_id, offset)
 
     @staticmethod
-    def _progress(log_file: Path) -> Progress | None:
-        for line in reversed(read_tail(log_file, max_lines=200).splitlines()):
+    def _progress(log_file: Path, start: int = 0) -> Progress | None:
+        for line in reversed(read_tail(log_file, max_lines=200, start=start).splitlines()):
             found = parse_progress(line)
             if found is not None:
                 return found
         return None
 
     def tail(self, name: str, n: int = 30) -> str:
+        """The last ``n`` lines of the current (or last) run's log."""
         with self._lock:
             job = self._jobs.get(name)
-        return read_tail(job.log_file, n) if job else ""
+        return read_tail(job.log_file, n, start=job.log_offset) if job else ""
 
     def wait(self, name: str, timeout: float | None = None) -> JobStatus:
         with self._lock:
@@ -208,23 +242,45 @@ class ProcessManager:
         return self.status(name)
 
     def stop(self, name: str) -> bool:
-        """Stop job ``name`` and its whole process tree; returns False if it was not running."""
+        """Ask job ``name`` to stop; returns False if it was not running.
+
+        The first call sends the graceful signal and returns at once: the job finishes what it must (a trainer
+        its batch and the save of its state) and exits; its state is ``STOPPING`` meanwhile. A second call
+        while it is stopping kills the whole process tree.
+        """
         with self._lock:
             job = self._jobs.get(name)
-            if job is None or job.state is not JobState.RUNNING:
+            if job is None or job.state not in (JobState.RUNNING, JobState.STOPPING):
                 return False
+            second = job.state is JobState.STOPPING
             job.stop_requested = True
-        kill_tree(job.popen.pid)
-        job.done.wait(10)
+            job.state = JobState.STOPPING
+        if second:
+            log.warning("%s: second stop, killing the process tree (pid %d)", name, job.popen.pid)
+            kill_tree(job.popen.pid, timeout=0.5)
+        else:
+            log.info("%s: stop requested (pid %d); waiting for it to exit", name, job.popen.pid)
+            signal_stop(job.popen.pid, job.spec.stop_children_only)
         return True
 
     def running(self) -> list[str]:
+        """Names of the jobs whose process is alive (running or stopping)."""
         with self._lock:
-            return [name for name, job in self._jobs.items() if job.state is JobState.RUNNING]
+            return [name for name, job in self._jobs.items() if job.state in (JobState.RUNNING, JobState.STOPPING)]
 
-    def stop_all(self) -> None:
-        for name in self.running():
-            self.stop(name)
+    def stop_all(self, grace: float = 30.0) -> None:
+        """Stop every job (the launcher is closing): graceful signal, up to ``grace`` seconds, then kill."""
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if job.state in (JobState.RUNNING, JobState.STOPPING)]
+        for job in jobs:
+            if job.state is JobState.RUNNING:
+                self.stop(job.name)
+        deadline = time.monotonic() + grace
+        for job in jobs:
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+            if not job.done.is_set():
+                kill_tree(job.popen.pid, timeout=1.0)
+                job.done.wait(5)
 
 
 def expect_files(*paths: Path) -> OutputCheck:

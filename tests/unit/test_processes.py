@@ -31,6 +31,19 @@ elif mode == "tree":
     time.sleep(60)
 elif mode == "sleep":
     time.sleep(60)
+elif mode == "saver":  # like a trainer: SIGTERM asks it to finish its (slow) batch and save, then it exits 0
+    import signal
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    print("started", flush=True)
+    while not stop:
+        time.sleep(0.05)
+    print("stopping after the current batch and saving", flush=True)
+    pathlib.Path(sys.argv[2]).with_suffix(".wait").touch()
+    while not pathlib.Path(sys.argv[2]).with_suffix(".go").exists():  # the test decides when the save ends
+        time.sleep(0.05)
+    pathlib.Path(sys.argv[2]).write_text("saved")
+    print("saved", flush=True)
 """
 
 
@@ -102,11 +115,62 @@ def test_second_start_is_busy_and_stop_kills_the_tree(manager):
     status = manager.status("t")
     assert status.running and status.elapsed > 0
     assert manager.stop("t")
-    assert manager.status("t").state is JobState.STOPPED
+    assert manager.wait("t", timeout=30).state is JobState.STOPPED
     assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
     assert not manager.stop("t")  # nothing left to stop
     manager.start("t", spec("progress"))  # the name is free again
     assert manager.wait("t", timeout=30).state is JobState.FINISHED
+
+
+def _wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_first_stop_waits_for_the_save_however_long_it_takes(manager, tmp_path):
+    """Stop never kills a job that is saving: the state stays STOPPING until it exits by itself."""
+    saved = tmp_path / "state.txt"
+    manager.start("t", spec("saver", str(saved)))
+    _wait_until(lambda: "started" in manager.tail("t"))
+    assert manager.stop("t")
+    assert manager.status("t").state is JobState.STOPPING and manager.status("t").running
+    _wait_until(lambda: saved.with_suffix(".wait").exists())
+    # the save goes on for longer than any kill timeout the runner used to have
+    time.sleep(6)
+    assert manager.status("t").state is JobState.STOPPING
+    with pytest.raises(JobBusyError):
+        manager.start("t", spec("progress"))
+    saved.with_suffix(".go").touch()
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.STOPPED and status.returncode == 0
+    assert saved.read_text() == "saved"
+    assert manager.tail("t").splitlines()[-1] == "saved"
+
+
+def test_second_stop_kills_the_tree(manager, tmp_path):
+    saved = tmp_path / "state.txt"
+    manager.start("t", spec("saver", str(saved)))
+    _wait_until(lambda: "started" in manager.tail("t"))
+    manager.stop("t")
+    _wait_until(lambda: saved.with_suffix(".wait").exists())
+    assert manager.stop("t")
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.STOPPED and status.returncode == -9
+    assert not saved.exists()
+
+
+def test_a_run_sees_only_its_own_log_lines_and_progress(manager):
+    manager.start("t", spec("progress"))
+    first = manager.wait("t", timeout=30)
+    manager.start("t", spec("fail"))
+    second = manager.wait("t", timeout=30)
+    assert second.run_id > first.run_id and second.log_file == first.log_file
+    assert second.log_offset > first.log_offset
+    assert second.progress is None  # the first run's progress lines are not this run's
+    assert "all done" not in manager.tail("t") and "something broke" in manager.tail("t")
+    assert "all done" in first.log_file.read_text()  # the log file keeps both runs
 
 
 def test_gpu_choice_goes_only_to_the_child_environment(manager, tmp_path, monkeypatch):
@@ -127,6 +191,7 @@ def test_stop_all_stops_running_jobs(manager):
     assert sorted(manager.running()) == ["a", "b"]
     manager.stop_all()
     assert manager.running() == []
+    assert manager.status("a").state is manager.status("b").state is JobState.STOPPED
 
 
 def test_jobs_die_with_the_process_that_started_them(tmp_path):
