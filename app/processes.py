@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class JobSpec:
     check_outputs: OutputCheck | None = None
     gpu: str | None = None  # becomes CUDA_VISIBLE_DEVICES in the child's environment only
     on_finished: Callable[[], None] | None = None  # called once, in the runner, after a successful finish
+    flows: Mapping[str, str] | None = None  # workflow field → value offered to later steps after a successful finish
     # the graceful stop signal goes to the job's child processes only, not to the job process itself: torchrun
     # forwards a stop to its workers but kills them 30 s later, which would cut short a slow save
     stop_children_only: bool = False

@@ -69,7 +69,7 @@ def test_launcher_job_argv_parses_back() -> None:
     args = build_parser().parse_args(job.to_argv())
     assert (args.gpt, args.sovits, args.pretrained_dir, args.port, args.host, args.device, args.half, args.lang) == (
         job.gpt, job.sovits, job.pretrained_dir, job.port, job.host, job.device, job.half, job.lang)
-    with pytest.raises(FileNotFoundError, match="GPT model not found"):
+    with pytest.raises(ValueError, match="GPT model not found"):
         job.spec()
 
 
