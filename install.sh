@@ -14,7 +14,8 @@ for arg in "$@"; do
   esac
 done
 
-apt_packages=(libsndfile1)
+# ffmpeg: the WebUI's streamed audio output is encoded by Gradio with the ffmpeg program
+apt_packages=(libsndfile1 ffmpeg)
 if [ "$dev" = 1 ]; then
   apt_packages+=(espeak-ng sox chromium chromium-driver)
 fi
