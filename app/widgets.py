@@ -173,16 +173,17 @@ class JobPanel(_Panel):
         i18n = ctx.i18n
         self.log_lines, self.finish_note = log_lines, finish_note
         self._run_inputs: dict[int, tuple] = {}  # run id → the input values it was started with
-        with gr.Row():
-            starts = [(gr.Button(start_label, variant="primary"), make_spec, inputs)]
-            starts += [(gr.Button(label), spec_fn, spec_inputs) for label, spec_fn, spec_inputs in extra_starts]
+        with gr.Row():  # element ids: hooks for browser tests and custom CSS
+            starts = [(gr.Button(start_label, variant="primary", elem_id=f"{name}-start"), make_spec, inputs)]
+            starts += [(gr.Button(label, elem_id=f"{name}-start-{i}"), spec_fn, spec_inputs)
+                       for i, (label, spec_fn, spec_inputs) in enumerate(extra_starts, start=1)]
             self.start_btn = starts[0][0]
-            self.stop_btn = gr.Button(i18n("Stop"), variant="stop", interactive=False)
+            self.stop_btn = gr.Button(i18n("Stop"), variant="stop", interactive=False, elem_id=f"{name}-stop")
         super().__init__(ctx, name, flow_fields)
-        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
-        self.progress = gr.HTML("")
+        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)), elem_id=f"{name}-status")
+        self.progress = gr.HTML("", elem_id=f"{name}-progress")
         self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
-                              autoscroll=True, elem_classes=["job-log"],
+                              autoscroll=True, elem_classes=["job-log"], elem_id=f"{name}-log",
                               info=i18n("The last lines of the job's log file."))
         self._start_buttons = [button for button, _, _ in starts]
         self.outputs = [self.status, self.progress, self.log, *self._start_buttons, self.stop_btn, self.session,
@@ -252,12 +253,12 @@ class SubWebUIPanel(_Panel):
         self.make_spec, self.url, self.log_lines = make_spec, "", log_lines
         i18n = ctx.i18n
         with gr.Row():
-            self.open_btn = gr.Button(open_label, variant="primary")
-            self.close_btn = gr.Button(close_label, variant="stop", visible=False)
+            self.open_btn = gr.Button(open_label, variant="primary", elem_id=f"{name}-open")
+            self.close_btn = gr.Button(close_label, variant="stop", visible=False, elem_id=f"{name}-close")
         super().__init__(ctx, name)
-        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
+        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)), elem_id=f"{name}-status")
         self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
-                              autoscroll=True, elem_classes=["job-log"],
+                              autoscroll=True, elem_classes=["job-log"], elem_id=f"{name}-log",
                               info=i18n("The last lines of the job's log file."))
         self.inputs = inputs
         self.outputs = [self.status, self.log, self.open_btn, self.close_btn, self.session, self.finished]

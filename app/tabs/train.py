@@ -139,12 +139,14 @@ def _build_sovits(ctx: AppContext, exp_name: Any, version: Any, batch_default: i
     i18n, pretrained, v0 = ctx.i18n, ctx.pretrained, ctx.workflow.get("version")
     with gr.Row():
         batch = gr.Slider(1, max(3 * batch_default, 4), batch_default, step=1, label=i18n("Batch size per GPU"),
+                          elem_id="sovits-batch",
                           info=i18n("Lower it if training runs out of memory."))
-        epochs = gr.Slider(1, 25, 8, step=1, label=i18n("Total epochs"),
+        epochs = gr.Slider(1, 25, 8, step=1, label=i18n("Total epochs"), elem_id="sovits-epochs",
                            info=i18n("Raising it later continues the same experiment."))
         text_lr = gr.Slider(0.2, 0.6, 0.4, step=0.05, label=i18n("Text-module learning-rate weight"),
                             info=i18n("Learning rate of the text encoder relative to the rest."))
         save_every = gr.Slider(1, 25, 4, step=1, label=i18n("Save every N epochs"),
+                               elem_id="sovits-save-every",
                                info=i18n("The last epoch is always saved."))
     with gr.Row():
         pre_g = gr.Textbox(str(pretrained.sovits_g(v0)), label=i18n("Pretrained SoVITS-G"),
@@ -182,10 +184,12 @@ def _build_gpt(ctx: AppContext, exp_name: Any, version: Any, batch_default: int,
     i18n, pretrained = ctx.i18n, ctx.pretrained
     with gr.Row():
         batch = gr.Slider(1, 40, min(batch_default, 40), step=1, label=i18n("Batch size per GPU"),
+                          elem_id="gpt-batch",
                           info=i18n("Lower it if training runs out of memory."))
-        epochs = gr.Slider(2, 50, 15, step=1, label=i18n("Total epochs"),
+        epochs = gr.Slider(2, 50, 15, step=1, label=i18n("Total epochs"), elem_id="gpt-epochs",
                            info=i18n("Raising it later continues the same experiment."))
         save_every = gr.Slider(1, 50, 5, step=1, label=i18n("Save every N epochs"),
+                               elem_id="gpt-save-every",
                                info=i18n("The last epoch is always saved."))
         dpo = gr.Checkbox(False, label=i18n("DPO training (experimental)"),
                           info=i18n("Adds a preference loss against corrupted token sequences; halves the batch."))
