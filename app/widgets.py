@@ -148,11 +148,12 @@ class _Panel:
     def _notice_markdown(self, session: PanelSession) -> str:
         return f"⚠️ {html.escape(session.notice)}\n\n" if session.notice else ""
 
-    def _refuse(self, exc: Exception) -> PanelSession:
+    def _refuse(self, exc: Exception, session: PanelSession) -> PanelSession:
+        """Show why nothing started (the run this session watches, if any, is still watched)."""
         text = error_text(self.i18n, exc)
         log.info("%s not started: %s", self.name, exc)
         gr.Warning(text)
-        return PanelSession(notice=text, ticked=True)
+        return replace(session, notice=text, ticked=True)
 
 
 class JobPanel(_Panel):
@@ -218,7 +219,7 @@ class JobPanel(_Panel):
                 self._remember_inputs(inputs, values)
                 session = PanelSession(watched=run_id, ticked=True)
             except INPUT_ERRORS as exc:
-                session = self._refuse(exc)
+                session = self._refuse(exc, session)
             return self.refresh(session, finished)
 
         return start
@@ -293,7 +294,7 @@ class SubWebUIPanel(_Panel):
             self.url = url
             self._remember_inputs(self.inputs, values)
         except INPUT_ERRORS as exc:
-            session = self._refuse(exc)
+            session = self._refuse(exc, session)
         return self.refresh(session, finished)
 
     def _close(self, session: PanelSession, finished: int) -> dict:

@@ -105,11 +105,11 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
 
 
-def open_accordion(page, title: str) -> None:
-    """Open an accordion (a click toggles it: only when its content is hidden)."""
-    button = page.locator("button.label-wrap", has_text=title).first
-    if "open" not in (button.get_attribute("class") or ""):
-        button.click()
+def open_accordion(page, title: str, inside: str) -> None:
+    """Make the accordion ``title`` show its content (``inside``: a selector within it); a click toggles it."""
+    if not page.locator(inside).is_visible():
+        page.locator("button.label-wrap", has_text=title).first.click()
+    page.locator(inside).wait_for(state="visible")
 
 
 #: Three or more English words in a row (technical names such as chinese-hubert-base or s2G2333k.pth do not count).

@@ -187,6 +187,7 @@ def _build_slicer(ctx: AppContext) -> None:
         threshold = gr.Number(defaults.threshold, label=i18n("threshold (dB)"),
                               info=i18n("Volume below this counts as silence; raise it for noisy recordings."))
         min_length = gr.Number(defaults.min_length, precision=0, label=i18n("min_length (ms)"),
+                               elem_id="slicer-min-length",
                                info=i18n("Minimum clip length; shorter pieces are joined to the next one."))
         min_interval = gr.Number(defaults.min_interval, precision=0, label=i18n("min_interval (ms)"),
                                  info=i18n("Minimum silence length to cut at; lower it for dense speech."))

@@ -81,8 +81,8 @@ def test_a_finished_step_prefills_the_next_fields_of_its_page_only_and_never_the
         a, b = context.new_page(), context.new_page()
         for page in (a, b):
             page.goto(url)
-            open_accordion(page, "0c - Batch ASR")
-            open_accordion(page, "0bb - Denoise")
+            open_accordion(page, "0c - Batch ASR", field("asr_input"))
+            open_accordion(page, "0bb - Denoise", field("denoise_input"))
         type_into(b, field("asr_input"), "chosen in tab b")
         source = _recording(tmp_path / "raw" / "take.wav", 40)
         out_dir = str(tmp_path / "sliced")
@@ -119,6 +119,6 @@ def test_a_finished_step_prefills_the_next_fields_of_its_page_only_and_never_the
         # a page opened now starts from what the jobs used and produced
         c = context.new_page()
         c.goto(url)
-        open_accordion(c, "0c - Batch ASR")
+        open_accordion(c, "0c - Batch ASR", field("asr_input"))
         wait_for_value(c, field("slicer_input"), str(source))
         wait_for_value(c, field("asr_input"), out_dir)
