@@ -49,10 +49,10 @@ class SliceJob:
     def check_outputs(self) -> OutputCheck:
         return expect_glob(self.output_dir, "*.wav")
 
-    def spec(self, log_file: Path | None = None, flows: Mapping[str, str] | None = None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), flows=flows)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,10 @@ class AsrJob:
     def check_outputs(self) -> OutputCheck:
         return expect_files(self.list_path)
 
-    def spec(self, log_file: Path | None = None, flows: Mapping[str, str] | None = None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), flows=flows)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
@@ -196,10 +196,10 @@ class DenoiseJob:
     def check_outputs(self) -> OutputCheck:
         return expect_files(self.output_dir)
 
-    def spec(self, log_file: Path | None = None, flows: Mapping[str, str] | None = None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), flows=flows)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
@@ -238,10 +238,10 @@ class VocalSeparationJob:
     def check_outputs(self) -> OutputCheck:
         return expect_glob(self.vocals_dir, f"vocal_*.{self.output_format}")
 
-    def spec(self, log_file: Path | None = None, flows: Mapping[str, str] | None = None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), flows=flows)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
