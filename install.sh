@@ -15,8 +15,9 @@ for arg in "$@"; do
 done
 
 # open-jtalk-mecab-naist-jdic: the Japanese dictionary upstream's models were trained with (naist-jdic 1.11);
-# build-essential + python3-dev: pyopenjtalk is a source package, compiled on install (cmake comes from PyPI).
-apt_packages=(libsndfile1 open-jtalk-mecab-naist-jdic build-essential python3-dev)
+# build-essential + python3-dev: pyopenjtalk is a source package, compiled on install (cmake comes from PyPI);
+# ffmpeg: the WebUI's streamed audio output is encoded by Gradio with the ffmpeg program.
+apt_packages=(libsndfile1 open-jtalk-mecab-naist-jdic build-essential python3-dev ffmpeg)
 if [ "$dev" = 1 ]; then
   apt_packages+=(espeak-ng sox chromium chromium-driver)
 fi

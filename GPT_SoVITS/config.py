@@ -144,4 +144,5 @@ class WebUISettings:
     exp_root: Path = Path("logs")  # experiments live in <exp_root>/<name>, relative to the repository root
     output_root: Path = Path("output")  # default outputs of the dataset tools
     pretrained_dir: Path = Path("pretrained_models")  # upstream's pretrained folder layout inside
+    weights_root: Path = Path(".")  # holds the release folders GPT_weights_<version>/ and SoVITS_weights_<version>/
     default_exp_name: str = "xxx"  # upstream's placeholder experiment name

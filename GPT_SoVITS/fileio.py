@@ -9,12 +9,29 @@ system and works with non-ASCII paths. On Windows the rename is retried for a mo
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from GPT_SoVITS.oscompat import replace_file
+
+
+@functools.cache
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc); elsewhere set-and-restore once, at first use.
+
+    ``tempfile.mkstemp`` creates files with mode 0600 whatever the umask; atomic writes give the final file the
+    mode a plain ``open()`` would have given it (0666 minus the umask), so a shared group can read the results.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -30,6 +47,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
         replace_file(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

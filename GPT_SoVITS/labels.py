@@ -32,8 +32,28 @@ DUPLICATE_BASENAME = "duplicate_basename"
 EMPTY_TEXT = "empty_text"
 
 
+#: Why a label file as a whole cannot be used, by kind (English; UIs translate the same templates by kind).
+LABEL_FILE_MESSAGES = {
+    "none_given": "No label file given: enter the path of a .list file.",
+    "not_found": "Label file not found: {path}",
+    "is_folder": "{path} is a folder; give the .list file inside it.",
+    "unreadable": "Cannot read label file {path}: {reason}",
+    "not_utf8": "{path} is not UTF-8 text (byte {byte}); re-save it as UTF-8.",
+    "no_list_in_folder": "{path} is a folder with no .list file in it; give the path of a .list file (batch ASR "
+                         "writes one into its output folder, named after the folder of clips).",
+    "several_lists": "{path} is a folder with {n} .list files ({names}); give one of them.",
+}
+
+
 class LabelFileError(ValueError):
-    """The label file as a whole cannot be used (not found, a folder, not UTF-8 ...); the message says why."""
+    """The label file as a whole cannot be used (not found, a folder, not UTF-8 ...); the message says why.
+
+    ``kind`` (a key of :data:`LABEL_FILE_MESSAGES`) and ``params`` let a UI show the message in its language.
+    """
+
+    def __init__(self, kind: str, **params: object):
+        self.kind, self.params = kind, params
+        super().__init__(LABEL_FILE_MESSAGES[kind].format(**params))
 
 
 def normalize_language(code: str) -> str:
@@ -204,17 +224,17 @@ def read_list(path: Path | str, audio_dir: Path | str | None = None, check_audio
     """
     path = Path(path)
     if path.is_dir():
-        raise LabelFileError(f"{path} is a folder; give the .list file inside it (see find_list_file).")
+        raise LabelFileError("is_folder", path=path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise LabelFileError(f"Label file not found: {path}") from None
+        raise LabelFileError("not_found", path=path) from None
     except OSError as exc:
-        raise LabelFileError(f"Cannot read label file {path}: {exc.strerror or exc}") from None
+        raise LabelFileError("unreadable", path=path, reason=exc.strerror or exc) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise LabelFileError(f"{path} is not UTF-8 text (byte {exc.start}); re-save it as UTF-8.") from None
+        raise LabelFileError("not_utf8", path=path, byte=exc.start) from None
     return parse_text(text, path, audio_dir, check_audio)
 
 
@@ -244,7 +264,7 @@ def find_list_file(path: Path | str) -> Path:
     """
     path = Path(clean_path(str(path)))
     if not str(path).strip() or str(path) == ".":
-        raise LabelFileError("No label file given: enter the path of a .list file.")
+        raise LabelFileError("none_given")
     if path.is_file():
         return path
     if path.is_dir():
@@ -253,8 +273,6 @@ def find_list_file(path: Path | str) -> Path:
             log.info("%s is a folder; using the label file inside it: %s", path, found[0].name)
             return found[0]
         if not found:
-            raise LabelFileError(f"{path} is a folder with no .list file in it; give the path of a .list file "
-                                 "(batch ASR writes <output folder>/<input folder name>.list).")
-        names = ", ".join(p.name for p in found)
-        raise LabelFileError(f"{path} is a folder with {len(found)} .list files ({names}); give one of them.")
-    raise LabelFileError(f"Label file not found: {path}")
+            raise LabelFileError("no_list_in_folder", path=path)
+        raise LabelFileError("several_lists", path=path, n=len(found), names=", ".join(p.name for p in found))
+    raise LabelFileError("not_found", path=path)

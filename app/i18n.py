@@ -62,8 +62,34 @@ class I18n:
         return text.format(**fmt) if fmt else text
 
 
+class UserInputError(ValueError):
+    """Bad input from the UI, shown to the user in the panel's status (and as a warning toast).
+
+    Tab code, which has ``i18n`` at hand, raises it with a translated message: ``UserInputError(i18n("…"))``.
+    Code without a UI language (the job specs of ``app/jobs.py``) raises :func:`refusal` instead: an English
+    template and its values that :meth:`text` translates when the message is shown.
+    """
+
+    def __init__(self, message: str, key: str | None = None, params: dict[str, object] | None = None):
+        super().__init__(message)
+        self.key, self.params = key, dict(params or {})
+
+    def text(self, i18n: I18n) -> str:
+        return i18n(self.key, **self.params) if self.key else str(self)
+
+
+def refusal(key: str, **params: object) -> UserInputError:
+    """A :class:`UserInputError` from a translation key (a literal, so the key scanner sees it) and its values."""
+    return UserInputError(key.format(**params), key, params)
+
+
+#: Callables whose first literal argument is a translation key (``refusal`` translates later, when shown).
+KEY_CALLS = ("i18n", "refusal")
+
+
 def scan_keys(roots: list[Path]) -> dict[str, list[str]]:
-    """Every literal key passed to ``i18n(...)`` or ``<obj>.i18n(...)`` under ``roots``: key → ``file:line``."""
+    """Every literal key passed to ``i18n(...)``, ``<obj>.i18n(...)`` or ``refusal(...)`` under ``roots``:
+    key → ``file:line``."""
     import ast
 
     found: dict[str, list[str]] = {}
@@ -72,7 +98,7 @@ def scan_keys(roots: list[Path]) -> dict[str, list[str]]:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
             for node in ast.walk(tree):
                 func = node.func if isinstance(node, ast.Call) else None
-                is_lookup = (isinstance(func, ast.Name) and func.id == "i18n") or (
+                is_lookup = (isinstance(func, ast.Name) and func.id in KEY_CALLS) or (
                     isinstance(func, ast.Attribute) and func.attr == "i18n")  # i18n("…") or ctx.i18n("…")
                 if (is_lookup and node.args and isinstance(node.args[0], ast.Constant)
                         and isinstance(node.args[0].value, str)):

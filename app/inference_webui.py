@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import gradio as gr
 import numpy as np
 
 from app.i18n import I18n, available_languages
+from app.weights import choices, list_weights
 from GPT_SoVITS.audio import float_to_int16
 from GPT_SoVITS.checkpoints import CheckpointError
 from GPT_SoVITS.infer import (
@@ -35,6 +36,7 @@ from GPT_SoVITS.infer import (
 from GPT_SoVITS.infer.flags import add_device_flags, add_pretrained_dir_flag
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
+from GPT_SoVITS.versions import DEFAULT_VERSION, RELEASE_ORDER, supported_versions
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +44,19 @@ ENGINE_ERRORS = (InvalidOptionError, ReferenceAudioError, EmptyTextError, ModelM
                  FileNotFoundError, ValueError)
 
 
-def _natural_key(path: Path) -> list[Any]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
-
-
 def weight_choices(root: Path = REPO_ROOT, pretrained: PretrainedPaths | None = None) -> tuple[list[str], list[str]]:
-    """GPT and SoVITS files to offer: the release folders (``GPT_weights*``, ``SoVITS_weights*``, natural
-    order) followed by the pretrained base models that exist."""
-    pretrained = pretrained or PretrainedPaths()
-    gpts = sorted((p for d in Path(root).glob("GPT_weights*") for p in d.glob("*.ckpt")), key=_natural_key)
-    sovits = sorted((p for d in Path(root).glob("SoVITS_weights*") for p in d.glob("*.pth")), key=_natural_key)
-    gpts += [p for p in (pretrained.gpt("v2"), pretrained.gpt("v1")) if p.is_file()]
-    sovits += [p for p in (pretrained.sovits_g("v2"), pretrained.sovits_g("v1")) if p.is_file()]
-    return [str(p) for p in gpts], [str(p) for p in sovits]
+    """GPT and SoVITS files to offer: the release folders of every version (natural order) followed by the
+    pretrained base models that exist (see :func:`app.weights.list_weights`)."""
+    gpts, sovits = list_weights(root, pretrained or PretrainedPaths())
+    return [str(f.path) for f in gpts], [str(f.path) for f in sovits]
+
+
+def labelled_weight_choices(i18n: I18n, root: Path, pretrained: PretrainedPaths
+                            ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The same files as dropdown choices ``(label, path)``: experiment · epoch · step · version."""
+    gpts, sovits = list_weights(root, pretrained)
+    word = i18n("pretrained")
+    return choices(gpts, word), choices(sovits, word)
 
 
 def language_choices(i18n: I18n, version: str) -> list[tuple[str, str]]:
@@ -131,7 +133,8 @@ class Controls:
                 self.top_p, self.temperature, self.penalty, self.check, self.retries]
 
 
-def _model_section(c: Controls, i18n: I18n, tts: TTS, gpts: list[str], sovits: list[str]) -> None:
+def _model_section(c: Controls, i18n: I18n, tts: TTS, gpts: list[tuple[str, str]],
+                   sovits: list[tuple[str, str]]) -> None:
     current = tts.models
     with gr.Group():
         gr.Markdown("### " + i18n("Models"))
@@ -263,19 +266,23 @@ def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
                     gr.Info(i18n("Nothing to reuse for this text yet: it is generated anew."))
                 result = tts.synthesize_detailed(text_v, lang_v, ref, opts)
         except ENGINE_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(i18n("Synthesis failed: {reason}", reason=str(exc))) from None
         if result.regenerated:
             gr.Warning(i18n("Some sentences were regenerated; see the report below the audio."))
         return ((result.sample_rate, float_to_int16(result.audio)), report_markdown(i18n, result, reused),
                 LastResult(text_v, lang_v, opts.text_split, result))
 
     def synthesize_stream(*values: Any) -> Iterator[tuple[int, np.ndarray]]:
+        if shutil.which("ffmpeg") is None:  # Gradio encodes streamed audio with the ffmpeg program
+            raise gr.Error(i18n("Streaming needs the ffmpeg program, which is not installed: run bash install.sh "
+                                "again (it installs ffmpeg) or install ffmpeg with your package manager. "
+                                "Synthesize without streaming works without it."))
         try:
             text_v, lang_v, ref, opts = _request(i18n, *values)
             for chunk in tts.stream(text_v, lang_v, ref, opts):
                 yield tts.sample_rate, float_to_int16(chunk)
         except ENGINE_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(i18n("Synthesis failed: {reason}", reason=str(exc))) from None
 
     def split_preview(text_v: str, lang_v: str, split_v: str) -> str:
         return "\n".join(tts.split(text_v or "", lang_v, split_v))
@@ -297,18 +304,18 @@ def _wire_models(c: Controls, i18n: I18n, tts: TTS, root: Path, pretrained: Pret
             tts.set_models(gpt=Path(gpt_v) if gpt_v and Path(gpt_v) != current.gpt_path else None,
                            sovits=Path(sovits_v) if sovits_v and Path(sovits_v) != current.sovits_path else None)
         except ENGINE_ERRORS as exc:
-            gr.Warning(str(exc))
-        choices = language_choices(i18n, tts.version)
-        codes = [code for _, code in choices]
+            gr.Warning(i18n("Cannot load the model: {reason}", reason=str(exc)))
+        langs = language_choices(i18n, tts.version)
+        codes = [code for _, code in langs]
         lang = "all_zh" if "all_zh" in codes else codes[0]
         return {c.gpt: gr.update(value=_str(tts.models.gpt_path)),
                 c.sovits: gr.update(value=_str(tts.models.sovits_path)),
                 c.model_info: i18n("Model version: {version}", version=tts.version),
-                c.prompt_lang: gr.update(choices=choices, value=lang),
-                c.text_lang: gr.update(choices=choices, value=lang)}
+                c.prompt_lang: gr.update(choices=langs, value=lang),
+                c.text_lang: gr.update(choices=langs, value=lang)}
 
     def refresh_lists() -> dict[Any, Any]:
-        gpts, sovits = weight_choices(root, pretrained)
+        gpts, sovits = labelled_weight_choices(i18n, root, pretrained)
         return {c.gpt: gr.update(choices=_with(gpts, tts.models.gpt_path)),
                 c.sovits: gr.update(choices=_with(sovits, tts.models.sovits_path))}
 
@@ -323,7 +330,7 @@ def build_inference_ui(tts: TTS, i18n: I18n | None = None, root: Path = REPO_ROO
     """The inference page for ``tts`` (nothing is loaded or launched here)."""
     i18n = i18n or I18n("en_US")
     pretrained = pretrained or PretrainedPaths()
-    gpts, sovits = weight_choices(root, pretrained)
+    gpts, sovits = labelled_weight_choices(i18n, root, pretrained)
     langs = language_choices(i18n, tts.version)
     controls = Controls()
     with gr.Blocks(title="GPT-SoVITS") as demo:
@@ -342,18 +349,26 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _with(choices: list[str], current: Path | None) -> list[str]:
-    return choices if current is None or str(current) in choices else [str(current), *choices]
+def _with(options: list[tuple[str, str]], current: Path | None) -> list[tuple[str, str]]:
+    """The choices plus the loaded file when it is not among them (a file given on the command line)."""
+    if current is None or any(value == str(current) for _, value in options):
+        return options
+    return [(str(current), str(current)), *options]
 
 
 def build_parser() -> argparse.ArgumentParser:
     pretrained = PretrainedPaths()
     parser = argparse.ArgumentParser(prog="python -m app.inference_webui", description="GPT-SoVITS inference WebUI",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--gpt", type=Path, default=None, help=f"GPT weights (default: {pretrained.gpt('v2')})")
+    parser.add_argument("--gpt", type=Path, default=None,
+                        help=f"GPT weights (default: the pretrained base of {DEFAULT_VERSION} if present, else of the "
+                             f"newest version present, e.g. {pretrained.gpt(DEFAULT_VERSION)})")
     parser.add_argument("--sovits", type=Path, default=None,
-                        help=f"SoVITS weights (default: {pretrained.sovits_g('v2')})")
+                        help=f"SoVITS weights (default: the pretrained base of the same version, e.g. "
+                             f"{pretrained.sovits_g(DEFAULT_VERSION)})")
     add_pretrained_dir_flag(parser)
+    parser.add_argument("--weights-root", type=Path, default=REPO_ROOT,
+                        help="folder holding the release folders GPT_weights_<version>/ and SoVITS_weights_<version>/")
     parser.add_argument("--port", type=int, default=9872, help="port of the page")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page")
     add_device_flags(parser)
@@ -364,14 +379,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_models(pretrained: PretrainedPaths) -> tuple[Path, Path]:
+    """The pretrained pair to start with: upstream's default version if both files are present, else the newest
+    supported version whose files are (else upstream's default, which then names the missing file)."""
+    order = [DEFAULT_VERSION, *sorted(supported_versions(), key=RELEASE_ORDER.index, reverse=True)]
+    for version in order:
+        if pretrained.gpt(version).is_file() and pretrained.sovits_g(version).is_file():
+            return pretrained.gpt(version), pretrained.sovits_g(version)
+    return pretrained.gpt(DEFAULT_VERSION), pretrained.sovits_g(DEFAULT_VERSION)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     pretrained = PretrainedPaths(args.pretrained_dir)
-    gpt = args.gpt or pretrained.gpt("v2")
-    sovits = args.sovits or pretrained.sovits_g("v2")
+    default_gpt, default_sovits = default_models(pretrained)
+    gpt, sovits = args.gpt or default_gpt, args.sovits or default_sovits
     tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8)
-    demo = build_inference_ui(tts, I18n(args.lang or args.locale), REPO_ROOT, pretrained)
+    demo = build_inference_ui(tts, I18n(args.lang or args.locale), args.weights_root, pretrained)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
     demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)
     return 0

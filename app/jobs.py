@@ -1,16 +1,21 @@
 """Typed job specs: UI values → validated dataclass → argv for ``python -m <module>``.
 
-Each spec knows its module, its argv (``to_argv``) and the outputs it promises (``check_outputs``).
+Each spec knows its module, its argv (``to_argv``) and the outputs it promises (``check_outputs``). Bad input
+is refused with :func:`app.i18n.refusal` (a translation key and its values: the panel shows it in the UI
+language).
 ``tests/unit/test_jobs.py`` checks that every spec's argv parses back to the same values with the tool's own
 argparse parser.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.i18n import refusal
 from app.processes import JobSpec, OutputCheck, expect_files, expect_glob
+from GPT_SoVITS.versions import version_spec
 from tools.slice_audio import LoudnessMix
 from tools.slicer import SlicerParams
 
@@ -29,9 +34,9 @@ class SliceJob:
         self.params.validate()
         self.mix.validate()
         if not self.input.exists():
-            raise FileNotFoundError(f"Input not found: {self.input} (give an audio file or a folder of audio files).")
+            raise refusal("Input not found: {path} (give an audio file or a folder of audio files).", path=self.input)
         if self.processes < 1:
-            raise ValueError(f"processes must be at least 1 (got {self.processes}).")
+            raise refusal("processes must be at least 1 (got {n}).", n=self.processes)
 
     def to_argv(self) -> list[str]:
         p, m = self.params, self.mix
@@ -44,15 +49,15 @@ class SliceJob:
     def check_outputs(self) -> OutputCheck:
         return expect_glob(self.output_dir, "*.wav")
 
-    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), on_finished=on_finished)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
 class PrepareJob:
-    """Dataset formatting (1A): one step, or the one-click chain of all three."""
+    """Dataset formatting (1A): some of the version's steps, or the one-click chain of all of them."""
 
     exp_dir: Path
     list_path: Path
@@ -66,36 +71,50 @@ class PrepareJob:
     workers: int = 1
     half: bool = False
     version: str = "v2"
+    sv_model: Path | None = None  # speaker-verification model of the versions whose steps include "sv"
 
     module = "GPT_SoVITS.prepare"
 
+    #: The step outputs of the experiment folder (upstream's numbered contract).
+    OUTPUTS = {"text": "2-name2text.txt", "hubert": "4-cnhubert", "sv": "7-sv_cn", "semantic": "6-name2semantic.tsv"}
+
+    def models(self) -> dict[str, Path | None]:
+        """The pretrained model each step needs."""
+        return {"text": self.bert_dir, "hubert": self.hubert_dir, "sv": self.sv_model, "semantic": self.sovits_g}
+
     def validate(self) -> None:
+        known = version_spec(self.version).prepare_steps
+        unknown = [step for step in self.steps if step not in known]
+        if unknown:
+            raise refusal("Version {version} has no formatting step {steps}.", version=self.version,
+                          steps=", ".join(unknown))
         if self.list_path.is_dir():
-            raise ValueError(f"{self.list_path} is a folder: choose the .list label file inside it.")
+            raise refusal("{path} is a folder: choose the .list label file inside it.", path=self.list_path)
         if not self.list_path.is_file():
-            raise FileNotFoundError(f"Label file not found: {self.list_path}")
+            raise refusal("Label file not found: {path}", path=self.list_path)
         if self.audio_dir is not None and not self.audio_dir.is_dir():
-            raise FileNotFoundError(f"Audio folder not found: {self.audio_dir} (leave it empty to use the .list paths)")
-        needed = {"text": self.bert_dir, "hubert": self.hubert_dir, "semantic": self.sovits_g}
+            raise refusal("Audio folder not found: {path} (leave it empty to use the .list paths)",
+                          path=self.audio_dir)
         for step in self.steps:
-            if not needed[step].exists():
-                raise FileNotFoundError(f"Pretrained model for step {step} not found: {needed[step]}; "
-                                        f"see pretrained_models/README.md.")
+            model = self.models()[step]
+            if model is None or not model.exists():
+                raise refusal("Pretrained model for step {step} not found: {path}; see pretrained_models/README.md.",
+                              step=step, path=model or "-")
 
     def to_argv(self) -> list[str]:
         argv = ["--exp-dir", str(self.exp_dir), "--list", str(self.list_path), "--steps", ",".join(self.steps),
                 "--pretrained-dir", str(self.pretrained_dir), "--bert-dir", str(self.bert_dir),
                 "--hubert-dir", str(self.hubert_dir), "--sovits-g", str(self.sovits_g),
                 "--version", self.version, "--half" if self.half else "--no-half"]
+        if "sv" in self.steps and self.sv_model is not None:
+            argv += ["--sv-model", str(self.sv_model)]
         if self.audio_dir is not None:
             argv += ["--audio-dir", str(self.audio_dir)]
         argv += ["--gpus", self.gpus] if self.gpus else ["--workers", str(self.workers)]
         return argv
 
     def check_outputs(self) -> OutputCheck:
-        outputs = {"text": self.exp_dir / "2-name2text.txt", "hubert": self.exp_dir / "4-cnhubert",
-                   "semantic": self.exp_dir / "6-name2semantic.tsv"}
-        return expect_files(*(outputs[step] for step in self.steps))
+        return expect_files(*(self.exp_dir / self.OUTPUTS[step] for step in self.steps))
 
     def spec(self, log_file: Path | None = None) -> JobSpec:
         self.validate()
@@ -128,12 +147,13 @@ class AsrJob:
 
         info = BACKENDS.get(self.backend)
         if info is None:
-            raise ValueError(f"Unknown ASR backend {self.backend!r}; choose one of {', '.join(BACKENDS)}.")
+            raise refusal("Unknown ASR backend {name!r}; choose one of {names}.", name=self.backend,
+                          names=", ".join(BACKENDS))
         if self.language not in info.languages:
-            raise ValueError(f"{self.backend} does not offer language {self.language!r} "
-                             f"(choose one of {', '.join(info.languages)}).")
+            raise refusal("{backend} does not offer language {language!r} (choose one of {languages}).",
+                          backend=self.backend, language=self.language, languages=", ".join(info.languages))
         if not self.input_dir.is_dir():
-            raise FileNotFoundError(f"Input folder not found: {self.input_dir} (give the folder of sliced clips).")
+            raise refusal("Input folder not found: {path} (give the folder of sliced clips).", path=self.input_dir)
 
     def to_argv(self) -> list[str]:
         argv = ["-i", str(self.input_dir), "-o", str(self.output_dir), "--backend", self.backend,
@@ -143,10 +163,10 @@ class AsrJob:
     def check_outputs(self) -> OutputCheck:
         return expect_files(self.list_path)
 
-    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), on_finished=on_finished)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
@@ -163,11 +183,11 @@ class DenoiseJob:
 
     def validate(self) -> None:
         if not self.input_dir.is_dir():
-            raise FileNotFoundError(f"Input folder not found: {self.input_dir} (give the folder of clips).")
+            raise refusal("Input folder not found: {path} (give the folder of clips).", path=self.input_dir)
         if self.input_dir.resolve() == self.output_dir.resolve():
-            raise ValueError("The output folder must differ from the input folder (the originals are kept).")
+            raise refusal("The output folder must differ from the input folder (the originals are kept).")
         if not 0.0 <= self.prop_decrease <= 1.0:
-            raise ValueError(f"Noise reduction strength must be between 0 and 1 (got {self.prop_decrease}).")
+            raise refusal("Noise reduction strength must be between 0 and 1 (got {value}).", value=self.prop_decrease)
 
     def to_argv(self) -> list[str]:
         return ["-i", str(self.input_dir), "-o", str(self.output_dir), "--method", self.method,
@@ -176,10 +196,10 @@ class DenoiseJob:
     def check_outputs(self) -> OutputCheck:
         return expect_files(self.output_dir)
 
-    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), on_finished=on_finished)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
@@ -207,7 +227,7 @@ class VocalSeparationJob:
 
         self.options().validate()
         if not self.input.exists():
-            raise FileNotFoundError(f"Input not found: {self.input} (give a song or a folder of songs).")
+            raise refusal("Input not found: {path} (give a song or a folder of songs).", path=self.input)
         check_model(self.model_dir, self.model)
 
     def to_argv(self) -> list[str]:
@@ -218,10 +238,10 @@ class VocalSeparationJob:
     def check_outputs(self) -> OutputCheck:
         return expect_glob(self.vocals_dir, f"vocal_*.{self.output_format}")
 
-    def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
+    def spec(self, log_file: Path | None = None, on_finished=None, flows: Mapping[str, str] | None = None) -> JobSpec:
         self.validate()
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file,
-                       check_outputs=self.check_outputs(), on_finished=on_finished)
+                       check_outputs=self.check_outputs(), on_finished=on_finished, flows=flows)
 
 
 @dataclass(frozen=True)
@@ -248,7 +268,8 @@ class LabelFixerJob:
 
         found = find_list_file(self.list_path)
         if self.audio_dir is not None and not self.audio_dir.is_dir():
-            raise FileNotFoundError(f"Audio folder not found: {self.audio_dir} (leave it empty to use the .list paths)")
+            raise refusal("Audio folder not found: {path} (leave it empty to use the .list paths)",
+                          path=self.audio_dir)
         return found
 
     def to_argv(self) -> list[str]:
@@ -285,17 +306,17 @@ class TrainJob:
 
     def validate(self) -> None:
         if self.trainer not in ("sovits", "gpt"):
-            raise ValueError(f"unknown trainer {self.trainer!r}: use sovits or gpt")
+            raise ValueError(f"unknown trainer {self.trainer!r}: use sovits or gpt")  # a programming error
         bad = [g for g in self.gpu_ids if not g.strip().isdigit()]
         if bad:
-            raise ValueError(f"GPU ids must be numbers joined by '-' (e.g. 0-1), got {self.gpus!r}")
+            raise refusal("GPU ids must be numbers joined by '-' (e.g. 0-1), got {gpus!r}", gpus=self.gpus)
         exp = Path(self.config.exp_dir)
         needed = ("2-name2text.txt", "4-cnhubert", "5-wav32k") if self.trainer == "sovits" else (
             "2-name2text.txt", "6-name2semantic.tsv")
         missing = [name for name in needed if not (exp / name).exists()]
         if missing:
-            raise FileNotFoundError(f"The experiment {exp} is not formatted yet ({', '.join(missing)} missing): "
-                                    "run 1A dataset formatting first.")
+            raise refusal("The experiment {exp} is not formatted yet ({missing} missing): run 1A dataset formatting "
+                          "first.", exp=exp, missing=", ".join(missing))
 
     def to_argv(self) -> list[str]:
         argv = ["--config", str(self.config_path)]
@@ -321,4 +342,5 @@ class TrainJob:
         save_config(self.config, self.config_path)
         gpu = ",".join(self.gpu_ids) if self.gpu_ids else None
         return JobSpec(self.module, tuple(self.to_argv()), log_file=log_file, check_outputs=self.check_outputs(),
-                       gpu=gpu, on_finished=on_finished, stop_flag="--stop-file")
+                       gpu=gpu, on_finished=on_finished, stop_flag="--stop-file",
+                       stop_children_only=len(self.gpu_ids) > 1)

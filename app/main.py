@@ -6,6 +6,7 @@ The Windows package starts it with ``--open-browser`` from ``go-webui.bat``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 from pathlib import Path
@@ -26,43 +27,61 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "webui.yaml"
 
 
-def _wire_workflow(ctx: AppContext, demo: gr.Blocks) -> None:
-    """Keep every view of a shared field in sync with the server-side workflow values.
+def _apply_js(names: list[str], elem_ids: list[str], defaults: list[Any] | None) -> str:
+    """A browser-side function ``(proposals, *current) -> values`` for the views of workflow fields.
 
-    A user edit updates the server value and the field's other views at once; a job that pushes values
-    (e.g. the slicer's output folder becoming the ASR input) bumps the workflow version, and each page picks
-    the new values up on its next timer tick. A reloaded page starts from the server values.
+    A field keeps its value when the user is in it (it has the focus) and, with ``defaults``, when it no longer
+    holds the value the page was built with (the user typed in it before the proposals arrived).
     """
-    bound = [(name, comp) for name in WORKFLOW_FIELDS for comp in ctx.components.get(name, [])]
-    if not bound:
-        return
-    all_components = [comp for _, comp in bound]
-    seen_version = gr.State(-1)
+    single = len(names) == 1
+    return f"""(p, ...cur) => {{
+        const names = {json.dumps(names)}, ids = {json.dumps(elem_ids)}, defaults = {json.dumps(defaults)};
+        const active = document.activeElement;
+        const out = cur.map((value, i) => {{
+            if (!p || typeof p !== "object" || !(names[i] in p)) return value;
+            const el = document.getElementById(ids[i]);
+            if (el && active && el.contains(active)) return value;
+            if (defaults !== null && value !== defaults[i]) return value;
+            return p[names[i]];
+        }});
+        return {"out[0]" if single else "out"};
+    }}"""
 
-    def load_all() -> tuple[Any, ...]:
-        values = ctx.workflow.snapshot()
-        return (ctx.workflow.version, *(values[name] for name, _ in bound))
 
-    def poll(version: int) -> tuple[Any, ...]:
-        if version == ctx.workflow.version:
-            return (version, *(gr.update() for _ in bound))
-        return load_all()
+def _wire_workflow(ctx: AppContext, demo: gr.Blocks) -> None:
+    """Connect the views of the workflow fields without ever overwriting what the user is typing.
 
-    demo.load(load_all, outputs=[seen_version, *all_components])
-    gr.Timer(1.0).tick(poll, inputs=seen_version, outputs=[seen_version, *all_components])
-
+    * Two views of one field (the .list path in 0d and 1A) follow each other in the browser, without a server
+      round trip.
+    * A page that opens shows the values the last jobs used or produced (fields the user already changed are
+      kept).
+    * When a job this page started finishes, the fields it offers values for (the slicer's output folder for the
+      ASR input ...) are filled in, except the one the user is typing in.
+    """
     for name in WORKFLOW_FIELDS:
         views = ctx.components.get(name, [])
         for view in views:
             siblings = [v for v in views if v is not view]
-
-            def on_input(value: str, _name: str = name, _n: int = len(siblings)) -> Any:
-                ctx.workflow.set(_name, value)
-                if _n == 0:
-                    return None
-                return value if _n == 1 else [value] * _n
-
-            view.input(on_input, inputs=view, outputs=siblings or None)
+            if siblings:
+                view.input(None, inputs=view, outputs=siblings,
+                           js="(v) => v" if len(siblings) == 1 else f"(v) => Array({len(siblings)}).fill(v)")
+    bound = [(name, view) for name in WORKFLOW_FIELDS for view in ctx.components.get(name, [])]
+    if bound:
+        names, views = [n for n, _ in bound], [v for _, v in bound]
+        load_box = gr.JSON(visible="hidden")
+        demo.load(ctx.workflow.snapshot, outputs=load_box, show_progress="hidden").then(
+            None, inputs=[load_box, *views], outputs=views,
+            js=_apply_js(names, [v.elem_id for v in views], [v.value for v in views]))
+    for panel in ctx.panels:
+        targets = [(name, view) for name in panel.flow_fields for view in ctx.components.get(name, [])]
+        if not targets:
+            continue
+        box = gr.JSON(visible="hidden")
+        panel.finished.change(panel.flows_of, inputs=panel.finished, outputs=box, show_progress="hidden").then(
+            None, inputs=[box, *(v for _, v in targets)], outputs=[v for _, v in targets],
+            js=_apply_js([n for n, _ in targets], [v.elem_id for _, v in targets], None))
+    for fn, inputs, outputs in ctx.on_load:
+        demo.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:

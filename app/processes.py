@@ -1,8 +1,12 @@
 """The job runner: long jobs run as child processes ``[python, -m, module, *argv]`` with a log file each.
 
 State lives here, in the server process, so jobs survive a browser reload. One running instance per job
-name; stopping ends the whole process tree; a job counts as finished only if it exits 0 *and* the outputs
-it promised exist. ``CUDA_VISIBLE_DEVICES`` is the only setting passed through the environment (in the
+name; a job counts as finished only if it exits 0 *and* the outputs it promised exist.
+
+Stopping is two-step, because a trainer must be allowed to finish its batch and save (one batch can take half a
+minute on a slow machine): the first :meth:`ProcessManager.stop` sends the graceful signal (SIGTERM) to the
+job's processes and waits however long the job needs to exit (state ``STOPPING``); only a second ``stop`` kills
+the process tree. ``CUDA_VISIBLE_DEVICES`` is the only setting passed through the environment (in the
 child's own environment only); everything else travels as command-line arguments.
 
 Children run in UTF-8 mode and unbuffered (``-X utf8 -u``, not only the environment variables: the embedded
@@ -14,6 +18,7 @@ How a job is asked to stop gracefully differs by platform (a signal on POSIX, a 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import enum
 import logging
 import os
@@ -21,9 +26,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from GPT_SoVITS import oscompat
 from GPT_SoVITS.logs import Progress, parse_progress
@@ -38,6 +45,7 @@ OutputCheck = Callable[[], "str | None"]
 class JobState(str, enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
+    STOPPING = "stopping"  # asked to stop (graceful signal sent); still running, e.g. saving its state
     FINISHED = "finished"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -57,6 +65,10 @@ class JobSpec:
     check_outputs: OutputCheck | None = None
     gpu: str | None = None  # becomes CUDA_VISIBLE_DEVICES in the child's environment only
     on_finished: Callable[[], None] | None = None  # called once, in the runner, after a successful finish
+    flows: Mapping[str, str] | None = None  # workflow field → value offered to later steps after a successful finish
+    # the graceful stop signal goes to the job's child processes only, not to the job process itself: torchrun
+    # forwards a stop to its workers but kills them 30 s later, which would cut short a slow save
+    stop_children_only: bool = False
     #: the job's option that takes a stop file (e.g. ``--stop-file``): creating the file asks it to finish
     #: gracefully; used where no catchable stop signal exists (Windows). None: the job is just ended.
     stop_flag: str | None = None
@@ -77,10 +89,14 @@ class JobStatus:
     progress: Progress | None = None
     message: str = ""
     log_file: Path | None = None
+    missing: str = ""  # the promised outputs that were missing (FAILED after exit code 0)
+    run_id: int = 0  # grows with every start of any job of this manager; 0 = never started
+    log_offset: int = 0  # where this run's lines begin in ``log_file`` (the log keeps earlier runs)
 
     @property
     def running(self) -> bool:
-        return self.state is JobState.RUNNING
+        """The job's process is alive (also while it is stopping)."""
+        return self.state in (JobState.RUNNING, JobState.STOPPING)
 
 
 @dataclass
@@ -90,52 +106,62 @@ class _Job:
     popen: subprocess.Popen
     log_file: Path
     started: float
+    run_id: int = 0
+    log_offset: int = 0
     ended: float | None = None
     state: JobState = JobState.RUNNING
     message: str = ""
+    missing: str = ""
     stop_requested: bool = False
     stop_file: Path | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def read_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 64 * 1024) -> str:
-    """The last ``max_lines`` lines of a text file (reads at most ``max_bytes`` from its end)."""
+def read_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 64 * 1024, start: int = 0) -> str:
+    """The last ``max_lines`` lines of a text file after byte ``start`` (reads at most ``max_bytes``)."""
     if path is None or not path.exists():
         return ""
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
-        fh.seek(max(0, size - max_bytes))
+        begin = max(start, size - max_bytes)
+        fh.seek(begin)
         data = fh.read()
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > max_bytes and lines:
+    if begin > start and lines:
         lines = lines[1:]  # first line may be cut in the middle
     return "\n".join(lines[-max_lines:])
+
+
+def signal_stop(pid: int, children_only: bool = False) -> None:
+    """Send the graceful stop request (POSIX: SIGTERM) to a process tree, without waiting or escalating."""
+    procs = oscompat.process_tree(pid)
+    for proc in procs[:-1] if children_only else procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
 
 
 class ProcessManager:
     """Starts, watches, stops and reports on named child-process jobs.
 
-    ``stop_by_file``: ask jobs that take a stop file (:attr:`JobSpec.stop_flag`) to stop through it, waiting up
-    to ``stop_grace`` seconds before ending the tree; the default is the platform's way
-    (:data:`GPT_SoVITS.oscompat.STOP_BY_FILE`).
+    ``stop_by_file``: ask jobs that take a stop file (:attr:`JobSpec.stop_flag`) to stop through it instead of a
+    signal; the default is the platform's way (:data:`GPT_SoVITS.oscompat.STOP_BY_FILE`).
     """
 
-    def __init__(self, log_dir: Path, cwd: Path = REPO_ROOT, *, stop_by_file: bool = oscompat.STOP_BY_FILE,
-                 stop_grace: float = 60.0):
+    def __init__(self, log_dir: Path, cwd: Path = REPO_ROOT, *, stop_by_file: bool = oscompat.STOP_BY_FILE):
         self.log_dir = Path(log_dir)
         self.cwd = cwd
         self.stop_by_file = stop_by_file
-        self.stop_grace = stop_grace
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._runs = 0
         atexit.register(self.stop_all)
 
     def start(self, name: str, spec: JobSpec) -> JobStatus:
         """Start job ``name``; raises :class:`JobBusyError` if it is already running."""
         with self._lock:
             current = self._jobs.get(name)
-            if current is not None and current.state is JobState.RUNNING:
+            if current is not None and current.state in (JobState.RUNNING, JobState.STOPPING):
                 raise JobBusyError(f"{name} is already running; stop it first.")
             log_file = spec.log_file or self.log_dir / f"{name}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -149,11 +175,14 @@ class ProcessManager:
             if spec.gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = spec.gpu
             with open(log_file, "ab") as log_fh:
+                offset = log_fh.seek(0, os.SEEK_END)
                 log_fh.write(f"$ {' '.join(command)}\n".encode())
                 log_fh.flush()
                 popen = subprocess.Popen(command, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
                                          stdout=log_fh, stderr=subprocess.STDOUT, **oscompat.new_process_group())
-            job = _Job(name, spec, popen, log_file, started=time.monotonic(), stop_file=stop_file)
+            self._runs += 1
+            job = _Job(name, spec, popen, log_file, started=time.monotonic(), run_id=self._runs, log_offset=offset,
+                       stop_file=stop_file)
             self._jobs[name] = job
         log.info("started %s (pid %d): %s", name, popen.pid, " ".join(command))
         threading.Thread(target=self._watch, args=(job,), name=f"watch-{name}", daemon=True).start()
@@ -163,13 +192,13 @@ class ProcessManager:
         rc = job.popen.wait()
         if job.stop_file is not None:
             job.stop_file.unlink(missing_ok=True)
-        state, message = JobState.FINISHED, ""
+        state, message, missing = JobState.FINISHED, "", ""
         if job.stop_requested:
             state, message = JobState.STOPPED, "stopped by the user"
         elif rc != 0:
             state, message = JobState.FAILED, f"exited with code {rc}"
         elif job.spec.check_outputs is not None:
-            missing = job.spec.check_outputs()
+            missing = job.spec.check_outputs() or ""
             if missing:
                 state, message = JobState.FAILED, f"exited 0 but its outputs are missing: {missing}"
         if state is JobState.FINISHED and job.spec.on_finished is not None:
@@ -179,7 +208,7 @@ class ProcessManager:
                 log.exception("on_finished hook of %s failed", job.name)
         with self._lock:
             job.ended = time.monotonic()
-            job.state, job.message = state, message
+            job.state, job.message, job.missing = state, message, missing
         job.done.set()
         log.info("%s %s (rc=%s) %s", job.name, state.value, rc, message)
 
@@ -190,22 +219,24 @@ class ProcessManager:
                 return JobStatus(name, JobState.IDLE)
             end = job.ended if job.ended is not None else time.monotonic()
             snapshot = (job.state, job.popen.returncode if job.ended is not None else None,
-                        end - job.started, job.message, job.log_file)
-        state, rc, elapsed, message, log_file = snapshot
-        return JobStatus(name, state, rc, elapsed, self._progress(log_file), message, log_file)
+                        end - job.started, job.message, job.log_file, job.missing, job.run_id, job.log_offset)
+        state, rc, elapsed, message, log_file, missing, run_id, offset = snapshot
+        return JobStatus(name, state, rc, elapsed, self._progress(log_file, offset), message, log_file, missing,
+                         run_id, offset)
 
     @staticmethod
-    def _progress(log_file: Path) -> Progress | None:
-        for line in reversed(read_tail(log_file, max_lines=200).splitlines()):
+    def _progress(log_file: Path, start: int = 0) -> Progress | None:
+        for line in reversed(read_tail(log_file, max_lines=200, start=start).splitlines()):
             found = parse_progress(line)
             if found is not None:
                 return found
         return None
 
     def tail(self, name: str, n: int = 30) -> str:
+        """The last ``n`` lines of the current (or last) run's log."""
         with self._lock:
             job = self._jobs.get(name)
-        return read_tail(job.log_file, n) if job else ""
+        return read_tail(job.log_file, n, start=job.log_offset) if job else ""
 
     def wait(self, name: str, timeout: float | None = None) -> JobStatus:
         with self._lock:
@@ -215,33 +246,48 @@ class ProcessManager:
         return self.status(name)
 
     def stop(self, name: str) -> bool:
-        """Stop job ``name`` and its whole process tree; returns False if it was not running.
+        """Ask job ``name`` to stop; returns False if it was not running.
 
-        A job with a stop file is asked through it first and given ``stop_grace`` seconds to save and exit;
-        then (or at once, for other jobs) every process left in its tree is terminated (POSIX: SIGTERM, which a
-        trainer also takes as its request to save), and killed 5 s later.
+        The first call sends the graceful request (SIGTERM, or the job's stop file) and returns at once: the job
+        finishes what it must (a trainer its batch and the save of its state) and exits; its state is
+        ``STOPPING`` meanwhile. A second call while it is stopping kills the whole process tree.
         """
         with self._lock:
             job = self._jobs.get(name)
-            if job is None or job.state is not JobState.RUNNING:
+            if job is None or job.state not in (JobState.RUNNING, JobState.STOPPING):
                 return False
+            second = job.state is JobState.STOPPING
             job.stop_requested = True
-        tree = oscompat.process_tree(job.popen.pid)  # taken now: descendants of an exited job cannot be found
-        if job.stop_file is not None:
+            job.state = JobState.STOPPING
+        if second:
+            log.warning("%s: second stop, killing the process tree (pid %d)", name, job.popen.pid)
+            oscompat.terminate_tree(job.popen.pid, timeout=0.5)
+        elif job.stop_file is not None:
+            log.info("%s: stop requested through %s; waiting for it to exit", name, job.stop_file)
             job.stop_file.touch()
-            if not job.done.wait(self.stop_grace):
-                log.warning("%s did not stop within %.0f s of its stop request; ending it", name, self.stop_grace)
-        oscompat.terminate_processes(tree)
-        job.done.wait(10)
+        else:
+            log.info("%s: stop requested (pid %d); waiting for it to exit", name, job.popen.pid)
+            signal_stop(job.popen.pid, job.spec.stop_children_only)
         return True
 
     def running(self) -> list[str]:
+        """Names of the jobs whose process is alive (running or stopping)."""
         with self._lock:
-            return [name for name, job in self._jobs.items() if job.state is JobState.RUNNING]
+            return [name for name, job in self._jobs.items() if job.state in (JobState.RUNNING, JobState.STOPPING)]
 
-    def stop_all(self) -> None:
-        for name in self.running():
-            self.stop(name)
+    def stop_all(self, grace: float = 30.0) -> None:
+        """Stop every job (the launcher is closing): graceful signal, up to ``grace`` seconds, then kill."""
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if job.state in (JobState.RUNNING, JobState.STOPPING)]
+        for job in jobs:
+            if job.state is JobState.RUNNING:
+                self.stop(job.name)
+        deadline = time.monotonic() + grace
+        for job in jobs:
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+            if not job.done.is_set():
+                oscompat.terminate_tree(job.popen.pid, timeout=1.0)
+                job.done.wait(5)
 
 
 def expect_files(*paths: Path) -> OutputCheck:

@@ -1,28 +1,66 @@
-"""Reusable launcher widgets: the job panel (start/stop, status, progress bar, live log tail)."""
+"""Reusable launcher widgets: the job panel (start/stop, status, progress bar, live log tail) and the sub-WebUI panel.
+
+Every handler gets the values on the screen as its inputs, so a job uses exactly what the page shows when the
+button is pressed. Per browser session (``gr.State``) a panel remembers the refusal it showed last (the status
+keeps saying why nothing started until the next press) and the run it started or found running; when that run
+finishes, the panel's ``finished`` state changes to the run's id, which later steps listen to (pre-filling the
+next step's fields, refreshing model lists). Other tabs are not touched.
+"""
 
 from __future__ import annotations
 
 import html
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
 
 from app.context import AppContext
+from app.i18n import I18n, UserInputError
 from app.processes import JobBusyError, JobSpec, JobState, JobStatus, format_elapsed
+from GPT_SoVITS.labels import LabelFileError
 
 log = logging.getLogger(__name__)
 
+__all__ = ["JobPanel", "SubWebUIPanel", "UserInputError", "error_text", "status_text", "progress_html"]
+
 POLL_SECONDS = 1.0
+#: Exceptions a ``make_spec`` may raise for bad input; their message is shown in the panel's status.
+INPUT_ERRORS = (UserInputError, JobBusyError, ValueError, FileNotFoundError)
 
 
-class UserInputError(ValueError):
-    """Bad input from the UI; its message (already translated) is shown to the user as a warning."""
+def label_file_message(i18n: I18n, exc: LabelFileError) -> str:
+    """A label-file problem in the UI language (the library's English templates, by kind)."""
+    templates = {
+        "none_given": i18n("No label file given: enter the path of a .list file."),
+        "not_found": i18n("Label file not found: {path}"),
+        "is_folder": i18n("{path} is a folder; give the .list file inside it."),
+        "unreadable": i18n("Cannot read label file {path}: {reason}"),
+        "not_utf8": i18n("{path} is not UTF-8 text (byte {byte}); re-save it as UTF-8."),
+        "no_list_in_folder": i18n("{path} is a folder with no .list file in it; give the path of a .list file "
+                                  "(batch ASR writes one into its output folder, named after the folder of clips)."),
+        "several_lists": i18n("{path} is a folder with {n} .list files ({names}); give one of them."),
+    }
+    return templates[exc.kind].format(**exc.params) if exc.kind in templates else str(exc)
+
+
+def error_text(i18n: I18n, exc: Exception) -> str:
+    """What to tell the user about a refused start, in the UI language."""
+    if isinstance(exc, UserInputError):
+        return exc.text(i18n)
+    if isinstance(exc, JobBusyError):
+        return i18n("This tool is already running; stop it first or wait for it to finish.")
+    if isinstance(exc, LabelFileError):
+        return label_file_message(i18n, exc)
+    # an error raised inside the library: its detail is English, the lead-in says what happened
+    return i18n("Not started: {reason}", reason=str(exc))
 
 
 def progress_html(status: JobStatus) -> str:
-    if status.progress is None:
+    """The progress bar of a running job (a finished or stopped job shows none: its last line is history)."""
+    if status.progress is None or not status.running:
         return ""
     pct = round(100 * status.progress.fraction)
     label = html.escape(f"{status.progress.label} {status.progress.done}/{status.progress.total} ({pct}%)")
@@ -30,10 +68,11 @@ def progress_html(status: JobStatus) -> str:
             f"<div>{label}</div></div>")
 
 
-def status_text(i18n, status: JobStatus) -> str:
+def status_text(i18n: I18n, status: JobStatus) -> str:
     names = {
         JobState.IDLE: i18n("Idle"),
         JobState.RUNNING: i18n("Running"),
+        JobState.STOPPING: i18n("Stopping"),
         JobState.FINISHED: i18n("Finished"),
         JobState.FAILED: i18n("Failed"),
         JobState.STOPPED: i18n("Stopped"),
@@ -41,73 +80,153 @@ def status_text(i18n, status: JobStatus) -> str:
     text = f"**{names[status.state]}**"
     if status.state is not JobState.IDLE:
         text += f" · {i18n('elapsed')} {format_elapsed(status.elapsed)}"
+    if status.state is JobState.STOPPING:
+        text += " · " + i18n("saving… (it ends after its current step; press Stop again to end it at once and "
+                             "lose that step)")
     if status.state is JobState.FAILED:
         if status.returncode:
             text += f" · {i18n('exit code')} {status.returncode}"
         else:
             text += f" · {i18n('outputs missing')}"
+            if status.missing:
+                text += f": {html.escape(status.missing)}"
     return text
 
 
-class JobPanel:
+@dataclass(frozen=True)
+class PanelSession:
+    """What one browser session's panel remembers (kept in a ``gr.State``)."""
+
+    notice: str = ""  # the last refusal, shown until the next press of a button of this panel
+    watched: int = 0  # the run this session started, or found running when the page opened
+    ticked: bool = False  # the first status poll of this page has happened
+
+
+class _Panel:
+    """Shared machinery: the session state, the refusal notice, the finished-run signal and the poll timer."""
+
+    def __init__(self, ctx: AppContext, name: str, flow_fields: Sequence[str] = ()):
+        self.ctx, self.name, self.i18n = ctx, name, ctx.i18n
+        self.flow_fields = tuple(flow_fields)  # workflow fields a finished run of this job pre-fills
+        self._run_flows: dict[int, dict[str, str]] = {}
+        self.session = gr.State(PanelSession())
+        self.finished = gr.State(0)  # id of the last watched run that finished successfully
+        self.timer = gr.Timer(POLL_SECONDS)
+        ctx.panels.append(self)
+
+    def flows_of(self, run_id: int) -> dict[str, str]:
+        """The values run ``run_id`` offers to later steps (after it finished successfully)."""
+        return self._run_flows.get(run_id, {})
+
+    def _remember_inputs(self, components: Sequence[Any], values: Sequence[Any]) -> None:
+        """The workflow fields a job used are what a page opened later shows."""
+        used = {self.ctx.field_of(comp): value for comp, value in zip(components, values, strict=False)}
+        self.ctx.workflow.remember(**{name: str(value) for name, value in used.items() if name})
+
+    def _launch(self, spec: JobSpec) -> int:
+        if spec.flows:
+            flows, hook = dict(spec.flows), spec.on_finished
+
+            def on_finished() -> None:
+                if hook is not None:
+                    hook()
+                self.ctx.workflow.remember(**flows)
+
+            spec = replace(spec, on_finished=on_finished)
+        run_id = self.ctx.processes.start(self.name, spec).run_id
+        self._run_flows[run_id] = dict(spec.flows or {})
+        return run_id
+
+    def _track(self, status: JobStatus, session: PanelSession, finished: int) -> tuple[PanelSession, int]:
+        """Adopt a run found running at the page's first poll; report a watched run's successful finish."""
+        if not session.ticked:
+            session = replace(session, ticked=True, watched=status.run_id if status.running else session.watched)
+        if session.watched and status.run_id == session.watched and status.state is JobState.FINISHED:
+            finished = status.run_id
+        return session, finished
+
+    def _notice_markdown(self, session: PanelSession) -> str:
+        return f"⚠️ {html.escape(session.notice)}\n\n" if session.notice else ""
+
+    def _refuse(self, exc: Exception, session: PanelSession) -> PanelSession:
+        """Show why nothing started (the run this session watches, if any, is still watched)."""
+        text = error_text(self.i18n, exc)
+        log.info("%s not started: %s", self.name, exc)
+        gr.Warning(text)
+        return replace(session, notice=text, ticked=True)
+
+
+class JobPanel(_Panel):
     """Start/stop buttons plus live status for one named job.
 
     ``make_spec(*input_values) -> JobSpec`` turns the panel's input widgets into a job; it raises
     :class:`UserInputError` (or ``ValueError``/``FileNotFoundError``) with a message for the user on bad input.
+    ``finish_note(status, input_values) -> str`` adds a line to the status of a finished run (e.g. items left out).
     """
 
     def __init__(self, ctx: AppContext, name: str, make_spec: Callable[..., JobSpec], inputs: list[Any],
                  start_label: str, log_lines: int = 12,
-                 extra_starts: Sequence[tuple[str, Callable[..., JobSpec], list[Any]]] = ()):
+                 extra_starts: Sequence[tuple[str, Callable[..., JobSpec], list[Any]]] = (),
+                 finish_note: Callable[[JobStatus, tuple], str] | None = None, flow_fields: Sequence[str] = ()):
         """``extra_starts``: more ``(label, make_spec, inputs)`` buttons that start the same job differently
-        (e.g. one button per formatting step plus the one-click chain); the job runs one at a time."""
-        self.ctx, self.name = ctx, name
+        (e.g. one button per formatting step plus the one-click chain); the job runs one at a time.
+        ``flow_fields``: the workflow fields a finished run pre-fills (its spec's ``flows`` give the values)."""
         i18n = ctx.i18n
-        with gr.Row():
-            starts = [(gr.Button(start_label, variant="primary"), make_spec, inputs)]
-            starts += [(gr.Button(label), spec_fn, spec_inputs) for label, spec_fn, spec_inputs in extra_starts]
+        self.log_lines, self.finish_note = log_lines, finish_note
+        self._run_inputs: dict[int, tuple] = {}  # run id → the input values it was started with
+        with gr.Row():  # element ids: hooks for browser tests and custom CSS
+            starts = [(gr.Button(start_label, variant="primary", elem_id=f"{name}-start"), make_spec, inputs)]
+            starts += [(gr.Button(label, elem_id=f"{name}-start-{i}"), spec_fn, spec_inputs)
+                       for i, (label, spec_fn, spec_inputs) in enumerate(extra_starts, start=1)]
             self.start_btn = starts[0][0]
-            self.stop_btn = gr.Button(i18n("Stop"), variant="stop", interactive=False)
-        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
-        self.progress = gr.HTML("")
+            self.stop_btn = gr.Button(i18n("Stop"), variant="stop", interactive=False, elem_id=f"{name}-stop")
+        super().__init__(ctx, name, flow_fields)
+        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)), elem_id=f"{name}-status")
+        self.progress = gr.HTML("", elem_id=f"{name}-progress")
         self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
-                              autoscroll=True, info=i18n("The last lines of the job's log file."))
-        self.timer = gr.Timer(POLL_SECONDS)
+                              autoscroll=True, elem_classes=["job-log"], elem_id=f"{name}-log",
+                              info=i18n("The last lines of the job's log file."))
         self._start_buttons = [button for button, _, _ in starts]
-        outputs = [self.status, self.progress, self.log, *self._start_buttons, self.stop_btn]
+        self.outputs = [self.status, self.progress, self.log, *self._start_buttons, self.stop_btn, self.session,
+                        self.finished]
         for button, spec_fn, spec_inputs in starts:
-            button.click(lambda *values, _fn=spec_fn: self._start(_fn, *values), inputs=spec_inputs, outputs=outputs)
-        self.stop_btn.click(self._stop, outputs=outputs)
-        self.timer.tick(self.refresh, outputs=outputs)
+            button.click(self._start_handler(spec_fn, spec_inputs), inputs=[*spec_inputs, self.session, self.finished],
+                         outputs=self.outputs)
+        self.stop_btn.click(self._stop, inputs=[self.session, self.finished], outputs=self.outputs)
+        self.timer.tick(self.refresh, inputs=[self.session, self.finished], outputs=self.outputs,
+                        show_progress="hidden")
 
-    def refresh(self) -> tuple[Any, ...]:
+    def refresh(self, session: PanelSession, finished: int) -> dict:
         status = self.ctx.processes.status(self.name)
-        message = status_text(self.ctx.i18n, status)
-        if status.message and status.state is JobState.FAILED:
-            message += f"\n\n{status.message}"
-        starts = [gr.update(interactive=not status.running) for _ in self._start_buttons]
-        return (message, progress_html(status), self.ctx.processes.tail(self.name), *starts,
-                gr.update(interactive=status.running))
+        session, finished = self._track(status, session, finished)
+        message = self._notice_markdown(session) + status_text(self.i18n, status)
+        if status.state is JobState.FINISHED and self.finish_note and status.run_id in self._run_inputs:
+            note = self.finish_note(status, self._run_inputs[status.run_id])
+            message += f"\n\n{note}" if note else ""
+        updates = {self.status: message, self.progress: progress_html(status),
+                   self.log: self.ctx.processes.tail(self.name, self.log_lines),
+                   self.stop_btn: gr.update(interactive=status.running), self.session: session,
+                   self.finished: finished}
+        updates.update({button: gr.update(interactive=not status.running) for button in self._start_buttons})
+        return updates
 
-    def _start(self, make_spec: Callable[..., JobSpec], *values: Any) -> tuple[Any, ...]:
-        i18n = self.ctx.i18n
-        try:
-            spec = make_spec(*values)
-            self.ctx.processes.start(self.name, spec)
-        except JobBusyError:
-            gr.Warning(i18n("This tool is already running; stop it first or wait for it to finish."))
-        except (UserInputError, ValueError, FileNotFoundError) as exc:
-            gr.Warning(str(exc))
-        return self.refresh()
+    def _start_handler(self, make_spec: Callable[..., JobSpec], inputs: list[Any]) -> Callable[..., dict]:
+        def start(*values: Any) -> dict:
+            *values, session, finished = values
+            try:
+                run_id = self._launch(make_spec(*values))
+                self._run_inputs[run_id] = tuple(values)
+                self._remember_inputs(inputs, values)
+                session = PanelSession(watched=run_id, ticked=True)
+            except INPUT_ERRORS as exc:
+                session = self._refuse(exc, session)
+            return self.refresh(session, finished)
 
-    def _stop(self) -> tuple[Any, ...]:
+        return start
+
+    def _stop(self, session: PanelSession, finished: int) -> dict:
         self.ctx.processes.stop(self.name)
-        return self.refresh()
-
-
-def note(text: str) -> gr.Markdown:
-    """A one-line note, e.g. for a feature that is not built yet."""
-    return gr.Markdown(f"*{text}*")
+        return self.refresh(replace(session, notice=""), finished)
 
 
 def port_open(url: str, timeout: float = 0.2) -> bool:
@@ -123,7 +242,7 @@ def port_open(url: str, timeout: float = 0.2) -> bool:
         return False
 
 
-class SubWebUIPanel:
+class SubWebUIPanel(_Panel):
     """Open/close buttons for a tool with its own WebUI (a server job), with a link to it while it runs.
 
     ``make_spec(*input_values) -> (JobSpec, url)``; it raises :class:`UserInputError` (or ``ValueError`` /
@@ -132,51 +251,57 @@ class SubWebUIPanel:
 
     def __init__(self, ctx: AppContext, name: str, make_spec: Callable[..., tuple[JobSpec, str]], inputs: list[Any],
                  open_label: str, close_label: str, log_lines: int = 6):
-        self.ctx, self.name, self.make_spec = ctx, name, make_spec
-        self.url = ""
+        self.make_spec, self.url, self.log_lines = make_spec, "", log_lines
         i18n = ctx.i18n
         with gr.Row():
-            self.open_btn = gr.Button(open_label, variant="primary")
-            self.close_btn = gr.Button(close_label, variant="stop", visible=False)
-        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)))
+            self.open_btn = gr.Button(open_label, variant="primary", elem_id=f"{name}-open")
+            self.close_btn = gr.Button(close_label, variant="stop", visible=False, elem_id=f"{name}-close")
+        super().__init__(ctx, name)
+        self.status = gr.Markdown(status_text(i18n, JobStatus(name, JobState.IDLE)), elem_id=f"{name}-status")
         self.log = gr.Textbox(label=i18n("Log"), lines=log_lines, max_lines=log_lines, interactive=False,
-                              autoscroll=True, info=i18n("The last lines of the job's log file."))
-        self.timer = gr.Timer(POLL_SECONDS)
-        outputs = [self.status, self.log, self.open_btn, self.close_btn]
-        self.open_btn.click(self._open, inputs=inputs, outputs=outputs)
-        self.close_btn.click(self._close, outputs=outputs)
-        self.timer.tick(self.refresh, outputs=outputs)
+                              autoscroll=True, elem_classes=["job-log"], elem_id=f"{name}-log",
+                              info=i18n("The last lines of the job's log file."))
+        self.inputs = inputs
+        self.outputs = [self.status, self.log, self.open_btn, self.close_btn, self.session, self.finished]
+        self.open_btn.click(self._open, inputs=[*inputs, self.session, self.finished], outputs=self.outputs)
+        self.close_btn.click(self._close, inputs=[self.session, self.finished], outputs=self.outputs)
+        self.timer.tick(self.refresh, inputs=[self.session, self.finished], outputs=self.outputs,
+                        show_progress="hidden")
 
     def status_markdown(self, status: JobStatus) -> str:
-        i18n = self.ctx.i18n
-        if status.running:
+        i18n = self.i18n
+        if status.state is JobState.RUNNING:
             if self.url and port_open(self.url):
                 return f"**{i18n('Running')}** · {i18n('Open in your browser:')} [{self.url}]({self.url})"
             return f"**{i18n('Running')}** · {i18n('Starting; the link appears when the page is ready.')}"
         if status.state is JobState.STOPPED:
             return f"**{i18n('Closed')}**"
-        message = status_text(i18n, status)
-        if status.state is JobState.FAILED and status.message:
-            message += f"\n\n{status.message}"
-        return message
+        return status_text(i18n, status)
 
-    def refresh(self) -> tuple[Any, ...]:
+    def refresh(self, session: PanelSession, finished: int) -> dict:
         status = self.ctx.processes.status(self.name)
-        return (self.status_markdown(status), self.ctx.processes.tail(self.name),
-                gr.update(visible=not status.running), gr.update(visible=status.running))
+        session, finished = self._track(status, session, finished)
+        return {self.status: self._notice_markdown(session) + self.status_markdown(status),
+                self.log: self.ctx.processes.tail(self.name, self.log_lines),
+                self.open_btn: gr.update(visible=not status.running),
+                self.close_btn: gr.update(visible=status.running), self.session: session, self.finished: finished}
 
-    def _open(self, *values: Any) -> tuple[Any, ...]:
-        i18n = self.ctx.i18n
+    def _open(self, *values: Any) -> dict:
+        *values, session, finished = values
         try:
             spec, url = self.make_spec(*values)
-            self.ctx.processes.start(self.name, spec)
+            session = PanelSession(watched=self._launch(spec), ticked=True)
             self.url = url
-        except JobBusyError:
-            gr.Warning(i18n("This tool is already running; stop it first or wait for it to finish."))
-        except (UserInputError, ValueError, FileNotFoundError) as exc:
-            gr.Warning(str(exc))
-        return self.refresh()
+            self._remember_inputs(self.inputs, values)
+        except INPUT_ERRORS as exc:
+            session = self._refuse(exc, session)
+        return self.refresh(session, finished)
 
-    def _close(self) -> tuple[Any, ...]:
+    def _close(self, session: PanelSession, finished: int) -> dict:
         self.ctx.processes.stop(self.name)
-        return self.refresh()
+        return self.refresh(replace(session, notice=""), finished)
+
+
+def note(text: str) -> gr.Markdown:
+    """A one-line note, e.g. for a feature that is not built yet."""
+    return gr.Markdown(f"*{text}*")

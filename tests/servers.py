@@ -6,6 +6,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,28 +29,35 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(argv: list[str], url: str, timeout: float = 120.0) -> Iterator[subprocess.Popen]:
-    """Run ``python *argv`` from the repository root until ``url`` answers; stop it afterwards."""
-    proc = subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"{' '.join(argv)} exited early:\n{proc.stdout.read()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{url} did not answer within {timeout:.0f} s")
-                time.sleep(0.5)
-        yield proc
-    finally:
-        proc.terminate()
+    """Run ``python *argv`` from the repository root until ``url`` answers; stop it afterwards.
+
+    Its output goes to a temporary file, not a pipe: a pipe nobody reads fills up (64 KiB) during a long test and
+    then blocks the server the next time it logs.
+    """
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as output:
+        proc = subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT,
+                                text=True)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None:
+                        output.seek(0)
+                        pytest.fail(f"{' '.join(argv)} exited early:\n{output.read()}")
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"{url} did not answer within {timeout:.0f} s")
+                    time.sleep(0.5)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(15)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ Compared with upstream's tool:
   untouched on disk (only the label lines change), so every step can be undone by hand.
 * Edited texts on the page are kept when paging, deleting, merging or splitting (upstream dropped edits that
   were not submitted first).
+* Each line's language can be changed (a Chinese text marked EN would otherwise be read as English and lose
+  almost all its phones in formatting), and a save says how many lines were edited since the file was opened.
 
 The core, :class:`LabelSession`, has no UI; :func:`build_ui` wraps it in Gradio.
 """
@@ -22,6 +24,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,15 +41,17 @@ DEFAULT_PORT = 9871
 DEFAULT_BATCH = 10
 MAX_SPLIT_SECONDS = 120.0
 SPACE_JOINED_LANGUAGES = {"en", "ko"}  # languages whose merged texts need a space between them
+LANGUAGE_CODES = ("ZH", "EN", "JA", "KO", "YUE")  # what the language column of a line can be set to
 
 
 #: What an action did, in English; the UI shows the translation of the same template (see ``build_ui``).
 MESSAGES = {
     "loaded": "{n} line(s) loaded.",
-    "edited": "{n} text(s) changed.",
+    "edited": "{n} line(s) changed on this page.",
     "unchanged": "No text changed.",
-    "saved": "Saved {n} line(s) to {file}.",
-    "saved_backup": "Saved {n} line(s) to {file} (original kept as {backup}).",
+    "saved": "Saved {n} line(s) to {file}; {edited} line(s) edited since it was opened.",
+    "saved_backup": "Saved {n} line(s) to {file}; {edited} line(s) edited since it was opened (original kept as "
+                    "{backup}).",
     "deleted": "Deleted {n} line(s) from the list: {names} (audio files kept on disk).",
     "merged": "Merged {names} into {file}; the original files are kept on disk.",
     "split": "Split {name} at {at} s into {first} and {second}; the original file is kept on disk. Edit both texts.",
@@ -54,6 +59,7 @@ MESSAGES = {
     "select_merge": "Select at least two clips to merge.",
     "select_split": "Select exactly one clip to split.",
     "split_outside": "The split point {at} s is outside the clip (0 - {length} s).",
+    "failed": "The action failed: {reason}",
 }
 
 
@@ -101,6 +107,7 @@ class LabelSession:
         self.entries: list[LabelEntry] = list(loaded.entries)
         self.problems = loaded.problems
         self.backup: Path | None = None
+        self.edited: set[str] = set()  # audio paths of the lines whose text or language changed since opening
         self.lock = threading.RLock()  # Gradio runs handlers in worker threads
 
     def __len__(self) -> int:
@@ -122,14 +129,21 @@ class LabelSession:
         return list(range(start, min(start + max(1, int(size)), len(self))))
 
     # ---- editing -------------------------------------------------------------------------------------------
-    def set_texts(self, indices: Sequence[int], texts: Sequence[str]) -> int:
-        """Replace the texts of ``indices``; returns how many actually changed."""
+    def set_texts(self, indices: Sequence[int], texts: Sequence[str],
+                  languages: Sequence[str | None] | None = None) -> int:
+        """Replace the texts (and, when given, the language codes) of ``indices``; returns how many lines changed."""
         changed = 0
+        languages = list(languages) if languages is not None else [None] * len(indices)
         with self.lock:
-            for index, text in zip(indices, texts, strict=False):
-                new = " ".join(str(text).replace("|", " ").split())
-                if 0 <= index < len(self) and new != self.entries[index].text:
-                    self.entries[index] = self.entries[index].with_text(new)
+            for index, text, language in zip(indices, texts, languages, strict=False):
+                if not 0 <= index < len(self):
+                    continue
+                entry = self.entries[index]
+                new = replace(entry, text=" ".join(str(text).replace("|", " ").split()),
+                              language=str(language).strip() if language else entry.language)
+                if new != entry:
+                    self.entries[index] = new
+                    self.edited.add(new.wav_path)
                     changed += 1
         return changed
 
@@ -200,8 +214,9 @@ class LabelSession:
                 shutil.copy2(self.path, self.backup)
             write_list(self.path, self.entries)
         if self.backup is not None:
-            return Change("saved_backup", n=len(self), file=self.path.name, backup=self.backup.name)
-        return Change("saved", n=len(self), file=self.path.name)
+            return Change("saved_backup", n=len(self), file=self.path.name, backup=self.backup.name,
+                          edited=len(self.edited))
+        return Change("saved", n=len(self), file=self.path.name, edited=len(self.edited))
 
     def _path_for(self, new_file: Path, like: LabelEntry) -> str:
         """Write a new file's path in the style of the line it comes from (absolute stays absolute)."""
@@ -222,10 +237,11 @@ def translated_messages(i18n) -> dict[str, str]:
     """:data:`MESSAGES` in the UI language (literal keys, so the i18n scanner sees them)."""
     return {
         "loaded": i18n("{n} line(s) loaded."),
-        "edited": i18n("{n} text(s) changed."),
+        "edited": i18n("{n} line(s) changed on this page."),
         "unchanged": i18n("No text changed."),
-        "saved": i18n("Saved {n} line(s) to {file}."),
-        "saved_backup": i18n("Saved {n} line(s) to {file} (original kept as {backup})."),
+        "saved": i18n("Saved {n} line(s) to {file}; {edited} line(s) edited since it was opened."),
+        "saved_backup": i18n("Saved {n} line(s) to {file}; {edited} line(s) edited since it was opened (original "
+                             "kept as {backup})."),
         "deleted": i18n("Deleted {n} line(s) from the list: {names} (audio files kept on disk)."),
         "merged": i18n("Merged {names} into {file}; the original files are kept on disk."),
         "split": i18n("Split {name} at {at} s into {first} and {second}; the original file is kept on disk. "
@@ -234,6 +250,7 @@ def translated_messages(i18n) -> dict[str, str]:
         "select_merge": i18n("Select at least two clips to merge."),
         "select_split": i18n("Select exactly one clip to split."),
         "split_outside": i18n("The split point {at} s is outside the clip (0 - {length} s)."),
+        "failed": i18n("The action failed: {reason}"),
     }
 
 
@@ -290,11 +307,14 @@ def build_ui(session: LabelSession, i18n, batch_size: int = DEFAULT_BATCH):
             next_btn = gr.Button(i18n("Next page"), elem_id="next")
             submit_btn = gr.Button(i18n("Submit text"), variant="primary", elem_id="submit")
             save_btn = gr.Button(i18n("Save file"), variant="primary", elem_id="save")
-        texts, audios, checks = [], [], []
+        texts, langs, audios, checks = [], [], [], []
         for row in range(rows):
             with gr.Row():
                 texts.append(gr.Textbox(label=i18n("Text"), scale=5, elem_id=f"text-{row}",
                                         info=i18n("What is said in this clip; edit it, then submit or save.")))
+                langs.append(gr.Dropdown(list(LANGUAGE_CODES), label=i18n("Language"), scale=1,
+                                         allow_custom_value=True, elem_id=f"lang-{row}",
+                                         info=i18n("The language of the text; 1A reads the text in it.")))
                 audios.append(gr.Audio(type="filepath", interactive=False, scale=4, label=i18n("Audio")))
                 checks.append(gr.Checkbox(label=i18n("Select"), scale=1, elem_id=f"select-{row}",
                                           info=i18n("For delete, merge or split.")))
@@ -310,44 +330,46 @@ def build_ui(session: LabelSession, i18n, batch_size: int = DEFAULT_BATCH):
         gr.HTML('<a href="?__theme=light">' + i18n("Light theme") + '</a> · <a href="?__theme=dark">'
                 + i18n("Dark theme") + "</a>")
 
-        outputs = [index, status, *texts, *audios, *checks]
+        outputs = [index, status, *texts, *langs, *audios, *checks]
 
         def render(start: int, size: int, message: str) -> list[Any]:
             start = session.clamp(start)
             shown = session.page(start, size)
-            text_updates, audio_updates, check_updates = [], [], []
+            text_updates, lang_updates, audio_updates, check_updates = [], [], [], []
             for row in range(rows):
                 visible = row < len(shown)
                 if visible:
                     entry, audio = session.entries[shown[row]], session.audio_path(shown[row])
                     text_updates.append(gr.update(value=entry.text, label=f"{shown[row]}: {entry.name}",
                                                   visible=True))
+                    lang_updates.append(gr.update(value=entry.language, visible=True))
                     audio_updates.append(gr.update(value=str(audio) if audio.is_file() else None, visible=True))
                 else:
                     text_updates.append(gr.update(value="", visible=False))
+                    lang_updates.append(gr.update(value=None, visible=False))
                     audio_updates.append(gr.update(value=None, visible=False))
                 check_updates.append(gr.update(value=False, visible=visible))
             slider = gr.update(value=start, maximum=max(1, len(session) - 1))
-            return [slider, message, *text_updates, *audio_updates, *check_updates]
+            return [slider, message, *text_updates, *lang_updates, *audio_updates, *check_updates]
 
         def act(action: str, start: float, size: float, gap: float, cut: float, *values: Any) -> list[Any]:
             start, size = session.clamp(int(start)), int(size)
             with session.lock:
                 shown = session.page(start, size)
-                selected = [shown[r] for r in range(len(shown)) if values[rows + r]]
-                edited = session.set_texts(shown, values[:len(shown)])
+                selected = [shown[r] for r in range(len(shown)) if values[2 * rows + r]]
+                edited = session.set_texts(shown, values[:len(shown)], values[rows:rows + len(shown)])
                 try:
                     changes, start = run_action(session, action, selected, start, size, gap, cut, edited)
                     message = " ".join(change.text(templates) for change in changes)
                 except LabelEditError as exc:
                     message = "⚠️ " + exc.change.text(templates)
                 except OSError as exc:
-                    message = f"⚠️ {type(exc).__name__}: {exc}"
+                    message = "⚠️ " + Change("failed", reason=exc.strerror or exc).text(templates)
                     log.warning("%s failed: %s", action, exc)
             log.info("%s: %s", action, message)
             return render(start, size, message)
 
-        inputs = [index, batch, interval, split_at, *texts, *checks]
+        inputs = [index, batch, interval, split_at, *texts, *langs, *checks]
         for button, action in ((change_btn, "goto"), (prev_btn, "prev"), (next_btn, "next"),
                                (submit_btn, "submit"), (save_btn, "save"), (delete_btn, "delete"),
                                (merge_btn, "merge"), (split_btn, "split")):

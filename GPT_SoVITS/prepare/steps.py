@@ -19,6 +19,7 @@ from GPT_SoVITS.audio import AudioReadError, load_audio, write_wav
 from GPT_SoVITS.fileio import atomic_path
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.prepare.common import Item, all_journal_records, audio_fingerprint, digest, file_fingerprint
+from GPT_SoVITS.text.language_fit import check_phones, check_script
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,18 @@ class TextProcessor:
         from GPT_SoVITS.text import clean_text
 
         text = item.text.replace("%", "-").replace("￥", ",")  # as upstream's 1Aa
+        fit = check_script(text, item.lang)  # a wrong language column would silently ruin the item
+        if fit.problem:
+            raise ItemFailed(f"wrong language: {fit.problem}")
         try:
             phones, word2ph, norm_text = clean_text(text, item.lang, self.version)
         except ValueError as exc:  # unsupported language, missing language package
             raise ItemFailed(f"language not supported: {exc}") from None
         if not phones:
             raise ItemFailed("empty text: no phones after cleaning")
+        dropped = check_phones(text, phones)
+        if dropped:
+            raise ItemFailed(f"wrong language: {dropped}")
         if item.lang == "zh":
             try:
                 features = self._featurizer().phone_level(norm_text, word2ph)

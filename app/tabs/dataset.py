@@ -115,13 +115,11 @@ def _build_denoise(ctx: AppContext) -> None:
         _required(inp_v, i18n("Enter the folder of clips to denoise."))
         output = ctx.path(_required(out_v, i18n("Enter an output folder.")))
         job = DenoiseJob(ctx.path(inp_v), output, str(method_v), float(strength_v), bool(stationary_v))
+        # upstream: the denoised folder becomes the input of ASR and the 1A audio folder
+        return job.spec(flows={"asr_input": str(output), "audio_dir": str(output)})
 
-        def flow_on() -> None:  # upstream: the denoised folder becomes the input of ASR and the 1A audio folder
-            ctx.workflow.push(asr_input=str(output), audio_dir=str(output))
-
-        return job.spec(on_finished=flow_on)
-
-    JobPanel(ctx, "denoise", make_spec, [inp, out, method, strength, stationary], i18n("Start denoising"))
+    JobPanel(ctx, "denoise", make_spec, [inp, out, method, strength, stationary], i18n("Start denoising"),
+             flow_fields=("asr_input", "audio_dir"))
 
 
 def _build_asr(ctx: AppContext) -> None:
@@ -173,13 +171,11 @@ def _build_asr(ctx: AppContext) -> None:
                          repository=model.repository, source=model.source) for model, folder, _ in missing))
         job = AsrJob(source, ctx.path(_required(out_v, i18n("Enter an output folder."))), str(backend_v),
                      str(size_v), str(language_v), str(precision_v), model_path=models)
+        # upstream: the .list goes to the label fixer and 1A, the clips folder to 1A
+        return job.spec(flows={"list_path": str(job.list_path), "audio_dir": str(source)})
 
-        def flow_on() -> None:  # upstream: the .list goes to the label fixer and 1A, the clips folder to 1A
-            ctx.workflow.push(list_path=str(job.list_path), audio_dir=str(source))
-
-        return job.spec(on_finished=flow_on)
-
-    JobPanel(ctx, "asr", make_spec, [inp, out, backend, size, language, precision, model_dir], i18n("Start ASR"))
+    JobPanel(ctx, "asr", make_spec, [inp, out, backend, size, language, precision, model_dir], i18n("Start ASR"),
+             flow_fields=("list_path", "audio_dir"))
 
 
 def _build_label_fixer(ctx: AppContext) -> None:
@@ -211,6 +207,7 @@ def _build_slicer(ctx: AppContext) -> None:
         threshold = gr.Number(defaults.threshold, label=i18n("threshold (dB)"),
                               info=i18n("Volume below this counts as silence; raise it for noisy recordings."))
         min_length = gr.Number(defaults.min_length, precision=0, label=i18n("min_length (ms)"),
+                               elem_id="slicer-min-length",
                                info=i18n("Minimum clip length; shorter pieces are joined to the next one."))
         min_interval = gr.Number(defaults.min_interval, precision=0, label=i18n("min_interval (ms)"),
                                  info=i18n("Minimum silence length to cut at; lower it for dense speech."))
@@ -236,12 +233,9 @@ def _build_slicer(ctx: AppContext) -> None:
         job = SliceJob(ctx.path(inp_v), output,
                        SlicerParams(float(thr), int(min_len), int(min_int), int(hop), int(max_sil)),
                        LoudnessMix(float(peak), float(alpha_v)), int(procs))
-
-        def flow_on() -> None:  # upstream: the slicer output becomes the input of denoise, ASR and 1A
-            ctx.workflow.push(denoise_input=str(output), asr_input=str(output), audio_dir=str(output))
-
-        return job.spec(on_finished=flow_on)
+        # upstream: the slicer output becomes the input of denoise, ASR and 1A
+        return job.spec(flows={"denoise_input": str(output), "asr_input": str(output), "audio_dir": str(output)})
 
     JobPanel(ctx, "slicer", make_spec,
              [inp, out, threshold, min_length, min_interval, hop_size, max_sil_kept, max_peak, alpha, processes],
-             i18n("Start slicing"))
+             i18n("Start slicing"), flow_fields=("denoise_input", "asr_input", "audio_dir"))

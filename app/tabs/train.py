@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -10,13 +11,15 @@ import psutil
 
 from app.context import AppContext
 from app.devices import GpuInfo, detect_gpus
+from app.i18n import I18n
 from app.jobs import TrainJob
 from app.widgets import JobPanel, UserInputError
-from GPT_SoVITS.checkpoints import describe_pretrained, latest_train_state
+from GPT_SoVITS.checkpoints import latest_train_state
 from GPT_SoVITS.config import ConfigError, load_config
-from GPT_SoVITS.paths import REPO_ROOT, sovits_d_path_for, weights_dirs
+from GPT_SoVITS.paths import REPO_ROOT, ExperimentPaths, sovits_d_path_for
 from GPT_SoVITS.train.config import PRECISIONS, GPTRunConfig, SoVITSRunConfig
 from GPT_SoVITS.train.loop import parse_train_line
+from GPT_SoVITS.versions import version_spec
 
 SOVITS_DEFAULTS = REPO_ROOT / "configs" / "sovits_v2.yaml"
 GPT_DEFAULTS = REPO_ROOT / "configs" / "gpt_v2.yaml"
@@ -33,13 +36,14 @@ def default_batch_sizes(gpus: list[GpuInfo], ram_gb: float) -> tuple[int, int]:
     return per_cpu, per_cpu
 
 
-def loss_frame(log_file: Path | None) -> pd.DataFrame:
-    """Step/loss points of the ``TRAIN`` lines in a job's log (the newest 8 MB)."""
+def loss_frame(log_file: Path | None, start: int = 0) -> pd.DataFrame:
+    """Step/loss points of the ``TRAIN`` lines in a job's log after byte ``start`` (the current run's lines; the
+    log keeps earlier runs), at most the newest 8 MB."""
     rows: list[tuple[int, float]] = []
     if log_file is not None and Path(log_file).exists():
         with open(log_file, "rb") as fh:
             size = fh.seek(0, 2)
-            fh.seek(max(0, size - MAX_LOG_BYTES))
+            fh.seek(max(start, size - MAX_LOG_BYTES))
             text = fh.read().decode("utf-8", errors="replace")
         for line in text.splitlines():
             parsed = parse_train_line(line)
@@ -48,14 +52,14 @@ def loss_frame(log_file: Path | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "loss"])
 
 
-def training_overview(i18n, exp_dir: Path, root: Path) -> str:
+def training_overview(i18n: I18n, exp_dir: Path, weights_root: Path, version: str = "v2") -> str:
     """Markdown: each trainer's newest training state (its step) and the release files of the experiment."""
-    gpt_dir, sovits_dir = weights_dirs(root, "v2")
-    name = exp_dir.name
+    gpt_dir, sovits_dir = version_spec(version).weights_dirs(weights_root)
+    exp, name = ExperimentPaths(exp_dir), exp_dir.name
     lines = []
     for model, state_dir, kind, weights in (
-            ("SoVITS", exp_dir / "logs_s2_v2", "sovits_G", sorted(sovits_dir.glob(f"{name}_e*_s*.pth"))),
-            ("GPT", exp_dir / "logs_s1_v2", "t2s", sorted(gpt_dir.glob(f"{name}-e*.ckpt")))):
+            ("SoVITS", exp.sovits_dir(version), "sovits_G", sorted(sovits_dir.glob(f"{name}_e*_s*.pth"))),
+            ("GPT", exp.gpt_dir(version), "t2s", sorted(gpt_dir.glob(f"{name}-e*.ckpt")))):
         latest = latest_train_state(state_dir, kind)
         if latest is None:
             lines.append(i18n("{model}: no training state yet", model=model))
@@ -71,22 +75,23 @@ def _path_or_none(ctx: AppContext, value: str) -> str | None:
     return str(ctx.path(value)) if str(value).strip() else None
 
 
-def _require_pretrained(i18n, paths: list[str | None], from_scratch: bool) -> None:
+def _require_pretrained(ctx: AppContext, paths: list[str | None], from_scratch: bool) -> None:
     if from_scratch:
         return
     for value in paths:
         if value is None or not Path(value).exists():
-            message = describe_pretrained(Path(value)) if value else i18n("No pretrained file is set.")
-            raise UserInputError(i18n("Training refused: {message} Tick 'train from scratch' only if you really "
-                                      "want random starting weights (the result is noise at first).",
-                                      message=message))
+            raise UserInputError(ctx.i18n(
+                "Training refused: the starting weights {path} do not exist. Put upstream's pretrained files into "
+                "{folder} (pretrained_models/README.md lists them) or give another file. Tick 'train from scratch' "
+                "only if you really want random starting weights (the result is noise at first).",
+                path=value or "-", folder=str(ctx.pretrained.root)))
 
 
-def _load(cls, defaults: Path, overrides: dict):
+def _load(i18n: I18n, cls, defaults: Path, overrides: dict):
     try:
         return load_config(cls, defaults, overrides)
     except ConfigError as exc:
-        raise UserInputError(str(exc)) from None
+        raise UserInputError(i18n("The training settings are not valid: {reason}", reason=str(exc))) from None
 
 
 def _common_widgets(ctx: AppContext, gpu_default: str, accum_default: int) -> dict:
@@ -118,97 +123,121 @@ def _common_widgets(ctx: AppContext, gpu_default: str, accum_default: int) -> di
 
 def _loss_plot(ctx: AppContext, job_name: str) -> None:
     plot = gr.LinePlot(loss_frame(None), x="step", y="loss", label=ctx.i18n("Loss"), height=240)
-    gr.Timer(PLOT_SECONDS).tick(lambda: loss_frame(ctx.processes.status(job_name).log_file), outputs=plot)
+
+    def points() -> pd.DataFrame:
+        status = ctx.processes.status(job_name)
+        return loss_frame(status.log_file, status.log_offset)
+
+    gr.Timer(PLOT_SECONDS).tick(points, outputs=plot, show_progress="hidden")
 
 
 def _device_overrides(gpus: str) -> dict:
     return {"device": "auto" if str(gpus).strip() else "cpu"}
 
 
-def _build_sovits(ctx: AppContext, batch_default: int, gpu_default: str) -> None:
-    i18n, pretrained = ctx.i18n, ctx.pretrained
+def _build_sovits(ctx: AppContext, exp_name: Any, version: Any, batch_default: int, gpu_default: str) -> None:
+    i18n, pretrained, v0 = ctx.i18n, ctx.pretrained, ctx.workflow.get("version")
     with gr.Row():
         batch = gr.Slider(1, max(3 * batch_default, 4), batch_default, step=1, label=i18n("Batch size per GPU"),
+                          elem_id="sovits-batch",
                           info=i18n("Lower it if training runs out of memory."))
-        epochs = gr.Slider(1, 25, 8, step=1, label=i18n("Total epochs"),
+        epochs = gr.Slider(1, 25, 8, step=1, label=i18n("Total epochs"), elem_id="sovits-epochs",
                            info=i18n("Raising it later continues the same experiment."))
         text_lr = gr.Slider(0.2, 0.6, 0.4, step=0.05, label=i18n("Text-module learning-rate weight"),
                             info=i18n("Learning rate of the text encoder relative to the rest."))
         save_every = gr.Slider(1, 25, 4, step=1, label=i18n("Save every N epochs"),
+                               elem_id="sovits-save-every",
                                info=i18n("The last epoch is always saved."))
     with gr.Row():
-        pre_g = gr.Textbox(str(pretrained.sovits_g()), label=i18n("Pretrained SoVITS-G"),
+        pre_g = gr.Textbox(str(pretrained.sovits_g(v0)), label=i18n("Pretrained SoVITS-G"),
                            info=i18n("Starting weights of the generator (s2G*.pth)."))
-        pre_d = gr.Textbox(str(pretrained.sovits_d()), label=i18n("Pretrained SoVITS-D"),
+        pre_d = gr.Textbox(str(pretrained.sovits_d(v0)), label=i18n("Pretrained SoVITS-D"),
                            info=i18n("Starting weights of the discriminator (s2D*.pth)."))
+    version.change(lambda v: {pre_g: str(ctx.pretrained.sovits_g(v)), pre_d: str(ctx.pretrained.sovits_d(v))},
+                   inputs=version, outputs=[pre_g, pre_d])
     common = _common_widgets(ctx, gpu_default, 1)
 
-    def make_spec(bs, ep, lr_w, every, g_path, d_path, latest, release, gpus, precision, accum, scratch, init):
-        exp = ctx.experiment()
+    def make_spec(exp_v, version_v, bs, ep, lr_w, every, g_path, d_path, latest, release, gpus, precision, accum,
+                  scratch, init):
+        exp = ctx.experiment(exp_v)
         g_value = _path_or_none(ctx, g_path)
         d_value = _path_or_none(ctx, d_path) or (str(sovits_d_path_for(Path(g_value))) if g_value else None)
-        _require_pretrained(i18n, [g_value, d_value], bool(scratch))
-        cfg = _load(SoVITSRunConfig, SOVITS_DEFAULTS, {
-            "exp_dir": str(exp.root), "name": exp.name, "pretrained_g": g_value, "pretrained_d": d_value,
-            "init_weights": _path_or_none(ctx, init), "weights_dir": str(weights_dirs(ctx.root, "v2")[1]),
+        _require_pretrained(ctx, [g_value, d_value], bool(scratch))
+        cfg = _load(i18n, SoVITSRunConfig, SOVITS_DEFAULTS, {
+            "exp_dir": str(exp.root), "name": exp.name, "version": version_v, "pretrained_g": g_value,
+            "pretrained_d": d_value, "init_weights": _path_or_none(ctx, init),
+            "weights_dir": str(version_spec(version_v).weights_dirs(ctx.weights_root)[1]),
             "train": {"batch_size": int(bs), "epochs": int(ep), "text_low_lr_rate": float(lr_w),
                       "grad_accum": int(accum)},
             "save": {"every_n_epochs": int(every), "latest_only": bool(latest), "release_weights": bool(release)},
             "runtime": {"precision": precision, "from_scratch": bool(scratch), **_device_overrides(gpus)}})
         return TrainJob("sovits", cfg, exp.root / "sovits_train.yaml", gpus=str(gpus).strip()).spec()
 
-    inputs = [batch, epochs, text_lr, save_every, pre_g, pre_d, common["latest_only"], common["release"],
-              common["gpus"], common["precision"], common["accum"], common["from_scratch"], common["init_weights"]]
+    inputs = [exp_name, version, batch, epochs, text_lr, save_every, pre_g, pre_d, common["latest_only"],
+              common["release"], common["gpus"], common["precision"], common["accum"], common["from_scratch"],
+              common["init_weights"]]
     JobPanel(ctx, "train_sovits", make_spec, inputs, i18n("Start SoVITS training"))
     _loss_plot(ctx, "train_sovits")
 
 
-def _build_gpt(ctx: AppContext, batch_default: int, gpu_default: str) -> None:
+def _build_gpt(ctx: AppContext, exp_name: Any, version: Any, batch_default: int, gpu_default: str) -> None:
     i18n, pretrained = ctx.i18n, ctx.pretrained
     with gr.Row():
         batch = gr.Slider(1, 40, min(batch_default, 40), step=1, label=i18n("Batch size per GPU"),
+                          elem_id="gpt-batch",
                           info=i18n("Lower it if training runs out of memory."))
-        epochs = gr.Slider(2, 50, 15, step=1, label=i18n("Total epochs"),
+        epochs = gr.Slider(2, 50, 15, step=1, label=i18n("Total epochs"), elem_id="gpt-epochs",
                            info=i18n("Raising it later continues the same experiment."))
         save_every = gr.Slider(1, 50, 5, step=1, label=i18n("Save every N epochs"),
+                               elem_id="gpt-save-every",
                                info=i18n("The last epoch is always saved."))
         dpo = gr.Checkbox(False, label=i18n("DPO training (experimental)"),
                           info=i18n("Adds a preference loss against corrupted token sequences; halves the batch."))
-    pre_gpt = gr.Textbox(str(pretrained.gpt()), label=i18n("Pretrained GPT"),
-                         info=i18n("Starting weights of the GPT model (s1bert25hz-*.ckpt)."))
+    pre_gpt = gr.Textbox(str(pretrained.gpt(ctx.workflow.get("version"))), label=i18n("Pretrained GPT"),
+                         info=i18n("Starting weights of the GPT model (s1bert25hz-*.ckpt, s1v3.ckpt)."))
+    version.change(lambda v: str(ctx.pretrained.gpt(v)), inputs=version, outputs=pre_gpt)
     common = _common_widgets(ctx, gpu_default, 4)
 
-    def make_spec(bs, ep, every, dpo_v, gpt_path, latest, release, gpus, precision, accum, scratch, init):
-        exp = ctx.experiment()
+    def make_spec(exp_v, version_v, bs, ep, every, dpo_v, gpt_path, latest, release, gpus, precision, accum, scratch,
+                  init):
+        exp = ctx.experiment(exp_v)
         gpt_value = _path_or_none(ctx, gpt_path)
-        _require_pretrained(i18n, [gpt_value], bool(scratch))
-        cfg = _load(GPTRunConfig, GPT_DEFAULTS, {
-            "exp_dir": str(exp.root), "name": exp.name, "pretrained": gpt_value,
-            "init_weights": _path_or_none(ctx, init), "weights_dir": str(weights_dirs(ctx.root, "v2")[0]),
+        _require_pretrained(ctx, [gpt_value], bool(scratch))
+        cfg = _load(i18n, GPTRunConfig, GPT_DEFAULTS, {
+            "exp_dir": str(exp.root), "name": exp.name, "version": version_v, "pretrained": gpt_value,
+            "init_weights": _path_or_none(ctx, init),
+            "weights_dir": str(version_spec(version_v).weights_dirs(ctx.weights_root)[0]),
             "train": {"batch_size": int(bs), "epochs": int(ep), "dpo": bool(dpo_v), "grad_accum": int(accum)},
             "save": {"every_n_epochs": int(every), "latest_only": bool(latest), "release_weights": bool(release)},
             "runtime": {"precision": precision, "from_scratch": bool(scratch), **_device_overrides(gpus)}})
         return TrainJob("gpt", cfg, exp.root / "gpt_train.yaml", gpus=str(gpus).strip()).spec()
 
-    inputs = [batch, epochs, save_every, dpo, pre_gpt, common["latest_only"], common["release"], common["gpus"],
-              common["precision"], common["accum"], common["from_scratch"], common["init_weights"]]
+    inputs = [exp_name, version, batch, epochs, save_every, dpo, pre_gpt, common["latest_only"], common["release"],
+              common["gpus"], common["precision"], common["accum"], common["from_scratch"], common["init_weights"]]
     JobPanel(ctx, "train_gpt", make_spec, inputs, i18n("Start GPT training"))
     _loss_plot(ctx, "train_gpt")
 
 
-def build_tab(ctx: AppContext) -> None:
+def build_tab(ctx: AppContext, exp_name: Any, version: Any) -> None:
     """The 1B sub-tab's content (called inside the launcher's "1B - Fine-tuning" tab)."""
     i18n = ctx.i18n
     gpus = detect_gpus()
     sovits_batch, gpt_batch = default_batch_sizes(gpus, psutil.virtual_memory().total / 2**30)
     gpu_default = "-".join(str(g.index) for g in gpus)
     gr.Markdown(i18n("Fine-tune both models on the formatted experiment. Starting again continues from the latest "
-                     "training state; weights go to SoVITS_weights_v2 and GPT_weights_v2. TensorBoard logs: "
-                     "`logs/<experiment>/tb`."))
+                     "training state; weights go to SoVITS_weights_<version> and GPT_weights_<version> (v1: "
+                     "SoVITS_weights and GPT_weights). Stop saves the training state after the current step. "
+                     "TensorBoard logs: `logs/<experiment>/tb`."))
     with gr.Accordion(i18n("1Ba - SoVITS training"), open=True):
-        _build_sovits(ctx, sovits_batch, gpu_default)
+        _build_sovits(ctx, exp_name, version, sovits_batch, gpu_default)
     with gr.Accordion(i18n("1Bb - GPT training"), open=True):
-        _build_gpt(ctx, gpt_batch, gpu_default)
+        _build_gpt(ctx, exp_name, version, gpt_batch, gpu_default)
     overview = gr.Markdown()
-    gr.Button(i18n("Show training state")).click(
-        lambda: training_overview(i18n, ctx.experiment().root, ctx.root), outputs=overview)
+
+    def show_overview(exp_v: str, version_v: str) -> str:
+        try:
+            return training_overview(i18n, ctx.experiment(exp_v).root, ctx.weights_root, version_v)
+        except UserInputError as exc:
+            return f"⚠️ {exc.text(i18n)}"
+
+    gr.Button(i18n("Show training state")).click(show_overview, inputs=[exp_name, version], outputs=overview)

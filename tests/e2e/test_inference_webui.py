@@ -69,7 +69,7 @@ def test_launcher_job_argv_parses_back() -> None:
     args = build_parser().parse_args(job.to_argv())
     assert (args.gpt, args.sovits, args.pretrained_dir, args.port, args.host, args.device, args.half, args.lang) == (
         job.gpt, job.sovits, job.pretrained_dir, job.port, job.host, job.device, job.half, job.lang)
-    with pytest.raises(FileNotFoundError, match="GPT model not found"):
+    with pytest.raises(ValueError, match="GPT model not found"):
         job.spec()
 
 
@@ -89,7 +89,7 @@ def test_launcher_tab_says_where_models_go_when_there_are_none(setup, tmp_path: 
     assert spec.module == "app.inference_webui" and str(setup["gpt"]) in spec.argv
 
 
-def test_served_page_synthesizes_and_switches_models(setup) -> None:
+def test_served_page_synthesizes_and_switches_models(setup, monkeypatch) -> None:
     tts = setup["tts"]
     demo = build_inference_ui(tts, I18n("en_US"), setup["root"], setup["pretrained"])
     port = free_port()
@@ -110,6 +110,15 @@ def test_served_page_synthesizes_and_switches_models(setup) -> None:
         assert len(sf.read(again_path)[0]) < 0.8 * (len(audio) - 2 * pause)
         _, new_report = client.predict(*[*args[:5], "完全不同的一句话。", *args[6:]], True, api_name="/synthesize")
         assert "decoded again" not in new_report  # another text: nothing to reuse, generated anew
+        # streaming works after install.sh (which installs the ffmpeg program Gradio encodes the stream with)
+        playlist = Path(client.predict(*args, api_name="/synthesize_stream")).read_text()
+        seconds = sum(float(line.split(":")[1].rstrip(",")) for line in playlist.splitlines()
+                      if line.startswith("#EXTINF:"))
+        assert seconds > 1.0 and "#EXT-X-ENDLIST" in playlist, playlist  # AAC segments of the whole text
+        with monkeypatch.context() as patch:  # without ffmpeg: a message saying what to install, not "Error"
+            patch.setattr("app.inference_webui.shutil.which", lambda _name: None)
+            with pytest.raises(gradio_client.exceptions.AppError, match="ffmpeg.*install.sh"):
+                client.predict(*args, api_name="/synthesize_stream")
         pieces = client.predict("这是第一句话。这是第二句话！", "zh", "cut5", api_name="/split_text")
         assert pieces.splitlines() == ["这是第一句话。", "这是第二句话！"]
         with pytest.raises(gradio_client.exceptions.AppError, match="between 3 and 10 s"):

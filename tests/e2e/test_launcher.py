@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import urllib.request
 
+import gradio as gr
+import numpy as np
 import pytest
 
 from app.context import AppContext
+from app.jobs import SliceJob
 from app.main import build_app, build_parser
 from app.processes import JobState
+from app.widgets import JobPanel, PanelSession
 from GPT_SoVITS.config import WebUISettings
 from tests.conftest import silence, tone_burst, write_audio
 from tests.servers import free_port, serve
@@ -32,21 +36,45 @@ def test_app_builds_with_every_workflow_view(tmp_path, language):
     assert {"slicer_input", "slicer_output", "exp_name", "list_path", "audio_dir"} <= set(ctx.components)
 
 
-def test_slicer_job_from_the_launcher_pushes_its_output_downstream(tmp_path):
+def test_a_finished_job_offers_its_outputs_to_the_page_that_started_it(tmp_path):
+    """A finished slicer's output folder reaches the workflow memory (what a page opened later shows) and the
+    finished signal of the session that started it (which pre-fills that page's fields); a session that was open
+    but idle is not told (two tabs do not overwrite each other's fields)."""
     ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
-    src = write_audio(tmp_path / "raw" / "a.wav", __import__("numpy").concatenate(
-        [tone_burst(5), silence(1), tone_burst(5)]))
-    from app.jobs import SliceJob
+    src = write_audio(tmp_path / "raw" / "a.wav", np.concatenate([tone_burst(5), silence(1), tone_burst(5)]))
     out = tmp_path / "output" / "slicer_opt"
-    version = ctx.workflow.version
-    spec = SliceJob(src, out, processes=1).spec(
-        on_finished=lambda: ctx.workflow.push(asr_input=str(out), audio_dir=str(out)))
-    ctx.processes.start("slicer", spec)
+
+    def make_spec():
+        return SliceJob(src, out, processes=1).spec(flows={"asr_input": str(out), "audio_dir": str(out)})
+
+    with gr.Blocks():
+        panel = JobPanel(ctx, "slicer", make_spec, [], "Start", flow_fields=("asr_input", "audio_dir"))
+    other = panel.refresh(PanelSession(), 0)[panel.session]  # another tab, open before the start
+    started = panel._start_handler(make_spec, [])(PanelSession(), 0)
+    mine = started[panel.session]
+    assert mine.watched == ctx.processes.status("slicer").run_id and not started[panel.finished]
     status = ctx.processes.wait("slicer", timeout=120)
     assert status.state is JobState.FINISHED, ctx.processes.tail("slicer")
-    assert ctx.workflow.version == version + 1
-    assert ctx.workflow.get("asr_input") == str(out) == ctx.workflow.get("audio_dir")
     assert len(list(out.glob("*.wav"))) == 2
+    assert ctx.workflow.get("asr_input") == str(out) == ctx.workflow.get("audio_dir")
+    finished = panel.refresh(mine, 0)[panel.finished]
+    assert finished == status.run_id and panel.flows_of(finished) == {"asr_input": str(out), "audio_dir": str(out)}
+    assert panel.refresh(other, 0)[panel.finished] == 0
+
+
+def test_a_refusal_stays_in_the_panel_status_until_the_next_press(tmp_path):
+    ctx = AppContext.create(WebUISettings(), "zh_CN", root=tmp_path)
+
+    def make_spec():
+        return SliceJob(tmp_path / "missing", tmp_path / "out").spec()
+
+    with gr.Blocks():
+        panel = JobPanel(ctx, "slicer", make_spec, [], "Start")
+    session = panel._start_handler(make_spec, [])(PanelSession(), 0)[panel.session]
+    for _ in range(3):  # the status poll keeps showing it
+        status = panel.refresh(session, 0)[panel.status]
+        assert status.startswith("⚠️ 找不到输入：") and "空闲" in status
+    assert "⚠️" not in panel._stop(session, 0)[panel.status]
 
 
 @pytest.mark.slow

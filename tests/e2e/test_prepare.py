@@ -217,3 +217,22 @@ def test_sv_step_belongs_to_pro_versions_and_needs_its_model(tmp_path, dataset, 
     assert run(tmp_path / "pro", listing, tiny_pretrained, "--version", "v2ProPlus", "--sv-model",
                str(tmp_path / "nowhere.ckpt")) == 1
     assert "speaker-verification model" in caplog.text and "nowhere.ckpt" in caplog.text
+
+
+def test_text_in_the_wrong_language_is_left_out_with_the_reason(tmp_path, tiny_pretrained):
+    """Chinese text on EN lines used to become phones ", ," and go on into training; now 1Aa leaves it out."""
+    clips = tmp_path / "clips"
+    lines = [("good.wav", "EN", "The quick brown fox jumps."), ("wrong1.wav", "EN", "今天天气很好，我们去公园吧。"),
+             ("wrong2.wav", "ZH", "Hello world, this is a test.")]
+    for i, (name, _, _) in enumerate(lines):
+        write_audio(clips / name, tone_burst(1.5, seed=i))
+    listing = tmp_path / "x.list"
+    listing.write_text("".join(f"{clips / n}|s|{lang}|{text}\n" for n, lang, text in lines), encoding="utf-8")
+    assert run(tmp_path / "exp", listing, tiny_pretrained, "--steps", "text") == 0
+    report = json.loads((tmp_path / "exp" / ".prepare" / "report.json").read_text())
+    issues = report["text"]["issues"]
+    assert report["text"]["done"] == 1 and len(issues) == 2
+    assert issues[0].startswith("wrong1.wav: wrong language:") and "Chinese characters" in issues[0]
+    assert issues[1].startswith("wrong2.wav: wrong language:") and "Latin letters" in issues[1]
+    names = [line.split("\t")[0] for line in (tmp_path / "exp" / "2-name2text.txt").read_text().splitlines()]
+    assert names == ["good.wav"]

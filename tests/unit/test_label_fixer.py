@@ -62,10 +62,11 @@ def test_first_save_keeps_a_backup_of_the_original(dataset):
     assert session.set_texts([0, 1], ["Fixed  text ", "line 1"]) == 1  # whitespace normalised; 2nd unchanged
     change = session.save()
     assert change.kind == "saved_backup"
-    assert change.text() == f"Saved 5 line(s) to voice.list (original kept as {session.backup.name})."
+    assert change.text() == (f"Saved 5 line(s) to voice.list; 1 line(s) edited since it was opened (original kept "
+                             f"as {session.backup.name}).")
     assert session.backup.read_bytes() == original
     session.set_texts([2], ["again"])
-    session.save()
+    assert "; 2 line(s) edited since it was opened" in session.save().text()
     assert session.backup.read_bytes() == original  # later saves never touch the backup
     assert [e.text for e in labels.read_list(dataset).entries][:3] == ["Fixed text", "line 1", "again"]
     second = LabelSession(dataset)  # a new session must not overwrite the first backup
@@ -185,4 +186,20 @@ def test_launcher_opens_and_closes_the_label_fixer(dataset, tmp_path):
         assert "voice.list" in processes.tail("label_fixer")
     finally:
         assert processes.stop("label_fixer")
+        processes.wait("label_fixer", 30)
     assert not port_open(job.url)
+
+
+def test_edits_are_counted_per_line_since_opening_and_languages_change(dataset):
+    """The save used to say '1 text(s) changed' after 20 edits (it counted only the last page's changes)."""
+    session = LabelSession(dataset)
+    for round_ in range(4):  # the same lines edited again and again, page by page
+        for start in range(0, 5, 2):
+            shown = session.page(start, 2)
+            session.set_texts(shown, [f"edit {round_} {i}" for i in shown])
+    assert session.set_texts([3], ["edit 3 3"], ["ZH"]) == 1  # a language change alone is an edit
+    change = session.save()
+    assert "; 5 line(s) edited since it was opened" in change.text()
+    saved = labels.read_list(dataset).entries
+    assert saved[3].language == "ZH" and saved[3].text == "edit 3 3"
+    assert session.set_texts([0, 1], [saved[0].text, saved[1].text], [None, saved[1].language]) == 0

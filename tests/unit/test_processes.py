@@ -42,6 +42,19 @@ elif mode == "graceful":  # a trainer-like job: stops when its stop file appears
 elif mode == "stubborn":  # takes a stop file and never looks at it
     print("ready", flush=True)
     time.sleep(60)
+elif mode == "saver":  # like a trainer: SIGTERM asks it to finish its (slow) batch and save, then it exits 0
+    import signal
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    print("started", flush=True)
+    while not stop:
+        time.sleep(0.05)
+    print("stopping after the current batch and saving", flush=True)
+    pathlib.Path(sys.argv[2]).with_suffix(".wait").touch()
+    while not pathlib.Path(sys.argv[2]).with_suffix(".go").exists():  # the test decides when the save ends
+        time.sleep(0.05)
+    pathlib.Path(sys.argv[2]).write_text("saved")
+    print("saved", flush=True)
 """
 
 
@@ -65,7 +78,7 @@ def manager(tmp_path):
 def file_manager(tmp_path):
     """Stops jobs the Windows way: through their stop file, then the tree after a short grace period."""
     _write_tool(tmp_path)
-    manager = ProcessManager(tmp_path / "logs", cwd=tmp_path, stop_by_file=True, stop_grace=2.0)
+    manager = ProcessManager(tmp_path / "logs", cwd=tmp_path, stop_by_file=True)
     yield manager
     manager.stop_all()
 
@@ -133,11 +146,62 @@ def test_second_start_is_busy_and_stop_kills_the_tree(manager):
     status = manager.status("t")
     assert status.running and status.elapsed > 0
     assert manager.stop("t")
-    assert manager.status("t").state is JobState.STOPPED
+    assert manager.wait("t", timeout=30).state is JobState.STOPPED
     assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
     assert not manager.stop("t")  # nothing left to stop
     manager.start("t", spec("progress"))  # the name is free again
     assert manager.wait("t", timeout=30).state is JobState.FINISHED
+
+
+def _wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_first_stop_waits_for_the_save_however_long_it_takes(manager, tmp_path):
+    """Stop never kills a job that is saving: the state stays STOPPING until it exits by itself."""
+    saved = tmp_path / "state.txt"
+    manager.start("t", spec("saver", str(saved)))
+    _wait_until(lambda: "started" in manager.tail("t"))
+    assert manager.stop("t")
+    assert manager.status("t").state is JobState.STOPPING and manager.status("t").running
+    _wait_until(lambda: saved.with_suffix(".wait").exists())
+    # the save goes on for longer than any kill timeout the runner used to have
+    time.sleep(6)
+    assert manager.status("t").state is JobState.STOPPING
+    with pytest.raises(JobBusyError):
+        manager.start("t", spec("progress"))
+    saved.with_suffix(".go").touch()
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.STOPPED and status.returncode == 0
+    assert saved.read_text() == "saved"
+    assert manager.tail("t").splitlines()[-1] == "saved"
+
+
+def test_second_stop_kills_the_tree(manager, tmp_path):
+    saved = tmp_path / "state.txt"
+    manager.start("t", spec("saver", str(saved)))
+    _wait_until(lambda: "started" in manager.tail("t"))
+    manager.stop("t")
+    _wait_until(lambda: saved.with_suffix(".wait").exists())
+    assert manager.stop("t")
+    status = manager.wait("t", timeout=30)
+    assert status.state is JobState.STOPPED and status.returncode == -9
+    assert not saved.exists()
+
+
+def test_a_run_sees_only_its_own_log_lines_and_progress(manager):
+    manager.start("t", spec("progress"))
+    first = manager.wait("t", timeout=30)
+    manager.start("t", spec("fail"))
+    second = manager.wait("t", timeout=30)
+    assert second.run_id > first.run_id and second.log_file == first.log_file
+    assert second.log_offset > first.log_offset
+    assert second.progress is None  # the first run's progress lines are not this run's
+    assert "all done" not in manager.tail("t") and "something broke" in manager.tail("t")
+    assert "all done" in first.log_file.read_text()  # the log file keeps both runs
 
 
 def test_gpu_choice_goes_only_to_the_child_environment(manager, tmp_path, monkeypatch):
@@ -158,6 +222,7 @@ def test_stop_all_stops_running_jobs(manager):
     assert sorted(manager.running()) == ["a", "b"]
     manager.stop_all()
     assert manager.running() == []
+    assert manager.status("a").state is manager.status("b").state is JobState.STOPPED
 
 
 def test_stop_file_lets_the_job_finish_by_itself(file_manager, tmp_path):
@@ -168,7 +233,7 @@ def test_stop_file_lets_the_job_finish_by_itself(file_manager, tmp_path):
     assert not stale.exists()
     _wait_for_text(file_manager, "t", "ready")
     assert file_manager.stop("t")
-    status = file_manager.status("t")
+    status = file_manager.wait("t", timeout=30)
     assert status.state is JobState.STOPPED and status.returncode == 0
     log_text = read_tail(status.log_file)
     assert "saved and stopping" in log_text and "got SIGTERM" not in log_text  # the file stopped it, no signal
@@ -176,11 +241,13 @@ def test_stop_file_lets_the_job_finish_by_itself(file_manager, tmp_path):
     assert not stale.exists()  # cleaned up after the run
 
 
-def test_a_job_that_ignores_its_stop_file_is_ended_after_the_grace_period(file_manager):
+def test_a_job_that_ignores_its_stop_file_is_ended_by_a_second_stop(file_manager):
     file_manager.start("t", spec("stubborn", stop_flag="--stop-file"))
     _wait_for_text(file_manager, "t", "ready")
     assert file_manager.stop("t")
-    assert file_manager.status("t").state is JobState.STOPPED
+    assert file_manager.status("t").state is JobState.STOPPING
+    assert file_manager.stop("t")
+    assert file_manager.wait("t", timeout=30).state is JobState.STOPPED
 
 
 def test_signal_platforms_pass_no_stop_file(manager):

@@ -39,7 +39,7 @@ def test_spec_checks_formatting_and_writes_the_run_config(tmp_path: Path) -> Non
     cfg = load_config(GPTRunConfig, {"exp_dir": str(tmp_path / "exp"), "weights_dir": str(tmp_path / "w"),
                                      "train": {"epochs": 3}})
     job = TrainJob("gpt", cfg, tmp_path / "exp" / "gpt_train.yaml", gpus="1-0")
-    with pytest.raises(FileNotFoundError, match="1A"):
+    with pytest.raises(ValueError, match="1A"):
         job.spec()
     make_experiment(tmp_path / "exp", n_items=1)
     spec = job.spec()
@@ -89,7 +89,7 @@ def test_training_overview_lists_states_and_weights(tmp_path: Path) -> None:
     (tmp_path / "GPT_weights_v2").mkdir()
     for name in ("voice-e5.ckpt", "voice-e10.ckpt", "other-e5.ckpt"):
         (tmp_path / "GPT_weights_v2" / name).write_bytes(b"")
-    text = train_tab.training_overview(i18n, exp, tmp_path)
+    text = train_tab.training_overview(i18n, exp, tmp_path, "v2")
     assert "SoVITS: no training state yet" in text
     assert "GPT: training state at step 120" in text
     assert "voice-e10.ckpt" in text and "other" not in text
@@ -98,4 +98,15 @@ def test_training_overview_lists_states_and_weights(tmp_path: Path) -> None:
 def test_tab_builds(tmp_path: Path) -> None:
     ctx = AppContext.create(WebUISettings(), "zh_CN", root=tmp_path)
     with gr.Blocks():
-        train_tab.build_tab(ctx)
+        train_tab.build_tab(ctx, gr.Textbox("voice"), gr.Dropdown(["v2", "v2Pro"], value="v2"))
+
+
+def test_loss_plot_shows_only_the_current_run(tmp_path: Path) -> None:
+    """The job log keeps earlier runs; the plot starts at the current run's first byte."""
+    log = tmp_path / "job.log"
+    log.write_text("x: TRAIN epoch=1 step=1 loss=9.0\nx: TRAIN epoch=1 step=2 loss=8.0\n", encoding="utf-8")
+    offset = log.stat().st_size
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("$ python -m GPT_SoVITS.train.gpt\nx: TRAIN epoch=1 step=1 loss=4.0\n")
+    assert train_tab.loss_frame(log, offset)["loss"].tolist() == [4.0]
+    assert train_tab.loss_frame(log)["loss"].tolist() == [9.0, 8.0, 4.0]
