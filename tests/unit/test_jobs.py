@@ -9,7 +9,6 @@ import pytest
 from app.i18n import I18n, UserInputError
 from app.jobs import PrepareJob, SliceJob
 from GPT_SoVITS.prepare.cli import build_parser as prepare_parser
-from GPT_SoVITS.prepare.common import STEPS
 from tools.slice_audio import LoudnessMix, build_parser
 from tools.slicer import SlicerParams
 
@@ -69,7 +68,6 @@ def test_prepare_job_argv_round_trip(tmp_path):
     job.spec()  # all models present: accepted
 
 
-@pytest.mark.skipif("sv" not in STEPS, reason="the Pro formatting backend (sv step) has not landed yet")
 def test_pro_prepare_job_passes_the_sv_model(tmp_path):
     job = _prepare_job(tmp_path, "v2Pro", ("text", "hubert", "sv", "semantic"))
     args = prepare_parser().parse_args(job.to_argv())
