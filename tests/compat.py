@@ -17,8 +17,10 @@ COMPAT_DIR = Path(__file__).resolve().parent / "data" / "compat"
 
 @cache
 def schema(name: str) -> dict[str, Any]:
-    """``name`` is one of t2s_v2, sovits_v2_train, sovits_v2_infer, mpd_v2."""
-    return load_schema(COMPAT_DIR / f"schema_{name}.json")
+    """``name`` is one of t2s_v2, sovits_v2_train, sovits_v2_infer, mpd_v2, or ``<kit subfolder>/<name>``
+    (e.g. ``v4/sovits_v4_infer`` for ``v4/schema_sovits_v4_infer.json``)."""
+    folder, _, leaf = name.rpartition("/")
+    return load_schema(COMPAT_DIR / folder / f"schema_{leaf}.json")
 
 
 @cache
