@@ -64,13 +64,17 @@ def apply_supplements(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return state
 
 
-def make_state_dict(schema: dict[str, Any], supplements: bool = True) -> dict[str, torch.Tensor]:
+def make_state_dict(schema: dict[str, Any], supplements: bool = True,
+                    prefixes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
     """All tensors of a kit schema (``schema_*.json``), in state-dict order, as float32.
 
     ``supplements`` applies :func:`apply_supplements` (a no-op for schemas without rotary tables); False gives
-    the plain recipe (the kit's ``*_raw_recipe`` fingerprints).
+    the plain recipe (the kit's ``*_raw_recipe`` fingerprints). ``prefixes`` limits the result to keys starting
+    with one of them (each value is the same as in the full set: every key has its own generator).
     """
     entries = schema["entries"]
+    if prefixes is not None:
+        entries = [entry for entry in entries if entry[0].startswith(prefixes)]
     values: dict[str, torch.Tensor] = {}
     for key, shape, _dtype, _kind, module_class in entries:
         if key.endswith(".weight_g"):
