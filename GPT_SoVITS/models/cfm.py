@@ -405,13 +405,14 @@ class CFM(nn.Module):
             x[:, :, :prompt_len] = 0
         return x
 
-    def forward(self, x1: Tensor, x_lens: Tensor, prompt_lens: Tensor, mu: Tensor,
-                use_grad_ckpt: bool = False) -> Tensor:
+    def forward(self, x1: Tensor, x_lens: Tensor, prompt_lens: Tensor, mu: Tensor, use_grad_ckpt: bool = False,
+                shortcut_probability: float = 0.3) -> Tensor:
         """Flow-matching training loss (spec §14.4) on a batch of normalised mels.
 
         x1 [B, mel, n] target mels, x_lens [B] their lengths, prompt_lens [B] prompt frames per item, mu [B,
         cond_dim, n] the condition (channels first, as the model produces it). Returns a scalar: the mean over
-        items of the squared velocity error on frames ``prompt_len … x_len``. With probability 0.3 per batch the
+        items of the squared velocity error on frames ``prompt_len … x_len``. With ``shortcut_probability``
+        (upstream: 0.3) per batch the
         target is a two-step shortcut (the detached network's mean velocity over two steps of size d = 2^-k,
         k ∈ 2…7) and the prediction gets step size 2d; otherwise the target is x1 − x0 at step size 0.
         """
@@ -429,7 +430,7 @@ class CFM(nn.Module):
         cond = x1.masked_fill(~in_prompt, 0.0)
         target = x1 - x0
         d_input = torch.zeros_like(t)
-        if torch.rand(()) < 0.3:
+        if torch.rand(()) < shortcut_probability:
             k = torch.randint(2, 8, (batch,), device=x1.device)
             d = torch.pow(2.0, -k.to(x1.dtype))
             d_small = torch.where(d < 0.01, torch.zeros_like(d), d)
