@@ -184,23 +184,25 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
 
-    def angles(self, length: int) -> Tensor:
-        """[length, dim] float32 angles, each pair's angle repeated twice (interleaved pairs)."""
+    def rotation(self, length: int) -> tuple[Tensor, Tensor]:
+        """(cos, sin) [length, dim] float32 of the angles i·inv_freq, each repeated for both channels of a pair."""
         positions = torch.arange(length, device=self.inv_freq.device).float()
-        freqs = positions[:, None] * self.inv_freq.float()[None, :]
-        return freqs.repeat_interleave(2, dim=-1)
+        angles = (positions[:, None] * self.inv_freq.float()[None, :]).repeat_interleave(2, dim=-1)
+        return angles.cos(), angles.sin()
 
 
-def apply_rotary(x: Tensor, angles: Tensor) -> Tensor:
-    """Rotate the first ``angles.shape[-1]`` channels of x [B, n, C] in interleaved pairs; the rest pass through.
+def apply_rotary(x: Tensor, rotation: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate the first ``rot`` channels of x [B, n, C] in interleaved pairs by ``rotation`` = (cos, sin) [n, rot]
+    (see :meth:`RotaryEmbedding.rotation`); the other channels pass through.
 
     Pair (u, v) → (u·cos − v·sin, v·cos + u·sin). Computed in float32, returned in x's dtype.
     """
-    rot = angles.shape[-1]
+    cos, sin = rotation
+    rot = cos.shape[-1]
     x_rot, x_pass = x[..., :rot].float(), x[..., rot:]
     u, v = x_rot.unflatten(-1, (rot // 2, 2)).unbind(-1)
     rotated_half = torch.stack((-v, u), dim=-1).flatten(-2)
-    out = x_rot * angles.cos() + rotated_half * angles.sin()
+    out = x_rot * cos + rotated_half * sin
     return torch.cat((out.to(x.dtype), x_pass), dim=-1)
 
 
@@ -220,11 +222,11 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(dim, inner)
         self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(dropout)])
 
-    def forward(self, x: Tensor, angles: Tensor, mask: Tensor | None = None) -> Tensor:
-        """x [B, n, dim], angles [n, dim_head], mask [B, n] (True = valid) → [B, n, dim]."""
+    def forward(self, x: Tensor, rotation: tuple[Tensor, Tensor], mask: Tensor | None = None) -> Tensor:
+        """x [B, n, dim], rotation (cos, sin) [n, dim_head], mask [B, n] (True = valid) → [B, n, dim]."""
         batch, length, _ = x.shape
-        q = apply_rotary(self.to_q(x), angles)
-        k = apply_rotary(self.to_k(x), angles)
+        q = apply_rotary(self.to_q(x), rotation)
+        k = apply_rotary(self.to_k(x), rotation)
         v = self.to_v(x)
         q, k, v = (t.view(batch, length, self.heads, self.dim_head).transpose(1, 2) for t in (q, k, v))
         attn_mask = mask[:, None, None, :] if mask is not None else None
@@ -286,9 +288,9 @@ class DiTBlock(nn.Module):
         self.ff_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=LN_EPS)
         self.ff = FeedForward(dim, ff_mult, dropout)
 
-    def forward(self, x: Tensor, emb: Tensor, angles: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, rotation: tuple[Tensor, Tensor], mask: Tensor | None = None) -> Tensor:
         normed, gate1, shift2, scale2, gate2 = self.attn_norm(x, emb)
-        x = x + gate1.unsqueeze(1) * self.attn(normed, angles, mask)
+        x = x + gate1.unsqueeze(1) * self.attn(normed, rotation, mask)
         normed = self.ff_norm(x) * (1 + scale2[:, None]) + shift2[:, None]
         return x + gate2.unsqueeze(1) * self.ff(normed)
 
@@ -315,12 +317,12 @@ class DiT(nn.Module):
         """Velocity [B, n, mel] from the noisy mel x, prompt mel ``cond`` [B, n, mel], the text-branch output
         [B, n, cond_dim] and the summed time + step-size embedding ``emb`` [B, dim]; mask [B, n] or None."""
         h = self.input_embed(x, cond, text_embed, mask)
-        angles = self.rotary_embed.angles(x.shape[1])
+        rotation = self.rotary_embed.rotation(x.shape[1])
         for block in self.transformer_blocks:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                h = checkpoint(block, h, emb, angles, mask, use_reentrant=False)
+                h = checkpoint(block, h, emb, rotation, mask, use_reentrant=False)
             else:
-                h = block(h, emb, angles, mask)
+                h = block(h, emb, rotation, mask)
         return self.proj_out(self.norm_out(h, emb))
 
     def forward(self, x: Tensor, cond: Tensor, text: Tensor, time: Tensor, dt: Tensor, mask: Tensor | None = None,

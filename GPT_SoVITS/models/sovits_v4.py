@@ -190,6 +190,17 @@ class SynthesizerTrnV3(nn.Module):
         model.load_state_dict(weights, strict=True, assign=True)
         return model
 
+    @classmethod
+    def from_upstream(cls, config: Mapping[str, Any], state_dict: Mapping[str, Tensor], version: str | None = None,
+                      device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> SynthesizerTrnV3:
+        """Build from a weight file's upstream config (``s2.json``-style) and plain state dict (its ``weight``).
+
+        ``version`` ("v3"/"v4") overrides the config's, as upstream does for files whose header names it.
+        """
+        if version is not None:
+            config = {**config, "model": {**dict(config.get("model") or {}), "version": version}}
+        return cls.from_state_dict(SoVITSV3Config.from_upstream(config), state_dict, device, dtype)
+
     def prepare_for_inference(self) -> SynthesizerTrnV3:
         """eval(), no gradients, weight norm of ``wns1`` folded into plain weights (same outputs, cheaper).
 

@@ -193,12 +193,12 @@ def test_attention_masks_padded_frames():
     """x_lens masks the keys and zeroes the rows of padded frames, so the valid frames attend as if unpadded."""
     model = tiny_model()
     attn = model.cfm.estimator.transformer_blocks[0].attn
-    angles = model.cfm.estimator.rotary_embed.angles
+    rotation = model.cfm.estimator.rotary_embed.rotation
     h = torch.randn(1, 24, 32, generator=torch.Generator().manual_seed(3))
     padded = torch.cat([h, torch.randn(1, 6, 32)], 1)
     with torch.no_grad():
-        alone = attn(h, angles(24))
-        masked = attn(padded, angles(30), torch.arange(30)[None] < 24)
+        alone = attn(h, rotation(24))
+        masked = attn(padded, rotation(30), torch.arange(30)[None] < 24)
     torch.testing.assert_close(masked[:, :24], alone, atol=1e-6, rtol=1e-5)
     assert masked[:, 24:].abs().max() == 0
 
@@ -401,7 +401,9 @@ def test_write_v4_round_trip(tmp_path):
     assert tag is None and set(obj) >= {"weight", "config"}
     cfg = SoVITSV3Config.from_upstream(obj["config"])
     assert cfg == TINY and all(v.dtype == torch.float16 for v in obj["weight"].values() if v.is_floating_point())
-    loaded = SynthesizerTrnV3.from_state_dict(cfg, obj["weight"]).eval()
+    loaded = SynthesizerTrnV3.from_upstream(obj["config"], obj["weight"]).eval()
+    assert loaded.cfg == TINY
+    assert SynthesizerTrnV3.from_upstream(obj["config"], obj["weight"], version="v3").variant.version == "v3"
 
     torch.manual_seed(3)
     original = SynthesizerTrnV3(TINY).eval()
@@ -428,6 +430,15 @@ def test_write_v4_round_trip(tmp_path):
         fast_out, slow_out = vocoder(mel), slow(mel)
     assert fast_out.shape == (1, 1, 12 * 480)
     torch.testing.assert_close(fast_out, slow_out, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_runs(dtype):
+    model = SynthesizerTrnV3.from_state_dict(TINY, tiny_model().state_dict(), dtype=dtype).prepare_for_inference()
+    codes, phones, spec = inputs()
+    fea, ge = model.decode_encp(codes, phones, spec.to(dtype))
+    out = model.cfm.inference(fea.transpose(1, 2), torch.tensor([80]), torch.randn(1, N_MELS, 10, dtype=dtype), 2)
+    assert fea.dtype == ge.dtype == out.dtype == dtype and torch.isfinite(out).all()
 
 
 def test_missing_rotary_table_is_computed():
