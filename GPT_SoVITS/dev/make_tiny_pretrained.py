@@ -15,6 +15,8 @@
 Discriminators keep upstream's fixed widths (the trainer builds exactly that layout).
 
 The weights are random, so the audio is noise, but every file goes through the real loading code.
+
+:func:`write_v4` adds a tiny SoVITS v4 set (``gsv-v4-pretrained/s2Gv4.pth`` and ``vocoder.pth``) to such a folder.
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ import torch
 from GPT_SoVITS.checkpoints import save_gpt_weights
 from GPT_SoVITS.fileio import atomic_path
 from GPT_SoVITS.logs import setup_logging
+from GPT_SoVITS.models.cfm import DiTConfig
+from GPT_SoVITS.models.commons import fold_weight_norm
 from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
 from GPT_SoVITS.models.eres2net import ERes2NetV2, ERes2NetV2Config
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
+from GPT_SoVITS.models.sovits_v4 import SoVITSV3Config, SynthesizerTrnV3
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
+from GPT_SoVITS.models.vocoder import VocoderConfig, build_vocoder
 from GPT_SoVITS.paths import PretrainedPaths
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,13 @@ TINY_SOVITS_PRO = {
 }
 #: Versions :func:`make_tiny_pretrained` writes by default.
 TINY_VERSIONS = ("v2", "v2Pro", "v2ProPlus")
+#: A SoVITS v4 model for CPU tests: the tiny v2 encoder, a 2-block DiT of width 32 and a 2-layer wns1. The mel
+#: (100 bands), the semantic codebook (1024 × 768) and the v4 frame rates stay real.
+TINY_SOVITS_V4 = SoVITSV3Config(version="v4", encoder=TINY_SOVITS, fea_channels=32, wns1_layers=2,
+                                dit=DiTConfig(dim=32, depth=2, heads=2, dim_head=16, cond_dim=32, text_blocks=1))
+#: A 480× vocoder with narrow channels (32 → 1) and one residual block per stage.
+TINY_VOCODER_V4 = VocoderConfig(upsample_initial_channel=32, resblock_kernel_sizes=(3,),
+                                resblock_dilation_sizes=((1, 3),))
 TINY_GPT = T2SConfig(embedding_dim=64, hidden_dim=64, head=4, linear_units=128, n_layer=2)
 
 
@@ -164,6 +177,31 @@ def write_gpt(path: Path, cfg: T2SConfig = TINY_GPT, seed: int = 0) -> None:
     config["optimizer"] = {"lr": 0.01, "lr_init": 0.00001, "lr_end": 0.0001, "warmup_steps": 2000,
                            "decay_steps": 40000}
     save_gpt_weights(path, model.state_dict(), config, epoch=0)
+
+
+def write_v4(root: Path, seed: int = 0, cfg: SoVITSV3Config = TINY_SOVITS_V4,
+             vocoder_cfg: VocoderConfig = TINY_VOCODER_V4) -> tuple[Path, Path]:
+    """Write a tiny random v4 set in upstream's layout under ``root``; returns (s2Gv4.pth, vocoder.pth) paths.
+
+    ``gsv-v4-pretrained/s2Gv4.pth`` holds ``{"weight": fp16 state dict, "config": s2.json-style dict with
+    model.version "v4", "info"}`` (the architecture in the config); ``gsv-v4-pretrained/vocoder.pth`` is a plain
+    state dict with weight norm folded, as upstream's.
+    """
+    folder = Path(root) / "gsv-v4-pretrained"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = SynthesizerTrnV3(cfg)
+    state = {k: v.detach().half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    g_path = folder / "s2Gv4.pth"
+    with atomic_path(g_path) as tmp:
+        torch.save({"weight": state, "config": json.loads(json.dumps(cfg.to_upstream())),
+                    "info": "tiny random pretrained v4"}, tmp)
+    vocoder = build_vocoder(vocoder_cfg)
+    fold_weight_norm(vocoder)
+    vocoder_path = folder / "vocoder.pth"
+    with atomic_path(vocoder_path) as tmp:
+        torch.save({k: v.detach().clone() for k, v in vocoder.state_dict().items()}, tmp)
+    return g_path, vocoder_path
 
 
 def make_tiny_pretrained(root: Path, seed: int = 0, versions: tuple[str, ...] = TINY_VERSIONS) -> PretrainedPaths:

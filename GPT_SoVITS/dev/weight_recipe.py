@@ -4,6 +4,9 @@ Every state-dict entry gets its own CPU generator seeded with ``crc32(key)`` and
 shaped by the kind of tensor (see :func:`recipe_tensor`), then rounded through float16 so the weights
 survive half-precision containers bit for bit. With these weights our models can be compared number for
 number with the kit's reference outputs, which upstream computed from the same weights.
+
+The v4 kit adds one supplement (:func:`apply_supplements`): a rotary ``inv_freq`` table gets its real
+frequencies instead of noise.
 """
 
 from __future__ import annotations
@@ -41,18 +44,39 @@ def recipe_tensor(key: str, shape: list[int], module_class: str) -> torch.Tensor
         return noise
     if _is_layer_norm_scale(key, module_class) or (leaf == "alpha" and key.endswith("_position.alpha")):
         return 1.0 + 0.02 * noise
-    if len(shape) >= 3 and not leaf.startswith("emb_rel_"):  # conv kernels, weight_v included: fan-in scaling
+    if len(shape) >= 3 and leaf in ("weight", "weight_v"):  # conv kernels (weight_v included): fan-in scaling
         return noise / math.sqrt(math.prod(shape[1:]))
     return 0.02 * noise
 
 
-def make_state_dict(schema: dict[str, Any], gain_dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+def rotary_inv_freq(size: int, base: float = 10000.0) -> torch.Tensor:
+    """The rotary frequency table 1 / base^(2q / (2·size)), q = 0 … size-1, in float32 (x_transformers' layout)."""
+    dim = 2 * size
+    return 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
+
+
+def apply_supplements(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The v4 kit's supplement (its §4): every ``…rotary_embed.inv_freq`` buffer holds the real frequency table
+    (float32, rounded through float16 like every recipe tensor) instead of noise. In place; returns ``state``."""
+    for key, value in state.items():
+        if key.endswith("rotary_embed.inv_freq"):
+            state[key] = rotary_inv_freq(value.numel()).reshape(value.shape).half().float()
+    return state
+
+
+def make_state_dict(schema: dict[str, Any], gain_dtype: torch.dtype = torch.float64, supplements: bool = True,
+                    prefixes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
     """All tensors of a kit schema (``schema_*.json``), in state-dict order, as float32.
 
+    ``supplements`` applies :func:`apply_supplements` (a no-op for schemas without rotary tables); False gives
+    the plain recipe (the kit's ``*_raw_recipe`` fingerprints). ``prefixes`` limits the result to keys starting
+    with one of them (each value is the same as in the full set: every key has its own generator).
     ``gain_dtype`` is the precision of the weight-norm gains' norm: the v2 kit computed it in float64, the later
     kits (v2Pro, v4) in float32, which rounds 1 of the 164 v2Pro gains to the neighbouring float16 value.
     """
     entries = schema["entries"]
+    if prefixes is not None:
+        entries = [entry for entry in entries if entry[0].startswith(prefixes)]
     values: dict[str, torch.Tensor] = {}
     for key, shape, _dtype, _kind, module_class in entries:
         if key.endswith(".weight_g"):
@@ -67,7 +91,7 @@ def make_state_dict(schema: dict[str, Any], gain_dtype: torch.dtype = torch.floa
             state[key] = v.pow(2).sum(dim=dims, keepdim=True).sqrt().reshape(shape).half().float()
         else:
             state[key] = values[key].half().float()
-    return state
+    return apply_supplements(state) if supplements else state
 
 
 def load_schema(path: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Linear and mel spectrograms exactly as upstream computes them for SoVITS (32 kHz, n_fft 2048, hop 640).
+"""Linear and mel spectrograms exactly as upstream computes them for SoVITS (32 kHz, n_fft 2048, hop 640),
+plus the 100-band log-mel front ends of the v3/v4 CFM models (see :class:`MelFrontEnd`).
 
 * linear: reflect-pad by (n_fft - hop) / 2 on both sides, STFT without centring (periodic Hann window,
   onesided, unnormalised), magnitude ``sqrt(re² + im² + 1e-8)`` → [B, n_fft/2 + 1, frames].
@@ -11,6 +12,7 @@ Frames = (samples + 2·pad - n_fft) // hop + 1, i.e. one frame per ``hop`` sampl
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -134,3 +136,66 @@ def reference_spectrogram(audio: np.ndarray | Tensor, n_fft: int = N_FFT, hop_le
     """SoVITS reference input from 32 kHz mono audio [samples] → [1, n_fft/2 + 1, frames] (float32), after
     :func:`normalize_reference_peak` as upstream."""
     return spectrogram(normalize_reference_peak(audio).unsqueeze(0), n_fft, hop_length, win_length)
+
+
+# ------------------------------------------------------------------------------------ v3/v4 CFM mel front ends
+
+
+@dataclass(frozen=True)
+class MelFrontEnd:
+    """A log-mel front end of the CFM models: reflect padding of (n_fft - hop) / 2, periodic Hann window,
+    magnitude with +1e-8 under the root, Slaney filterbank, natural log clamped at 1e-5. No peak
+    normalisation of the input (unlike :func:`reference_spectrogram`)."""
+
+    sampling_rate: int  # of the input wave
+    n_fft: int
+    hop_length: int
+    win_length: int
+    n_mels: int = 100
+    fmin: float = 0.0
+    fmax: float | None = None  # None: sampling_rate / 2
+
+    @property
+    def frame_rate(self) -> float:
+        """Mel frames per second (v4: 100, v3: 93.75)."""
+        return self.sampling_rate / self.hop_length
+
+    def __call__(self, wave: Tensor | np.ndarray) -> Tensor:
+        """Log-mel of a mono wave at :attr:`sampling_rate`: [samples] or [B, samples] → [B, n_mels, frames],
+        frames = 1 + (samples + 2·pad - n_fft) // hop."""
+        wave = torch.as_tensor(np.asarray(wave, dtype=np.float32)) if not isinstance(wave, Tensor) else wave
+        return mel_spectrogram(wave, self.n_fft, self.n_mels, self.sampling_rate, self.hop_length,
+                               self.win_length, self.fmin, self.fmax)
+
+
+#: v4: 32 kHz, n_fft = window 1280, hop 320 → 100 frames/s, bands up to 16 kHz.
+MEL_V4 = MelFrontEnd(sampling_rate=32000, n_fft=1280, hop_length=320, win_length=1280)
+#: v3: 24 kHz, n_fft = window 1024, hop 256 → 93.75 frames/s, bands up to 12 kHz.
+MEL_V3 = MelFrontEnd(sampling_rate=24000, n_fft=1024, hop_length=256, win_length=1024)
+#: The log-mel range the CFM's normalisation maps to [-1, 1] (upstream's spec_min / spec_max).
+CFM_MEL_MIN = -12.0
+CFM_MEL_MAX = 2.0
+
+
+def mel_v4(wave32k: Tensor | np.ndarray) -> Tensor:
+    """v4 reference log-mel: 32 kHz wave [samples] or [B, samples] → [B, 100, frames] (100 frames/s)."""
+    return MEL_V4(wave32k)
+
+
+def mel_v3(wave24k: Tensor | np.ndarray) -> Tensor:
+    """v3 reference log-mel: 24 kHz wave [samples] or [B, samples] → [B, 100, frames] (93.75 frames/s)."""
+    return MEL_V3(wave24k)
+
+
+def norm_mel_v4(mel: Tensor) -> Tensor:
+    """Log-mel → the CFM's normalised space: (mel + 12) / 14 · 2 - 1, no clipping (v3 uses the same)."""
+    return (mel - CFM_MEL_MIN) / (CFM_MEL_MAX - CFM_MEL_MIN) * 2 - 1
+
+
+def denorm_mel_v4(x: Tensor) -> Tensor:
+    """Inverse of :func:`norm_mel_v4` (CFM output → the log-mel the vocoder reads)."""
+    return (x + 1) / 2 * (CFM_MEL_MAX - CFM_MEL_MIN) + CFM_MEL_MIN
+
+
+norm_mel_v3 = norm_mel_v4
+denorm_mel_v3 = denorm_mel_v4

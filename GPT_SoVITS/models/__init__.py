@@ -9,7 +9,9 @@ import torch
 from GPT_SoVITS.checkpoints import CheckpointError, load_gpt_weights, load_sovits_weights
 from GPT_SoVITS.config import ConfigError
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
+from GPT_SoVITS.models.sovits_v4 import SoVITSV3Config, SynthesizerTrnV3
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
+from GPT_SoVITS.models.vocoder import load_vocoder
 
 
 def load_t2s(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
@@ -59,4 +61,5 @@ def load_sovits(path: Path, device: str | torch.device = "cpu", dtype: torch.dty
     return (model.prepare_for_inference() if for_inference else model), cfg
 
 
-__all__ = ["SoVITSConfig", "SynthesizerTrn", "T2SConfig", "Text2SemanticDecoder", "load_sovits", "load_t2s"]
+__all__ = ["SoVITSConfig", "SoVITSV3Config", "SynthesizerTrn", "SynthesizerTrnV3", "T2SConfig", "Text2SemanticDecoder",
+           "load_sovits", "load_t2s", "load_vocoder"]

@@ -156,6 +156,14 @@ class _WeightNorm:
             self.register_buffer("folded_weight_2d", _as_2d_weight(weight), persistent=False)
 
 
+    def refresh_folded_cache(self) -> None:
+        """Rebuild the channels-last kernel cache of a folded layer from its current ``weight`` (needed after
+        weights were loaded into an already folded layer, e.g. a model built folded on the meta device)."""
+        if "weight" in self._parameters and self._parameters["weight"].dim() == 3:
+            self.register_buffer("folded_weight_2d", _as_2d_weight(self._parameters["weight"].detach()),
+                                 persistent=False)
+
+
 class WNConv1d(_WeightNorm, nn.Conv1d):
     def __init__(self, *args, init_std: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -258,5 +266,15 @@ def fold_weight_norm(module: nn.Module) -> int:
     for layer in module.modules():
         if isinstance(layer, _WeightNorm) and "weight" not in layer._parameters:
             layer.fold()
+            count += 1
+    return count
+
+
+def refresh_folded_caches(module: nn.Module) -> int:
+    """:meth:`_WeightNorm.refresh_folded_cache` on every folded layer under ``module``; returns how many."""
+    count = 0
+    for layer in module.modules():
+        if isinstance(layer, _WeightNorm) and "weight" in layer._parameters:
+            layer.refresh_folded_cache()
             count += 1
     return count

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -247,10 +247,26 @@ class PosteriorEncoder(nn.Module):
         return z, m, logs, x_mask
 
 
-class Generator(nn.Module):
-    """HiFi-GAN decoder ``dec``: z [B, inter, T] (+ style g) → waveform [B, 1, T·hop] in (-1, 1)."""
+class GeneratorShape(Protocol):
+    """What :class:`Generator` reads from its config (:class:`SoVITSConfig`, or the v4 vocoder's config)."""
 
-    def __init__(self, cfg: SoVITSConfig) -> None:
+    inter_channels: int  # input channels
+    upsample_initial_channel: int
+    resblock: str
+    resblock_kernel_sizes: tuple[int, ...]
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...]
+    upsample_rates: tuple[int, ...]
+    upsample_kernel_sizes: tuple[int, ...]
+    gin_channels: int
+
+
+class Generator(nn.Module):
+    """HiFi-GAN decoder ``dec``: z [B, inter, T] (+ style g) → waveform [B, 1, T·hop] in (-1, 1).
+
+    ``post_bias`` gives the output convolution a bias (the v4 vocoder has one, SoVITS v1/v2 decoders do not).
+    """
+
+    def __init__(self, cfg: GeneratorShape, post_bias: bool = False) -> None:
         super().__init__()
         self.num_kernels = len(cfg.resblock_kernel_sizes)
         initial = cfg.upsample_initial_channel
@@ -265,7 +281,7 @@ class Generator(nn.Module):
                                               init_std=0.01))
             for kernel_size, dilation in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True):
                 self.resblocks.append(block(channels, kernel_size, tuple(dilation)))
-        self.conv_post = Conv1d(channels, 1, 7, 1, padding=3, bias=False)
+        self.conv_post = Conv1d(channels, 1, 7, 1, padding=3, bias=post_bias)
         if cfg.gin_channels:
             self.cond = Conv1d(cfg.gin_channels, initial, 1)
         # Inference fast path on CPU (switched on by SynthesizerTrn.prepare_for_inference): the upsampling
