@@ -343,7 +343,7 @@ def test_lora_release_file_round_trip(tmp_path):
     path = save_lora_release(tmp_path / "tiny_e2_s10_l4.pth", checkpoint, model.variant.release_tag)
     assert path.read_bytes()[:2] == b"04"
     obj, tag = safe_load(path)
-    assert tag == "v4 LoRA" and obj["lora_rank"] == 4 and obj["info"] == "2epoch_10iteration"
+    assert tag == b"04" and obj["lora_rank"] == 4 and obj["info"] == "2epoch_10iteration"
     assert list(obj["weight"]) == lora_release_keys(model)
     assert SoVITSV3Config.from_upstream(obj["config"]) == TINY
 
@@ -364,7 +364,7 @@ def test_kit_lora_example_merges_like_upstream():
     model is the v4 recipe, materialised only for the tensors the file touches."""
     config = json_file("v4/example_sovits_v4_lora_tiny.config.json")
     obj, tag = safe_load(KIT / "example_sovits_v4_lora_tiny.pth")
-    assert tag == "v4 LoRA" and obj["lora_rank"] == 32 and obj["info"] == "1epoch_5iteration"
+    assert tag == b"04" and obj["lora_rank"] == 32 and obj["info"] == "1epoch_5iteration"
     assert obj["config"]["model"]["version"] == "v4" and obj["config"]["train"]["lora_rank"] == "32"
     removed = set(config["removed_keys_to_keep_file_small"])
     kept = [(k, tuple(s)) for k, s in config["full_release_keys"] if k not in removed]
