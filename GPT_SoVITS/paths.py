@@ -45,12 +45,19 @@ class PretrainedPaths:
     def gpt(self, version: str = "v2") -> Path:
         return self.root / version_spec(version).pretrained_gpt
 
+    def vocoder(self, version: str) -> Path | None:
+        """The mel vocoder of a flow-matching version (v4: ``gsv-v4-pretrained/vocoder.pth``), else None."""
+        name = version_spec(version).pretrained_vocoder
+        return self.root / name if name else None
+
     def required(self, version: str, training: bool = False) -> list[Path]:
         """The files (and folders) a version needs: to synthesise, or with ``training`` also to fine-tune."""
         spec = version_spec(version)
         needed = [self.bert, self.hubert, self.gpt(version), self.sovits_g(version)]
         if spec.uses_sv_embedding:
             needed.append(self.sv)
+        if spec.pretrained_vocoder:
+            needed.append(self.root / spec.pretrained_vocoder)
         if training and spec.discriminator_periods:
             needed.append(self.sovits_d(version))
         return needed

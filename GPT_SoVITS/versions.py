@@ -55,9 +55,11 @@ class VersionSpec:
     release_tag: bytes | None = None  # upstream's 2-byte header of release files (None: a plain zip, "PK")
     pretrained_sovits_g: str = ""  # paths inside upstream's pretrained_models folder (the D: "s2G" → "s2D")
     pretrained_gpt: str = ""
+    pretrained_vocoder: str = ""  # the separate mel vocoder of the flow-matching versions
     weights_suffix: str = ""  # GPT_weights<suffix>/, SoVITS_weights<suffix>/
     # --- pipeline
     prepare_steps: tuple[str, ...] = ("text", "hubert", "semantic")  # 1A steps, in order
+    sovits_trainer: str = "GPT_SoVITS.train.sovits"  # module of the SoVITS fine-tuning job (v3/v4: LoRA)
     trainable: bool = True  # offered in the launcher's training version choice
     supported: bool = True  # this project can load and run it
 
@@ -85,10 +87,11 @@ VERSIONS: dict[str, VersionSpec] = {spec.name: spec for spec in (
                 discriminator_periods=_PRO_PERIODS, release_tag=b"06", weights_suffix="_v2ProPlus",
                 pretrained_sovits_g="v2Pro/s2Gv2ProPlus.pth", pretrained_gpt="s1v3.ckpt", prepare_steps=_PRO_STEPS),
     VersionSpec("v3", "v2", "cfm", 24000, discriminator_periods=(), release_tag=b"03", weights_suffix="_v3",
-                pretrained_sovits_g="s2Gv3.pth", pretrained_gpt="s1v3.ckpt", trainable=False, supported=False),
+                pretrained_sovits_g="s2Gv3.pth", pretrained_gpt="s1v3.ckpt", trainable=False, supported=False,
+                sovits_trainer="GPT_SoVITS.train.sovits_lora"),
     VersionSpec("v4", "v2", "cfm", 48000, discriminator_periods=(), release_tag=b"04", weights_suffix="_v4",
-                pretrained_sovits_g="gsv-v4-pretrained/s2Gv4.pth", pretrained_gpt="s1v3.ckpt", trainable=False,
-                supported=False),
+                pretrained_sovits_g="gsv-v4-pretrained/s2Gv4.pth", pretrained_gpt="s1v3.ckpt",
+                pretrained_vocoder="gsv-v4-pretrained/vocoder.pth", sovits_trainer="GPT_SoVITS.train.sovits_lora"),
 )}
 
 
