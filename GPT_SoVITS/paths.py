@@ -131,6 +131,20 @@ class ExperimentPaths:
     def sovits_dir(self, version: str = "v2") -> Path:
         return self.root / f"logs_s2_{version}"
 
+    def sovits_lora_dir(self, version: str, rank: int) -> Path:
+        """Training states of v3/v4 LoRA fine-tuning at ``rank`` (upstream's folder name)."""
+        return self.root / f"logs_s2_{version}_lora_{rank}"
+
+    def sovits_lora_dirs(self, version: str) -> dict[int, Path]:
+        """The LoRA training-state folders that exist for ``version``, by rank (ascending)."""
+        found = {}
+        prefix = f"logs_s2_{version}_lora_"
+        if self.root.is_dir():
+            for path in self.root.iterdir():
+                if path.is_dir() and path.name.startswith(prefix) and path.name[len(prefix):].isdigit():
+                    found[int(path.name[len(prefix):])] = path
+        return dict(sorted(found.items()))
+
     def gpt_dir(self, version: str = "v2") -> Path:
         return self.root / f"logs_s1_{version}"
 

@@ -67,6 +67,12 @@ class VersionSpec:
     def n_symbols(self) -> int:
         return 322 if self.symbols == "v1" else 732
 
+    @property
+    def fine_tunes_with_lora(self) -> bool:
+        """SoVITS fine-tuning is LoRA on the frozen flow-matching model (v3/v4), not GAN training of the whole
+        generator: no discriminator, no text-module learning rate, a LoRA rank to choose."""
+        return self.sovits_family == "cfm"
+
     def weights_dirs(self, root: Path) -> tuple[Path, Path]:
         """Release folders ``(GPT_weights*, SoVITS_weights*)`` of this version under ``root``."""
         return Path(root) / f"GPT_weights{self.weights_suffix}", Path(root) / f"SoVITS_weights{self.weights_suffix}"

@@ -284,15 +284,17 @@ class LabelFixerJob:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """1B fine-tuning: ``python -m GPT_SoVITS.train.<trainer> --config <exp>/<trainer>_train.yaml``.
+    """1B fine-tuning: ``python -m <trainer module> --config <exp>/<run config>.yaml``.
 
-    The run config (a ``SoVITSRunConfig`` / ``GPTRunConfig``) is written into the experiment folder when the job
-    starts; it is the permanent record of the run. Several GPU ids start one process per GPU through torchrun
-    (``python -m torch.distributed.run --standalone``); the ids become ``CUDA_VISIBLE_DEVICES`` of the child.
+    The SoVITS trainer is the version's (``VersionSpec.sovits_trainer``: GAN training, or LoRA for v4 with a
+    ``SoVITSLoRARunConfig``); the GPT trainer is the same for every version. The run config is written into the
+    experiment folder when the job starts; it is the permanent record of the run. Several GPU ids start one
+    process per GPU through torchrun (``python -m torch.distributed.run --standalone``); the ids become
+    ``CUDA_VISIBLE_DEVICES`` of the child.
     """
 
     trainer: str  # "sovits" or "gpt"
-    config: object  # SoVITSRunConfig | GPTRunConfig
+    config: object  # SoVITSRunConfig | SoVITSLoRARunConfig | GPTRunConfig
     config_path: Path
     gpus: str = ""  # upstream's "0-1" style list; empty = the device in the config (CPU without GPUs)
 
@@ -301,12 +303,23 @@ class TrainJob:
         return [g for g in self.gpus.replace(",", "-").split("-") if g.strip()]
 
     @property
+    def trainer_module(self) -> str:
+        if self.trainer == "sovits":
+            return version_spec(self.config.version).sovits_trainer
+        return "GPT_SoVITS.train.gpt"
+
+    @property
     def module(self) -> str:
-        return "torch.distributed.run" if len(self.gpu_ids) > 1 else f"GPT_SoVITS.train.{self.trainer}"
+        return "torch.distributed.run" if len(self.gpu_ids) > 1 else self.trainer_module
 
     def validate(self) -> None:
+        from GPT_SoVITS.train.config import GPTRunConfig, sovits_run_config_class
+
         if self.trainer not in ("sovits", "gpt"):
             raise ValueError(f"unknown trainer {self.trainer!r}: use sovits or gpt")  # a programming error
+        expected = sovits_run_config_class(self.config.version) if self.trainer == "sovits" else GPTRunConfig
+        if not isinstance(self.config, expected):  # a programming error
+            raise ValueError(f"{self.trainer_module} takes a {expected.__name__}, got {type(self.config).__name__}")
         bad = [g for g in self.gpu_ids if not g.strip().isdigit()]
         if bad:
             raise refusal("GPU ids must be numbers joined by '-' (e.g. 0-1), got {gpus!r}", gpus=self.gpus)
@@ -321,19 +334,15 @@ class TrainJob:
     def to_argv(self) -> list[str]:
         argv = ["--config", str(self.config_path)]
         if len(self.gpu_ids) > 1:
-            return ["--standalone", f"--nproc_per_node={len(self.gpu_ids)}", "-m",
-                    f"GPT_SoVITS.train.{self.trainer}", *argv]
+            return ["--standalone", f"--nproc_per_node={len(self.gpu_ids)}", "-m", self.trainer_module, *argv]
         return argv
 
     def check_outputs(self) -> OutputCheck:
         cfg = self.config
         if not cfg.save.release_weights:
-            kind = "sovits_G" if self.trainer == "sovits" else "t2s"
-            return expect_glob(Path(cfg.state_dir), f"{kind}_*.pt")
+            return expect_glob(Path(cfg.state_dir), f"{cfg.state_kind}_*.pt")
         # any release file of this run name: a run whose epochs were already done exits 0 without a new file
-        if self.trainer == "sovits":
-            return expect_glob(Path(cfg.weights_dir), f"{cfg.run_name}_e*_s*.pth")
-        return expect_glob(Path(cfg.weights_dir), f"{cfg.run_name}-e*.ckpt")
+        return expect_glob(Path(cfg.weights_dir), cfg.release_glob)
 
     def spec(self, log_file: Path | None = None, on_finished=None) -> JobSpec:
         from GPT_SoVITS.config import save_config

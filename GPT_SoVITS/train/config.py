@@ -1,9 +1,9 @@
-"""Typed run configs of the two trainers (frozen dataclasses; ``configs/{sovits,gpt}_v2.yaml`` only override).
+"""Typed run configs of the trainers (frozen dataclasses; ``configs/*.yaml`` only override).
 
-Defaults are upstream's ``s2.json`` (SoVITS) and ``s1longer-v2.yaml`` (GPT); the launcher's own defaults
-(epochs, save frequency, batch size from memory) live in the YAML files and in the 1B tab. A run config is
-written into the experiment folder by the launcher and is the permanent record of the run; it is also stored
-inside every training-state file.
+Defaults are upstream's ``s2.json`` (SoVITS, and the v3/v4 LoRA trainer) and ``s1longer-v2.yaml`` (GPT); the
+launcher's own defaults (epochs, save frequency, batch size from memory) live in the YAML files and in the 1B tab.
+A run config is written into the experiment folder by the launcher and is the permanent record of the run; it is
+also stored inside every training-state file.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from typing import Any
 
 from GPT_SoVITS.config import ConfigError, to_dict
 from GPT_SoVITS.models.sovits import SoVITSConfig
+from GPT_SoVITS.models.sovits_v4 import SoVITSV3Config
 from GPT_SoVITS.models.t2s import T2SConfig
+from GPT_SoVITS.paths import ExperimentPaths
+from GPT_SoVITS.versions import UnknownVersionError, version_spec
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: LoRA ranks of v3/v4 fine-tuning (upstream's radio choices; default 32).
+LORA_RANKS = (16, 32, 64, 128)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class SoVITSRunConfig(_RunFolders):
     """Everything one SoVITS fine-tuning run needs (``python -m GPT_SoVITS.train.sovits --config``)."""
 
     _stage = "s2"
+    state_kind = "sovits_G"  # training-state files <state_dir>/<state_kind>_<step>.pt (not a dataclass field)
 
     exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 4-cnhubert/, 5-wav32k/)
     name: str = ""  # release-file prefix; empty = the experiment folder's name
@@ -111,6 +117,11 @@ class SoVITSRunConfig(_RunFolders):
     model: SoVITSConfig | None = None  # architecture; None = from the pretrained file (s2.json defaults without)
     save: SaveConfig = SaveConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def release_glob(self) -> str:
+        """Release files of this run in ``weights_dir`` (any epoch and step)."""
+        return f"{self.run_name}_e*_s*.pth"
 
     def upstream_config(self, model_cfg: SoVITSConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s2.json sections (what inference reads).
@@ -133,6 +144,103 @@ class SoVITSRunConfig(_RunFolders):
             "name": self.run_name,
             "version": self.version,
         }
+
+
+@dataclass(frozen=True)
+class SoVITSLoRATrainConfig:
+    """The ``s2.json`` ``train`` keys upstream's v3/v4 LoRA trainer uses, plus its LoRA choices."""
+
+    seed: int = 1234
+    epochs: int = 100
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    eps: float = 1e-9
+    batch_size: int = 32  # per GPU (per process)
+    grad_accum: int = 1  # optimizer step every N batches (for small GPUs); upstream has none
+    # ExponentialLR gamma, stepped once per epoch; as upstream, a fresh run starts one step in (LR × lr_decay)
+    lr_decay: float = 0.999875
+    lora_rank: int = 32  # one of LORA_RANKS; alpha = rank (scale 1), as upstream
+    grad_ckpt: bool = False  # recompute the DiT blocks in the backward pass: less memory, slower
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora_rank, bool) or self.lora_rank not in LORA_RANKS:
+            raise ConfigError(f"train.lora_rank must be one of {', '.join(map(str, LORA_RANKS))} "
+                              f"(got {self.lora_rank!r})")
+
+
+@dataclass(frozen=True)
+class SoVITSLoRARunConfig(_RunFolders):
+    """One LoRA fine-tuning run of a v3/v4 SoVITS model (``python -m GPT_SoVITS.train.sovits_lora --config``).
+
+    The base model (``pretrained_g``) is loaded from the pretrained file every time, resumes included; only the
+    trained tensors are saved. Training states go to ``logs_s2_<version>_lora_<rank>`` (upstream's folder), so
+    runs of different ranks never mix.
+    """
+
+    _stage = "s2"
+    state_kind = "sovits_lora"
+
+    exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 4-cnhubert/, 5-wav32k/)
+    name: str = ""  # release-file prefix; empty = the experiment folder's name
+    version: str = "v4"  # a version whose SoVITS is the flow-matching (cfm) model
+    pretrained_g: Path | None = None  # the base: upstream gsv-v4-pretrained/s2Gv4.pth
+    init_weights: Path | None = None  # optional LoRA release (same rank) to continue from (incremental training)
+    weights_dir: Path = Path("SoVITS_weights_v4")  # release files go to <weights_dir>/<name>_e<E>_s<S>_l<R>.pth
+    train: SoVITSLoRATrainConfig = SoVITSLoRATrainConfig()
+    data: SoVITSDataConfig = SoVITSDataConfig()  # the mel fields only go into the release file's config
+    model: SoVITSV3Config | None = None  # architecture; None = from the pretrained file (full size without)
+    save: SaveConfig = SaveConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def __post_init__(self) -> None:
+        try:
+            spec = version_spec(self.version)
+        except UnknownVersionError as exc:
+            raise ConfigError(str(exc)) from None
+        if not spec.fine_tunes_with_lora:
+            raise ConfigError(f"version {self.version} is not fine-tuned with LoRA; its trainer is "
+                              f"{spec.sovits_trainer}")
+        if not spec.supported:
+            raise ConfigError(f"LoRA fine-tuning of {self.version} is not supported yet")
+
+    @property
+    def state_dir(self) -> Path:
+        return ExperimentPaths(Path(self.exp_dir)).sovits_lora_dir(self.version, self.train.lora_rank)
+
+    @property
+    def release_glob(self) -> str:
+        """Release files of this run and rank in ``weights_dir``."""
+        return f"{self.run_name}_e*_s*_l{self.train.lora_rank}.pth"
+
+    def release_path(self, epoch: int, step: int) -> Path:
+        """``<weights_dir>/<name>_e<E>_s<S>_l<R>.pth`` (upstream's LoRA release name)."""
+        return Path(self.weights_dir) / f"{self.run_name}_e{epoch}_s{step}_l{self.train.lora_rank}.pth"
+
+    def upstream_config(self, model_cfg: SoVITSV3Config) -> dict[str, Any]:
+        """The ``config`` stored in release files: upstream's s2.json sections with ``model.version`` v3/v4 and
+        ``train.lora_rank`` as the string upstream stores. The architecture is what inference rebuilds."""
+        sections = model_cfg.to_upstream()
+        data = to_dict(self.data)
+        train = {k: v for k, v in to_dict(self.train).items() if k != "lora_rank"}
+        return {
+            "train": {**train, **sections["train"], "lora_rank": str(self.train.lora_rank)},
+            "data": {"max_wav_value": 32768.0, "sampling_rate": data["sampling_rate"],
+                     "filter_length": sections["data"]["filter_length"],
+                     "hop_length": sections["data"]["hop_length"], "win_length": data["win_length"],
+                     "n_mel_channels": data["n_mel_channels"], "mel_fmin": data["mel_fmin"],
+                     "mel_fmax": data["mel_fmax"], "add_blank": True, "n_speakers": 300, "cleaned_text": True,
+                     "exp_dir": str(self.exp_dir)},
+            "model": sections["model"],
+            "name": self.run_name,
+            "version": self.version,
+            "save_weight_dir": Path(self.weights_dir).name,
+        }
+
+
+def sovits_run_config_class(version: str) -> type:
+    """The run config of a version's SoVITS trainer: :class:`SoVITSLoRARunConfig` for the flow-matching
+    versions (LoRA), :class:`SoVITSRunConfig` for the others."""
+    return SoVITSLoRARunConfig if version_spec(version).fine_tunes_with_lora else SoVITSRunConfig
 
 
 @dataclass(frozen=True)
@@ -184,6 +292,7 @@ class GPTRunConfig(_RunFolders):
     """Everything one GPT fine-tuning run needs (``python -m GPT_SoVITS.train.gpt --config``)."""
 
     _stage = "s1"
+    state_kind = "t2s"
 
     exp_dir: Path = Path("logs/xxx")  # the formatted experiment (2-name2text.txt, 3-bert/, 6-name2semantic.tsv)
     name: str = ""  # release-file prefix; empty = the experiment folder's name
@@ -197,6 +306,11 @@ class GPTRunConfig(_RunFolders):
     model: T2SConfig | None = None  # architecture; None = from the pretrained file (s1longer-v2 defaults without)
     save: SaveConfig = field(default_factory=lambda: SaveConfig(every_n_epochs=5))
     runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def release_glob(self) -> str:
+        """Release files of this run in ``weights_dir`` (any epoch)."""
+        return f"{self.run_name}-e*.ckpt"
 
     def upstream_config(self, model_cfg: T2SConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s1longer-v2.yaml layout (what inference reads)."""

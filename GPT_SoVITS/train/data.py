@@ -1,7 +1,8 @@
-"""The two training datasets, read from the formatted experiment folder (upstream's numbered file contract).
+"""The training datasets, read from the formatted experiment folder (upstream's numbered file contract).
 
 SoVITS: ``2-name2text.txt`` (phones), ``4-cnhubert/<name>.pt`` (1, 768, T50), ``5-wav32k/<name>`` (32 kHz int16),
 and for v2Pro/v2ProPlus ``7-sv_cn/<name>.pt`` (1, 20480) speaker embeddings.
+SoVITS v3/v4 (LoRA): the same files; the normalised log-mel the CFM learns is computed from ``5-wav32k``.
 GPT: ``6-name2semantic.tsv`` (codes), ``2-name2text.txt`` (phones), ``3-bert/<name>.pt`` (1024, phones; zeros
 when absent, i.e. for non-Chinese items).
 
@@ -12,6 +13,7 @@ trainers log the counts.
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from GPT_SoVITS.features.spectrogram import spectrogram
+from GPT_SoVITS.features.spectrogram import MelFrontEnd, norm_mel_v4, spectrogram
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.text.cleaner import cleaned_text_to_sequence
 
@@ -211,6 +213,100 @@ def collate_sovits(items: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor | No
     sv = torch.stack([it[4] for it in items]) if items[0][4] is not None else None
     return SoVITSBatch(ssl, spec, torch.tensor(frames), wav, torch.tensor([it[2].shape[-1] for it in items]),
                        phones, torch.tensor([it[3].numel() for it in items]), sv)
+
+
+# ------------------------------------------------------------------------------------- SoVITS v3/v4 (LoRA)
+def _tensor_file_looks_whole(path: Path) -> bool:
+    """A ``torch.save`` file whose container is intact (zip directory readable, or a legacy pickle)."""
+    try:
+        with open(path, "rb") as fh:
+            legacy = fh.read(1) == b"\x80"
+        return legacy or zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+class CFMDataset(SoVITSDataset):
+    """SoVITS items for the v3/v4 flow-matching model: HuBERT features, the v2 linear spectrogram (for the style
+    vector ge), phones, and the normalised log-mel the CFM learns, computed from the same ``5-wav32k`` clip.
+
+    Upstream trains on an all-zero item when one fails to load; here the items that cannot be read (missing files,
+    unreadable audio, a broken HuBERT file) are found at start, left out and counted in :attr:`report`, and a file
+    that breaks later stops training with its name instead of being replaced by zeros.
+    """
+
+    def __init__(self, exp: ExperimentPaths, mel: MelFrontEnd, version: str = "v4", hop_length: int = 640,
+                 n_fft: int = 2048, win_length: int = 2048, sampling_rate: int = 32000, min_seconds: float = 0.6,
+                 max_seconds: float = 54.0, min_items: int = 100) -> None:
+        if mel.sampling_rate != sampling_rate:
+            raise DatasetError(f"this mel front end reads {mel.sampling_rate} Hz audio, but 5-wav32k holds "
+                               f"{sampling_rate} Hz clips (v3's 24 kHz mel needs resampling, not supported yet)")
+        super().__init__(exp, version, hop_length, n_fft, win_length, sampling_rate, min_seconds, max_seconds,
+                         min_items=min_items)
+        self.mel = mel
+        unique = self.items[: len(self.items) // self.report.repeats]
+        whole = [item for item in unique if _tensor_file_looks_whole(exp.hubert_dir / f"{item.name}.pt")]
+        if len(whole) != len(unique):
+            self.report.remove("with an unreadable HuBERT file (re-run the 1A hubert step)", len(unique) - len(whole))
+            self.items = repeated_items(whole, self.report, min_items, exp.root, "SoVITS")
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(ssl [768, T], spec [1025, T], normalised mel [100, M] (M ≈ 2T for v4), phones [L])."""
+        item = self.items[index]
+        wav_path, ssl_path = self.exp.wav32k_dir / item.name, self.exp.hubert_dir / f"{item.name}.pt"
+        try:
+            audio, sr = sf.read(str(wav_path), dtype="float32", always_2d=True)
+            ssl = torch.load(ssl_path, map_location="cpu", weights_only=True).float()
+        except (sf.LibsndfileError, RuntimeError, OSError, EOFError, ValueError) as exc:
+            raise DatasetError(f"{item.name}: cannot read its 1A files ({type(exc).__name__}: {exc}); re-run the 1A "
+                               "hubert step for this experiment") from None
+        if sr != self.sampling_rate:
+            raise DatasetError(f"{item.name}: 5-wav32k audio is {sr} Hz, expected {self.sampling_rate}; "
+                               "re-run the 1A hubert step")
+        wave = torch.from_numpy(audio[:, 0].copy())
+        spec = spectrogram(wave.unsqueeze(0), self.n_fft, self.hop, self.win)[0]
+        mel = norm_mel_v4(self.mel(wave))[0]  # from the whole clip, no peak normalisation (as upstream)
+        ssl = ssl.reshape(ssl.shape[-2], ssl.shape[-1])
+        frames = spec.shape[-1]
+        if ssl.shape[-1] < frames:  # 50 Hz like the spectrogram; a frame short at most: replicate the last one
+            ssl = F.pad(ssl.unsqueeze(0), (0, frames - ssl.shape[-1]), mode="replicate")[0]
+        return ssl[:, :frames], spec, mel, torch.tensor(item.phone_ids, dtype=torch.long)
+
+
+@dataclass
+class CFMBatch:
+    ssl: Tensor  # [B, 768, T]
+    spec: Tensor  # [B, 1025, T]
+    spec_lengths: Tensor  # [B]
+    mel: Tensor  # [B, 100, M] normalised log-mel, padded with zeros
+    mel_lengths: Tensor  # [B]
+    phones: Tensor  # [B, L]
+    phone_lengths: Tensor  # [B]
+
+    def to(self, device: torch.device) -> CFMBatch:
+        return CFMBatch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
+
+
+def collate_cfm(items: list[tuple[Tensor, Tensor, Tensor, Tensor]]) -> CFMBatch:
+    """Pad to the longest item, longest first; spectrogram and mel frames rounded up to even (the 25 Hz codes
+    need pairs of 50 Hz frames)."""
+    items = sorted(items, key=lambda it: it[1].shape[-1], reverse=True)
+    frames = [it[1].shape[-1] for it in items]
+    mel_frames = [it[2].shape[-1] for it in items]
+    t_max = max(frames) + max(frames) % 2
+    m_max = max(mel_frames) + max(mel_frames) % 2
+    b = len(items)
+    ssl = torch.zeros(b, items[0][0].shape[0], t_max)
+    spec = torch.zeros(b, items[0][1].shape[0], t_max)
+    mel = torch.zeros(b, items[0][2].shape[0], m_max)
+    phones = torch.zeros(b, max(it[3].numel() for it in items), dtype=torch.long)
+    for i, (s, sp, m, p) in enumerate(items):
+        ssl[i, :, : s.shape[-1]] = s
+        spec[i, :, : sp.shape[-1]] = sp
+        mel[i, :, : m.shape[-1]] = m
+        phones[i, : p.numel()] = p
+    return CFMBatch(ssl, spec, torch.tensor(frames), mel, torch.tensor(mel_frames), phones,
+                    torch.tensor([it[3].numel() for it in items]))
 
 
 # ---------------------------------------------------------------------------------------------------- GPT

@@ -1,7 +1,13 @@
-"""Tab 1B: SoVITS and GPT fine-tuning, each a resumable training job with a live loss plot and a stop button."""
+"""Tab 1B: SoVITS and GPT fine-tuning, each a resumable training job with a live loss plot and a stop button.
+
+The SoVITS panel follows the header's version: GAN training of the whole generator (v1/v2/Pro) or LoRA on the
+frozen flow-matching model (v4, ``VersionSpec.fine_tunes_with_lora``) with its rank choice and upstream's
+defaults for it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +23,14 @@ from app.widgets import JobPanel, UserInputError
 from GPT_SoVITS.checkpoints import latest_train_state
 from GPT_SoVITS.config import ConfigError, load_config
 from GPT_SoVITS.paths import REPO_ROOT, ExperimentPaths, sovits_d_path_for
-from GPT_SoVITS.train.config import PRECISIONS, GPTRunConfig, SoVITSRunConfig
+from GPT_SoVITS.train.config import LORA_RANKS, PRECISIONS, GPTRunConfig, SoVITSLoRARunConfig, SoVITSRunConfig
 from GPT_SoVITS.train.loop import parse_train_line
+from GPT_SoVITS.train.precision import MIN_FP16_CAPABILITY
 from GPT_SoVITS.versions import version_spec
 
 SOVITS_DEFAULTS = REPO_ROOT / "configs" / "sovits_v2.yaml"
+SOVITS_LORA_DEFAULTS = REPO_ROOT / "configs" / "sovits_lora.yaml"
+DEFAULT_LORA_RANK = 32
 GPT_DEFAULTS = REPO_ROOT / "configs" / "gpt_v2.yaml"
 PLOT_SECONDS = 2.0
 MAX_LOG_BYTES = 8 * 2**20
@@ -34,6 +43,41 @@ def default_batch_sizes(gpus: list[GpuInfo], ram_gb: float) -> tuple[int, int]:
         return max(1, per_gpu), max(1, per_gpu)
     per_cpu = max(1, int(ram_gb // 4))
     return per_cpu, per_cpu
+
+
+def lora_batch_size(gpus: list[GpuInfo], ram_gb: float) -> int:
+    """Upstream's LoRA default: the smallest GPU's GB // 8, halved where fp16 is off (GPUs below compute capability
+    5.3, where ``auto`` precision trains in fp32); on CPU a quarter of the RAM as for the other trainers; ≥ 1."""
+    if not gpus:
+        return max(1, int(ram_gb // 4))
+    size = int(min(g.memory_gb for g in gpus) // 8)
+    if any(g.capability < MIN_FP16_CAPABILITY for g in gpus):
+        size //= 2
+    return max(1, size)
+
+
+@dataclass(frozen=True)
+class SoVITSPanelDefaults:
+    """What the SoVITS panel shows for a version (upstream's 1Ba defaults and slider ranges)."""
+
+    lora: bool  # LoRA fine-tuning: rank choice shown; text-module LR and discriminator hidden
+    batch: int
+    epochs: int
+    max_epochs: int
+    save_every: int
+    max_save_every: int
+
+    @property
+    def max_batch(self) -> int:
+        return max(3 * self.batch, 4)
+
+
+def sovits_panel_defaults(version: str, gpus: list[GpuInfo], ram_gb: float) -> SoVITSPanelDefaults:
+    """v1/v2/Pro: batch from memory, 8 epochs (≤ 25), save every 4; LoRA (v4): GPU GB // 8, 2 epochs (≤ 16), save
+    every epoch (≤ 10), as upstream's webui switches them."""
+    if version_spec(version).fine_tunes_with_lora:
+        return SoVITSPanelDefaults(True, lora_batch_size(gpus, ram_gb), 2, 16, 1, 10)
+    return SoVITSPanelDefaults(False, default_batch_sizes(gpus, ram_gb)[0], 8, 25, 4, 25)
 
 
 def loss_frame(log_file: Path | None, start: int = 0) -> pd.DataFrame:
@@ -52,14 +96,28 @@ def loss_frame(log_file: Path | None, start: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "loss"])
 
 
+def _sovits_states(i18n: I18n, exp: ExperimentPaths, version: str) -> list[tuple[str, Path, str]]:
+    """(label, folder, kind) of each SoVITS training-state folder to report: LoRA states per rank for v4."""
+    if not version_spec(version).fine_tunes_with_lora:
+        return [("SoVITS", exp.sovits_dir(version), SoVITSRunConfig.state_kind)]
+    folders = exp.sovits_lora_dirs(version)
+    if not folders:
+        return [("SoVITS", exp.sovits_lora_dir(version, DEFAULT_LORA_RANK), SoVITSLoRARunConfig.state_kind)]
+    return [(i18n("SoVITS (LoRA rank {rank})", rank=rank), folder, SoVITSLoRARunConfig.state_kind)
+            for rank, folder in folders.items()]
+
+
 def training_overview(i18n: I18n, exp_dir: Path, weights_root: Path, version: str = "v2") -> str:
-    """Markdown: each trainer's newest training state (its step) and the release files of the experiment."""
+    """Markdown: each trainer's newest training state (its step) and the release files of the experiment
+    (v4: the LoRA states of every rank trained, and the ``_l<rank>`` releases)."""
     gpt_dir, sovits_dir = version_spec(version).weights_dirs(weights_root)
     exp, name = ExperimentPaths(exp_dir), exp_dir.name
+    sovits_weights = sorted(sovits_dir.glob(f"{name}_e*_s*.pth"))
+    entries = [(label, folder, kind, []) for label, folder, kind in _sovits_states(i18n, exp, version)]
+    entries[-1] = (*entries[-1][:3], sovits_weights)
+    entries.append(("GPT", exp.gpt_dir(version), GPTRunConfig.state_kind, sorted(gpt_dir.glob(f"{name}-e*.ckpt"))))
     lines = []
-    for model, state_dir, kind, weights in (
-            ("SoVITS", exp.sovits_dir(version), "sovits_G", sorted(sovits_dir.glob(f"{name}_e*_s*.pth"))),
-            ("GPT", exp.gpt_dir(version), "t2s", sorted(gpt_dir.glob(f"{name}-e*.ckpt")))):
+    for model, state_dir, kind, weights in entries:
         latest = latest_train_state(state_dir, kind)
         if latest is None:
             lines.append(i18n("{model}: no training state yet", model=model))
@@ -135,45 +193,73 @@ def _device_overrides(gpus: str) -> dict:
     return {"device": "auto" if str(gpus).strip() else "cpu"}
 
 
-def _build_sovits(ctx: AppContext, exp_name: Any, version: Any, batch_default: int, gpu_default: str) -> None:
+def sovits_train_job(ctx: AppContext, exp_v: str, version_v: str, bs: float, ep: float, lr_w: float, rank: Any,
+                     every: float, g_path: str, d_path: str, latest: bool, release: bool, gpus: str, precision: str,
+                     accum: float, scratch: bool, init: str) -> TrainJob:
+    """The SoVITS job the panel's values describe: the version's trainer (GAN, or LoRA for v4) and its run config.
+
+    Raises :class:`UserInputError` (shown in the panel) for a missing experiment or pretrained file.
+    """
+    i18n = ctx.i18n
+    exp = ctx.experiment(exp_v)
+    g_value = _path_or_none(ctx, g_path)
+    common = {"exp_dir": str(exp.root), "name": exp.name, "version": version_v, "pretrained_g": g_value,
+              "init_weights": _path_or_none(ctx, init),
+              "weights_dir": str(version_spec(version_v).weights_dirs(ctx.weights_root)[1]),
+              "save": {"every_n_epochs": int(every), "latest_only": bool(latest), "release_weights": bool(release)},
+              "runtime": {"precision": precision, "from_scratch": bool(scratch), **_device_overrides(gpus)}}
+    train = {"batch_size": int(bs), "epochs": int(ep), "grad_accum": int(accum)}
+    if version_spec(version_v).fine_tunes_with_lora:
+        _require_pretrained(ctx, [g_value], bool(scratch))
+        cfg = _load(i18n, SoVITSLoRARunConfig, SOVITS_LORA_DEFAULTS,
+                    {**common, "train": {**train, "lora_rank": int(rank)}})
+        return TrainJob("sovits", cfg, exp.root / "sovits_lora.yaml", gpus=str(gpus).strip())
+    d_value = _path_or_none(ctx, d_path) or (str(sovits_d_path_for(Path(g_value))) if g_value else None)
+    _require_pretrained(ctx, [g_value, d_value], bool(scratch))
+    cfg = _load(i18n, SoVITSRunConfig, SOVITS_DEFAULTS, {
+        **common, "pretrained_d": d_value, "train": {**train, "text_low_lr_rate": float(lr_w)}})
+    return TrainJob("sovits", cfg, exp.root / "sovits_train.yaml", gpus=str(gpus).strip())
+
+
+def _build_sovits(ctx: AppContext, exp_name: Any, version: Any, gpus: list[GpuInfo], ram_gb: float,
+                  gpu_default: str) -> None:
     i18n, pretrained, v0 = ctx.i18n, ctx.pretrained, ctx.workflow.get("version")
+    d0 = sovits_panel_defaults(v0, gpus, ram_gb)
     with gr.Row():
-        batch = gr.Slider(1, max(3 * batch_default, 4), batch_default, step=1, label=i18n("Batch size per GPU"),
-                          elem_id="sovits-batch",
+        batch = gr.Slider(1, d0.max_batch, d0.batch, step=1, label=i18n("Batch size per GPU"), elem_id="sovits-batch",
                           info=i18n("Lower it if training runs out of memory."))
-        epochs = gr.Slider(1, 25, 8, step=1, label=i18n("Total epochs"), elem_id="sovits-epochs",
+        epochs = gr.Slider(1, d0.max_epochs, d0.epochs, step=1, label=i18n("Total epochs"), elem_id="sovits-epochs",
                            info=i18n("Raising it later continues the same experiment."))
         text_lr = gr.Slider(0.2, 0.6, 0.4, step=0.05, label=i18n("Text-module learning-rate weight"),
+                            visible=not d0.lora, elem_id="sovits-text-lr",
                             info=i18n("Learning rate of the text encoder relative to the rest."))
-        save_every = gr.Slider(1, 25, 4, step=1, label=i18n("Save every N epochs"),
-                               elem_id="sovits-save-every",
-                               info=i18n("The last epoch is always saved."))
+        rank = gr.Radio(list(LORA_RANKS), value=DEFAULT_LORA_RANK, label=i18n("LoRA rank"), visible=d0.lora,
+                        elem_id="sovits-lora-rank",
+                        info=i18n("Size of the adapters trained on the frozen v4 model: higher learns more detail but "
+                                  "needs more memory and overfits sooner (upstream's default: 32)."))
+        save_every = gr.Slider(1, d0.max_save_every, d0.save_every, step=1, label=i18n("Save every N epochs"),
+                               elem_id="sovits-save-every", info=i18n("The last epoch is always saved."))
     with gr.Row():
-        pre_g = gr.Textbox(str(pretrained.sovits_g(v0)), label=i18n("Pretrained SoVITS-G"),
+        pre_g = gr.Textbox(str(pretrained.sovits_g(v0)), label=i18n("Pretrained SoVITS-G"), elem_id="sovits-pre-g",
                            info=i18n("Starting weights of the generator (s2G*.pth)."))
-        pre_d = gr.Textbox(str(pretrained.sovits_d(v0)), label=i18n("Pretrained SoVITS-D"),
-                           info=i18n("Starting weights of the discriminator (s2D*.pth)."))
-    version.change(lambda v: {pre_g: str(ctx.pretrained.sovits_g(v)), pre_d: str(ctx.pretrained.sovits_d(v))},
-                   inputs=version, outputs=[pre_g, pre_d])
+        pre_d = gr.Textbox(str(pretrained.sovits_d(v0)), label=i18n("Pretrained SoVITS-D"), visible=not d0.lora,
+                           elem_id="sovits-pre-d", info=i18n("Starting weights of the discriminator (s2D*.pth)."))
+
+    def switch_version(v: str) -> dict:
+        d = sovits_panel_defaults(v, gpus, ram_gb)
+        return {pre_g: str(ctx.pretrained.sovits_g(v)), pre_d: gr.update(value=str(ctx.pretrained.sovits_d(v)),
+                                                                         visible=not d.lora),
+                batch: gr.update(value=d.batch, maximum=d.max_batch),
+                epochs: gr.update(value=d.epochs, maximum=d.max_epochs), text_lr: gr.update(visible=not d.lora),
+                rank: gr.update(visible=d.lora), save_every: gr.update(value=d.save_every, maximum=d.max_save_every)}
+
+    version.change(switch_version, inputs=version, outputs=[pre_g, pre_d, batch, epochs, text_lr, rank, save_every])
     common = _common_widgets(ctx, gpu_default, 1)
 
-    def make_spec(exp_v, version_v, bs, ep, lr_w, every, g_path, d_path, latest, release, gpus, precision, accum,
-                  scratch, init):
-        exp = ctx.experiment(exp_v)
-        g_value = _path_or_none(ctx, g_path)
-        d_value = _path_or_none(ctx, d_path) or (str(sovits_d_path_for(Path(g_value))) if g_value else None)
-        _require_pretrained(ctx, [g_value, d_value], bool(scratch))
-        cfg = _load(i18n, SoVITSRunConfig, SOVITS_DEFAULTS, {
-            "exp_dir": str(exp.root), "name": exp.name, "version": version_v, "pretrained_g": g_value,
-            "pretrained_d": d_value, "init_weights": _path_or_none(ctx, init),
-            "weights_dir": str(version_spec(version_v).weights_dirs(ctx.weights_root)[1]),
-            "train": {"batch_size": int(bs), "epochs": int(ep), "text_low_lr_rate": float(lr_w),
-                      "grad_accum": int(accum)},
-            "save": {"every_n_epochs": int(every), "latest_only": bool(latest), "release_weights": bool(release)},
-            "runtime": {"precision": precision, "from_scratch": bool(scratch), **_device_overrides(gpus)}})
-        return TrainJob("sovits", cfg, exp.root / "sovits_train.yaml", gpus=str(gpus).strip()).spec()
+    def make_spec(*values: Any):
+        return sovits_train_job(ctx, *values).spec()
 
-    inputs = [exp_name, version, batch, epochs, text_lr, save_every, pre_g, pre_d, common["latest_only"],
+    inputs = [exp_name, version, batch, epochs, text_lr, rank, save_every, pre_g, pre_d, common["latest_only"],
               common["release"], common["gpus"], common["precision"], common["accum"], common["from_scratch"],
               common["init_weights"]]
     JobPanel(ctx, "train_sovits", make_spec, inputs, i18n("Start SoVITS training"))
@@ -222,14 +308,15 @@ def build_tab(ctx: AppContext, exp_name: Any, version: Any) -> None:
     """The 1B sub-tab's content (called inside the launcher's "1B - Fine-tuning" tab)."""
     i18n = ctx.i18n
     gpus = detect_gpus()
-    sovits_batch, gpt_batch = default_batch_sizes(gpus, psutil.virtual_memory().total / 2**30)
+    ram_gb = psutil.virtual_memory().total / 2**30
+    _, gpt_batch = default_batch_sizes(gpus, ram_gb)
     gpu_default = "-".join(str(g.index) for g in gpus)
     gr.Markdown(i18n("Fine-tune both models on the formatted experiment. Starting again continues from the latest "
                      "training state; weights go to SoVITS_weights_<version> and GPT_weights_<version> (v1: "
                      "SoVITS_weights and GPT_weights). Stop saves the training state after the current step. "
                      "TensorBoard logs: `logs/<experiment>/tb`."))
     with gr.Accordion(i18n("1Ba - SoVITS training"), open=True):
-        _build_sovits(ctx, exp_name, version, sovits_batch, gpu_default)
+        _build_sovits(ctx, exp_name, version, gpus, ram_gb, gpu_default)
     with gr.Accordion(i18n("1Bb - GPT training"), open=True):
         _build_gpt(ctx, exp_name, version, gpt_batch, gpu_default)
     overview = gr.Markdown()
