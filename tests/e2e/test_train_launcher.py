@@ -4,20 +4,25 @@ of ``GPT_SoVITS.dev.make_tiny_pretrained`` as starting weights; release files lo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from app.context import AppContext
 from app.jobs import TrainJob
 from app.processes import JobState, ProcessManager
-from GPT_SoVITS.checkpoints import latest_train_state, load_train_state
-from GPT_SoVITS.config import load_config
-from GPT_SoVITS.dev.make_tiny_pretrained import make_tiny_pretrained
+from app.tabs import train as train_tab
+from GPT_SoVITS.checkpoints import latest_train_state, load_train_state, read_weights, safe_load
+from GPT_SoVITS.config import WebUISettings, load_config
+from GPT_SoVITS.dev.make_tiny_pretrained import make_tiny_pretrained, write_v4
 from GPT_SoVITS.infer.options import Reference, SynthesisOptions
 from GPT_SoVITS.infer.tts import TTS
-from GPT_SoVITS.models import load_sovits, load_t2s
+from GPT_SoVITS.models import load_sovits, load_t2s, load_vocoder
+from GPT_SoVITS.models.lora import merge_lora_release
+from GPT_SoVITS.models.sovits_v4 import SynthesizerTrnV3, prepare_reference, synthesize
 from GPT_SoVITS.paths import PretrainedPaths
 from GPT_SoVITS.train.config import GPTRunConfig, SoVITSRunConfig
 from tests.conftest import silence, tone_burst, write_audio
@@ -122,3 +127,36 @@ def _plain(cfg) -> dict:
     from GPT_SoVITS.config import to_dict
 
     return to_dict(cfg)
+
+
+def test_sovits_lora_v4_job_from_the_launcher(tiny: PretrainedPaths, tmp_path: Path) -> None:
+    """1B with version v4: the panel's job (its defaults: LoRA rank 32, save every epoch) runs the LoRA trainer
+    as a subprocess; the release it writes merges into the tiny base and synthesises 48 kHz audio."""
+    write_v4(tiny.root)
+    ctx = AppContext.create(WebUISettings(pretrained_dir=tiny.root), "en_US", root=tmp_path)
+    make_experiment(tmp_path / "logs" / "voice", n_items=1, seconds=(1.0, 1.0))
+    page = train_tab.sovits_panel_defaults("v4", [], 8.0)
+    job = train_tab.sovits_train_job(ctx, "voice", "v4", page.batch, 1, 0.4, train_tab.DEFAULT_LORA_RANK,
+                                     page.save_every, str(ctx.pretrained.sovits_g("v4")), "", True, True, "", "auto",
+                                     1, False, "")
+    assert job.module == "GPT_SoVITS.train.sovits_lora" and job.config.train.lora_rank == 32
+    # one clip: upstream's small-set rule repeats it 100×; twice keeps the test short
+    fast = replace(job, config=replace(job.config, data=replace(job.config.data, min_items=2),
+                                       train=replace(job.config.train, batch_size=1)))
+    manager = ProcessManager(tmp_path / "jobs")
+    manager.start("train_sovits", fast.spec())
+    status = manager.wait("train_sovits", 600)
+    text = status.log_file.read_text(encoding="utf-8")
+    assert status.state is JobState.FINISHED, text[-3000:]
+    assert "loaded the v4 base" in text and "LoRA rank 32:" in text and "TRAIN epoch=1 step=2 " in text
+    release = tmp_path / "SoVITS_weights_v4" / "voice_e1_s2_l32.pth"
+    assert release.read_bytes()[:2] == b"04" and read_weights(release).version == "v4"
+    obj, _ = safe_load(release)
+    base = read_weights(tiny.sovits_g("v4"))
+    model = merge_lora_release(SynthesizerTrnV3.from_upstream(base.config, base.state_dict), obj["weight"],
+                               rank=obj["lora_rank"]).prepare_for_inference()
+    vocoder = load_vocoder(tiny.vocoder("v4"))
+    codes, phones = torch.randint(0, 1024, (1, 1, 25)), torch.tensor([[5, 6, 7, 8]])
+    reference = prepare_reference(model, codes, phones, torch.rand(1, 1025, 50), torch.randn(1, 100, 100) * 0.3)
+    wave = synthesize(model, vocoder, reference, codes, phones, sample_steps=2)
+    assert wave.shape == (100 * 480,) and torch.isfinite(wave).all()  # 1 s of condition → 48 000 samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -12,9 +13,11 @@ from app.context import AppContext
 from app.devices import GpuInfo
 from app.jobs import TrainJob
 from app.tabs import train as train_tab
+from app.widgets import UserInputError
 from GPT_SoVITS.config import WebUISettings, load_config
-from GPT_SoVITS.train import gpt, sovits
-from GPT_SoVITS.train.config import GPTRunConfig, SoVITSRunConfig
+from GPT_SoVITS.train import gpt, sovits, sovits_lora
+from GPT_SoVITS.train.config import GPTRunConfig, SoVITSLoRARunConfig, SoVITSLoRATrainConfig, SoVITSRunConfig
+from GPT_SoVITS.versions import version_spec
 from tests.unit.test_train_data import make_experiment
 
 
@@ -110,3 +113,89 @@ def test_loss_plot_shows_only_the_current_run(tmp_path: Path) -> None:
         fh.write("$ python -m GPT_SoVITS.train.gpt\nx: TRAIN epoch=1 step=1 loss=4.0\n")
     assert train_tab.loss_frame(log, offset)["loss"].tolist() == [4.0]
     assert train_tab.loss_frame(log)["loss"].tolist() == [9.0, 8.0, 4.0]
+
+
+# ------------------------------------------------------------------------------------------- v4 (LoRA)
+def test_lora_job_runs_the_versions_trainer(tmp_path: Path) -> None:
+    cfg = SoVITSLoRARunConfig(exp_dir=tmp_path / "exp", weights_dir=tmp_path / "w",
+                              train=SoVITSLoRATrainConfig(lora_rank=64))
+    job = TrainJob("sovits", cfg, tmp_path / "sovits_lora.yaml")
+    assert job.module == version_spec("v4").sovits_trainer == "GPT_SoVITS.train.sovits_lora"
+    assert sovits_lora.build_parser().parse_args(job.to_argv()).config == tmp_path / "sovits_lora.yaml"
+    torchrun = TrainJob("sovits", cfg, tmp_path / "sovits_lora.yaml", gpus="0-1")
+    args = get_args_parser().parse_args(torchrun.to_argv())
+    assert args.training_script == "GPT_SoVITS.train.sovits_lora" and args.nproc_per_node == "2"
+    check = job.check_outputs()
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "exp_e2_s8_l32.pth").write_bytes(b"")  # another rank's release does not count
+    assert check() is not None
+    (tmp_path / "w" / "exp_e2_s8_l64.pth").write_bytes(b"")
+    assert check() is None
+    states = TrainJob("sovits", replace(cfg, save=replace(cfg.save, release_weights=False)), tmp_path / "s.yaml")
+    assert "logs_s2_v4_lora_64" in states.check_outputs()()  # the missing training state it names
+    make_experiment(tmp_path / "exp", n_items=1)
+    with pytest.raises(ValueError, match="sovits_lora takes a SoVITSLoRARunConfig"):
+        TrainJob("sovits", SoVITSRunConfig(exp_dir=tmp_path / "exp", version="v4"), tmp_path / "x.yaml").spec()
+
+
+def test_sovits_panel_defaults_follow_upstream_per_version() -> None:
+    gpus = [GpuInfo(0, "a", 24.0, (8, 6)), GpuInfo(1, "b", 17.0, (6, 1))]
+    v4 = train_tab.sovits_panel_defaults("v4", gpus, 64)
+    assert (v4.lora, v4.batch, v4.epochs, v4.max_epochs, v4.save_every, v4.max_save_every) == (True, 2, 2, 16, 1, 10)
+    old_gpu = [GpuInfo(0, "k80", 40.0, (3, 7))]  # below 5.3: fp32, so upstream halves the batch
+    assert train_tab.sovits_panel_defaults("v4", old_gpu, 64).batch == 2
+    assert train_tab.sovits_panel_defaults("v4", [], 15.5).batch == 3  # CPU: a quarter of the RAM, as today
+    v2 = train_tab.sovits_panel_defaults("v2Pro", gpus, 64)
+    assert (v2.lora, v2.batch, v2.epochs, v2.max_epochs, v2.save_every, v2.max_save_every) == (False, 8, 8, 25, 4, 25)
+
+
+def _v4_context(tmp_path: Path) -> AppContext:
+    from GPT_SoVITS.dev.make_tiny_pretrained import write_v4
+
+    write_v4(tmp_path / "pretrained_models")
+    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    make_experiment(tmp_path / "logs" / "voice", n_items=1)
+    return ctx
+
+
+def test_panel_values_become_the_lora_run_config(tmp_path: Path) -> None:
+    ctx = _v4_context(tmp_path)
+    job = train_tab.sovits_train_job(ctx, "voice", "v4", 3, 4, 0.4, 16, 2, "pretrained_models/gsv-v4-pretrained/"
+                                     "s2Gv4.pth", "", False, True, "", "auto", 2, False, "")
+    cfg = job.config
+    assert isinstance(cfg, SoVITSLoRARunConfig) and job.module == "GPT_SoVITS.train.sovits_lora"
+    assert (cfg.train.lora_rank, cfg.train.batch_size, cfg.train.epochs, cfg.train.grad_accum) == (16, 3, 4, 2)
+    assert (cfg.save.every_n_epochs, cfg.save.latest_only, cfg.runtime.device) == (2, False, "cpu")
+    assert cfg.pretrained_g == tmp_path / "pretrained_models" / "gsv-v4-pretrained" / "s2Gv4.pth"
+    assert cfg.weights_dir == tmp_path / "SoVITS_weights_v4" and cfg.state_dir.name == "logs_s2_v4_lora_16"
+    job.spec()
+    assert load_config(SoVITSLoRARunConfig, tmp_path / "logs" / "voice" / "sovits_lora.yaml") == cfg
+    with pytest.raises(UserInputError) as refused:
+        train_tab.sovits_train_job(ctx, "voice", "v4", 1, 2, 0.4, 32, 1, "nowhere/s2Gv4.pth", "", True, True, "",
+                                   "auto", 1, False, "")
+    assert "nowhere/s2Gv4.pth" in refused.value.text(ctx.i18n)
+    v2 = train_tab.sovits_train_job(ctx, "voice", "v2", 1, 2, 0.3, 32, 1, "g.pth", "", True, True, "", "auto", 1,
+                                    True, "")
+    assert isinstance(v2.config, SoVITSRunConfig) and v2.config.train.text_low_lr_rate == 0.3
+
+
+def test_training_overview_lists_lora_states_of_every_rank(tmp_path: Path) -> None:
+    i18n = AppContext.create(WebUISettings(), "en_US", root=tmp_path).i18n
+    exp = tmp_path / "logs" / "voice"
+    for rank, step in ((32, 12), (64, 4)):
+        (exp / f"logs_s2_v4_lora_{rank}").mkdir(parents=True)
+        (exp / f"logs_s2_v4_lora_{rank}" / f"sovits_lora_{step:08d}.pt").write_bytes(b"")
+    (tmp_path / "SoVITS_weights_v4").mkdir()
+    (tmp_path / "SoVITS_weights_v4" / "voice_e2_s12_l32.pth").write_bytes(b"")
+    text = train_tab.training_overview(i18n, exp, tmp_path, "v4")
+    assert "SoVITS (LoRA rank 32): training state at step 12" in text
+    assert "SoVITS (LoRA rank 64): training state at step 4" in text and "voice_e2_s12_l32.pth" in text
+    assert "SoVITS: no training state yet" in train_tab.training_overview(i18n, tmp_path / "logs" / "new", tmp_path,
+                                                                           "v4")
+
+
+def test_tab_builds_for_v4(tmp_path: Path) -> None:
+    ctx = _v4_context(tmp_path)
+    ctx.workflow.remember(version="v4")
+    with gr.Blocks():
+        train_tab.build_tab(ctx, gr.Textbox("voice"), gr.Dropdown(["v2", "v4"], value="v4"))
