@@ -1,9 +1,11 @@
-"""Seconds per training step of both trainers at full size (run by hand: python -m benchmarks.bench_train).
+"""Seconds per training step of the trainers at full size (run by hand: python -m benchmarks.bench_train).
 
 Builds a small synthetic formatted experiment (5 s clips), full-size models with random weights
 (``runtime.from_scratch``; the speed does not depend on the values), and times the trainers' own step code:
-``SoVITSTrainer.train_batch`` (discriminator + generator update) and the GPT forward/backward/optimizer step.
-The first steps are warm-up and not counted.
+``SoVITSTrainer.train_batch`` (discriminator + generator update), ``SoVITSLoRATrainer.train_batch`` (v4 LoRA,
+rank 32, on the 383 M-parameter CFM model) and the GPT forward/backward/optimizer step. The first steps are
+warm-up and not counted. The LoRA step draws upstream's shortcut target (two extra forward passes) in 30 % of
+the steps, so its times spread.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from benchmarks.common import add_threads_flag, set_threads
 from GPT_SoVITS.config import load_config
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.text.symbols import symbols
-from GPT_SoVITS.train import gpt, sovits
-from GPT_SoVITS.train.config import GPTRunConfig, SoVITSRunConfig
+from GPT_SoVITS.train import gpt, sovits, sovits_lora
+from GPT_SoVITS.train.config import GPTRunConfig, SoVITSLoRARunConfig, SoVITSRunConfig
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import StopRequest
 
@@ -74,6 +76,22 @@ def time_sovits(exp: ExperimentPaths, batch: int, steps: int, warmup: int) -> tu
     return times, n_params
 
 
+def time_sovits_lora(exp: ExperimentPaths, batch: int, steps: int, warmup: int) -> tuple[list[float], int]:
+    cfg = load_config(SoVITSLoRARunConfig, {"exp_dir": str(exp.root), "train": {"batch_size": batch},
+                                            "data": {"min_items": 1}, "runtime": _runtime()})
+    trainer = sovits_lora.SoVITSLoRATrainer(cfg, DistInfo(), torch.device("cpu"), StopRequest())
+    trainer.model.train()
+    times = []
+    batches = iter(trainer.loader(1, 0))
+    for i in range(warmup + steps):
+        b = next(batches)
+        start = time.perf_counter()
+        trainer.train_batch(b, step_now=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times, sum(p.numel() for p in trainer.raw_model.parameters() if p.requires_grad)
+
+
 def time_gpt(exp: ExperimentPaths, batch: int, steps: int, warmup: int) -> tuple[list[float], int]:
     cfg = load_config(GPTRunConfig, {"exp_dir": str(exp.root), "train": {"batch_size": batch, "grad_accum": 1},
                                      "data": {"min_items": 1}, "runtime": _runtime()})
@@ -97,23 +115,31 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="clip length")
     parser.add_argument("--sovits-batch", type=int, default=2, help="SoVITS batch size")
+    parser.add_argument("--lora-batch", type=int, default=1, help="SoVITS v4 LoRA batch size")
     parser.add_argument("--gpt-batch", type=int, default=4, help="GPT batch size")
+    parser.add_argument("--only", choices=("sovits", "lora", "gpt"), default=None, help="time one trainer only")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     add_threads_flag(parser, 0)
     args = parser.parse_args(argv)
     set_threads(args.threads)
-    n_items = 4 * max(args.sovits_batch, args.gpt_batch) * (args.steps + args.warmup)
+    n_items = 4 * max(args.sovits_batch, args.lora_batch, args.gpt_batch) * (args.steps + args.warmup)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         exp = synth_experiment(Path(tmp) / "exp", n_items, args.seconds)
-        for name, fn, batch in (("SoVITS (G+D)", time_sovits, args.sovits_batch), ("GPT", time_gpt, args.gpt_batch)):
+        runs = (("sovits", "SoVITS (G+D)", time_sovits, args.sovits_batch),
+                ("lora", "v4 LoRA r32 *", time_sovits_lora, args.lora_batch), ("gpt", "GPT", time_gpt, args.gpt_batch))
+        for key, name, fn, batch in runs:
+            if args.only not in (None, key):
+                continue
             times, n_params = fn(exp, batch, args.steps, args.warmup)
             rows.append((name, n_params / 1e6, batch, statistics.median(times), min(times)))
     print(f"CPU, {torch.get_num_threads()} threads, {args.seconds:g} s clips")
     print(f"{'model':<14} {'params (M)':>10} {'batch':>6} {'s/step (median)':>16} {'s/step (min)':>13}")
     for name, params, batch, median, best in rows:
         print(f"{name:<14} {params:>10.1f} {batch:>6} {median:>16.2f} {best:>13.2f}")
+    if any(name.endswith("*") for name, *_ in rows):
+        print("* trainable parameters only (the frozen 383 M-parameter base is not counted)")
     return 0
 
 
