@@ -7,7 +7,6 @@ defaults for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pandas as pd
 import psutil
 
 from app.context import AppContext
-from app.devices import GpuInfo, detect_gpus
+from app.devices import GpuInfo, default_batch_sizes, detect_gpus, sovits_panel_defaults
 from app.i18n import I18n
 from app.jobs import TrainJob
 from app.widgets import JobPanel, UserInputError
@@ -25,7 +24,6 @@ from GPT_SoVITS.config import ConfigError, load_config
 from GPT_SoVITS.paths import REPO_ROOT, ExperimentPaths, sovits_d_path_for
 from GPT_SoVITS.train.config import LORA_RANKS, PRECISIONS, GPTRunConfig, SoVITSLoRARunConfig, SoVITSRunConfig
 from GPT_SoVITS.train.loop import parse_train_line
-from GPT_SoVITS.train.precision import MIN_FP16_CAPABILITY
 from GPT_SoVITS.versions import version_spec
 
 SOVITS_DEFAULTS = REPO_ROOT / "configs" / "sovits_v2.yaml"
@@ -34,50 +32,6 @@ DEFAULT_LORA_RANK = 32
 GPT_DEFAULTS = REPO_ROOT / "configs" / "gpt_v2.yaml"
 PLOT_SECONDS = 2.0
 MAX_LOG_BYTES = 8 * 2**20
-
-
-def default_batch_sizes(gpus: list[GpuInfo], ram_gb: float) -> tuple[int, int]:
-    """Upstream's defaults (SoVITS, GPT): half the smallest GPU's GB, or a quarter of the RAM on CPU; ≥ 1."""
-    if gpus:
-        per_gpu = int(min(g.memory_gb for g in gpus) // 2)
-        return max(1, per_gpu), max(1, per_gpu)
-    per_cpu = max(1, int(ram_gb // 4))
-    return per_cpu, per_cpu
-
-
-def lora_batch_size(gpus: list[GpuInfo], ram_gb: float) -> int:
-    """Upstream's LoRA default: the smallest GPU's GB // 8, halved where fp16 is off (GPUs below compute capability
-    5.3, where ``auto`` precision trains in fp32); on CPU a quarter of the RAM as for the other trainers; ≥ 1."""
-    if not gpus:
-        return max(1, int(ram_gb // 4))
-    size = int(min(g.memory_gb for g in gpus) // 8)
-    if any(g.capability < MIN_FP16_CAPABILITY for g in gpus):
-        size //= 2
-    return max(1, size)
-
-
-@dataclass(frozen=True)
-class SoVITSPanelDefaults:
-    """What the SoVITS panel shows for a version (upstream's 1Ba defaults and slider ranges)."""
-
-    lora: bool  # LoRA fine-tuning: rank choice shown; text-module LR and discriminator hidden
-    batch: int
-    epochs: int
-    max_epochs: int
-    save_every: int
-    max_save_every: int
-
-    @property
-    def max_batch(self) -> int:
-        return max(3 * self.batch, 4)
-
-
-def sovits_panel_defaults(version: str, gpus: list[GpuInfo], ram_gb: float) -> SoVITSPanelDefaults:
-    """v1/v2/Pro: batch from memory, 8 epochs (≤ 25), save every 4; LoRA (v4): GPU GB // 8, 2 epochs (≤ 16), save
-    every epoch (≤ 10), as upstream's webui switches them."""
-    if version_spec(version).fine_tunes_with_lora:
-        return SoVITSPanelDefaults(True, lora_batch_size(gpus, ram_gb), 2, 16, 1, 10)
-    return SoVITSPanelDefaults(False, default_batch_sizes(gpus, ram_gb)[0], 8, 25, 4, 25)
 
 
 def loss_frame(log_file: Path | None, start: int = 0) -> pd.DataFrame:
