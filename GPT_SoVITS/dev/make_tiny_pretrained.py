@@ -198,6 +198,11 @@ def write_v4(root: Path, seed: int = 0, cfg: SoVITSV3Config = TINY_SOVITS_V4,
                     "info": "tiny random pretrained v4"}, tmp)
     vocoder = build_vocoder(vocoder_cfg)
     fold_weight_norm(vocoder)
+    with torch.no_grad():  # HiFi-GAN's 0.01-std init lets almost nothing through a random tiny vocoder: scale by
+        for name, weight in vocoder.named_parameters():  # fan-in instead, so its audio follows its mel
+            if name.endswith("weight") and weight.dim() == 3:
+                fan_in = weight.shape[0] * weight.shape[2] if name.startswith("ups.") else weight[0].numel()
+                weight.normal_(0.0, fan_in ** -0.5)
     vocoder_path = folder / "vocoder.pth"
     with atomic_path(vocoder_path) as tmp:
         torch.save({k: v.detach().clone() for k, v in vocoder.state_dict().items()}, tmp)
