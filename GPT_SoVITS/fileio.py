@@ -102,3 +102,35 @@ def remove_leftover_temps(folders: Iterable[Path]) -> list[Path]:
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+class OutputDirError(ValueError):
+    """An output folder cannot be used (it is a file, or it cannot be created or written); the message says why."""
+
+
+def ensure_output_dir(folder: Path, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and check that files can be written in it, before any work starts.
+
+    Raises :class:`OutputDirError` naming the folder and the problem (a file in its place, a file where one of
+    its parent folders should be, no permission, a read-only disk), instead of a traceback halfway through a job.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputDirError(f"The {what} {folder} is an existing file, not a folder; choose a folder (an existing "
+                             "one or a new name).")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), folder)
+        raise OutputDirError(f"The {what} {folder} cannot be created: {blocker} is a file, not a folder.") from None
+    except OSError as exc:
+        raise OutputDirError(f"The {what} {folder} cannot be created ({exc.strerror or exc}); choose a folder you "
+                             "can write to.") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputDirError(f"The {what} {folder} is not writable ({exc.strerror or exc}); choose a folder you can "
+                             "write to, or change its permissions.") from None
+    return folder
