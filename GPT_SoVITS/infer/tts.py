@@ -76,14 +76,16 @@ class Cancelled(RuntimeError):
     """The caller cancelled the request (client gone, server stopping); ``done`` of ``total`` sentences were made."""
 
     def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"synthesis cancelled after {done} of {total} sentence(s)")
+        super().__init__(f"synthesis cancelled after {done} of {total} sentence(s)" if total else
+                         "synthesis cancelled before it started")
         self.done, self.total = done, total
 
 
 def _stop_if_cancelled(cancel: CancelCheck | None, done: int, total: int) -> None:
     if cancel is not None and cancel():
-        log.info("synthesis cancelled after %d of %d sentence(s)", done, total)
-        raise Cancelled(done, total)
+        exc = Cancelled(done, total)
+        log.info("%s", exc)
+        raise exc
 
 
 @dataclass(frozen=True)
