@@ -9,7 +9,7 @@ fresh subprocess (``GPT_SoVITS.infer.memory``):
 
 * ``before``: glibc's defaults, nothing trimmed (what the API did before);
 * ``trim``: ``malloc_trim(0)`` after every request;
-* ``mmap``: the mmap threshold fixed at 256 KiB;
+* ``mmap``: the mmap threshold fixed (``--mmap-threshold``, default the API's);
 * ``shipped``: the fixed threshold and ``malloc_trim(0)`` whenever the last running request ends, as
   ``python -m app.api`` runs.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import add_threads_flag, set_threads
+from GPT_SoVITS.infer.memory import MMAP_THRESHOLD
 
 MODES = ("before", "trim", "mmap", "shipped")
 SENTENCE = "今天天气很好，我们一起去公园散步吧。"
@@ -83,7 +85,7 @@ def run_rounds(args: argparse.Namespace) -> list[tuple[str, float]]:
     memory = {"before": TrimWhenIdle(enabled=False), "trim": TrimEach(), "mmap": TrimWhenIdle(enabled=False),
               "shipped": TrimWhenIdle()}[args.mode]
     if args.mode in ("mmap", "shipped"):
-        configure_allocator()
+        configure_allocator(args.mmap_threshold)
     set_threads(args.threads)
     started = time.perf_counter()
     rows = [("start", rss_mb())]
@@ -119,7 +121,10 @@ def run_rounds(args: argparse.Namespace) -> list[tuple[str, float]]:
                     with ThreadPoolExecutor(n) as pool:
                         list(pool.map(request, [SHORT_TEXT] * n))
                     rows.append((f"round {r}: +{n} concurrent", rss_mb()))
-        rows.append(("seconds for all requests", time.perf_counter() - started))
+        rows.append(("seconds for all requests (wall)", time.perf_counter() - started))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        rows.append(("CPU seconds of the process (user + sys)", usage.ru_utime + usage.ru_stime))
+        rows.append(("  of which sys (page faults, mmap)", usage.ru_stime))
         server.should_exit = True
         thread.join(timeout=10)
     return rows
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrency", type=int, default=4, help="the API's synthesis slots")
     parser.add_argument("--max-tokens", type=int, default=100, help="token cap per sentence (25 per second)")
     parser.add_argument("--port", type=int, default=19881, help="local port for the in-process API")
+    parser.add_argument("--mmap-threshold", type=int, default=MMAP_THRESHOLD,
+                        help="bytes; the mmap threshold of the mmap and shipped configurations")
     parser.add_argument("--modes", default=",".join(MODES), help="configurations to compare (comma-separated)")
     parser.add_argument("--mode", choices=MODES, default=None, help="run one configuration in this process")
     add_threads_flag(parser, 0)

@@ -13,20 +13,21 @@ from GPT_SoVITS.paths import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc only")
 
-# In a fresh process: free a large mmapped block (glibc then raises its mmap threshold), allocate 200 MiB in
-# 1 MiB blocks and free all but the last one; report the resident growth before and after malloc_trim.
+# In a fresh process: free a large mmapped block (glibc then raises its mmap threshold to that size), allocate
+# 200 MiB in blocks of the API's threshold and free all but the last one; report the resident growth before and
+# after malloc_trim.
 _SCRIPT = """
 import json, sys
 import psutil
-from GPT_SoVITS.infer.memory import configure_allocator, release_free_memory
+from GPT_SoVITS.infer.memory import MMAP_THRESHOLD, configure_allocator, release_free_memory
 
 if sys.argv[1] == "fixed":
     assert configure_allocator()
 rss = lambda: psutil.Process().memory_info().rss / 2**20
-big = bytearray(8 << 20)
+big = bytearray(16 << 20)
 del big
 base = rss()
-blocks = [bytearray(1 << 20) for _ in range(200)]
+blocks = [bytearray(MMAP_THRESHOLD) for _ in range((200 << 20) // MMAP_THRESHOLD)]
 last = blocks[-1]
 del blocks
 kept = rss() - base
