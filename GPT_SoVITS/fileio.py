@@ -85,12 +85,9 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        fsync_file(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
         replace_file(tmp, dest)
-
-
-        fsync_file(tmp)
-        os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from benchmarks.common import add_threads_flag, set_threads
 from GPT_SoVITS.infer.memory import MMAP_THRESHOLD
@@ -122,9 +122,9 @@ def run_rounds(args: argparse.Namespace) -> list[tuple[str, float]]:
                         list(pool.map(request, [SHORT_TEXT] * n))
                     rows.append((f"round {r}: +{n} concurrent", rss_mb()))
         rows.append(("seconds for all requests (wall)", time.perf_counter() - started))
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        rows.append(("CPU seconds of the process (user + sys)", usage.ru_utime + usage.ru_stime))
-        rows.append(("  of which sys (page faults, mmap)", usage.ru_stime))
+        usage = psutil.Process().cpu_times()
+        rows.append(("CPU seconds of the process (user + sys)", usage.user + usage.system))
+        rows.append(("  of which sys (page faults, mmap)", usage.system))
         server.should_exit = True
         thread.join(timeout=10)
     return rows
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for mode in modes:
         out = subprocess.run([sys.executable, "-m", "benchmarks.bench_api_memory", *(argv or sys.argv[1:]),
-                              "--mode", mode], check=True, capture_output=True, text=True)
+                              "--mode", mode], check=True, capture_output=True, text=True,
+                              encoding="utf-8")
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"models {args.models}, {args.max_concurrency} synthesis slots, token cap {args.max_tokens}/sentence; "
           "resident memory (RSS) in MiB after each phase")
