@@ -12,6 +12,10 @@ Concurrency: a request takes one snapshot of the models when it starts, so switc
 ``set_sovits``) never changes the models under a request in flight; every request has its own random
 generator, so concurrent requests do not disturb each other's sampling. The text front-end (tokenizers, g2p
 dictionaries) is serialised by a lock; the GPT and SoVITS run concurrently.
+
+Cancellation: every entry point takes ``cancel``, a callable polled between pieces of work (text pieces, GPT
+batches, sentence decodes, streamed chunks); when it returns True the request stops with :class:`Cancelled`.
+It is called from the synthesising thread, so it must be thread-safe (``threading.Event().is_set`` is).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +71,26 @@ STREAM_QUALITY_CONTEXT_TOKENS = 25
 
 class EmptyTextError(ValueError):
     """The text to speak contains nothing speakable."""
+
+
+#: Polled between pieces of work; True stops the request (see the module docstring).
+CancelCheck = Callable[[], bool]
+
+
+class Cancelled(RuntimeError):
+    """The caller cancelled the request (client gone, server stopping); ``done`` of ``total`` sentences were made."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"synthesis cancelled after {done} of {total} sentence(s)" if total else
+                         "synthesis cancelled before it started")
+        self.done, self.total = done, total
+
+
+def _stop_if_cancelled(cancel: CancelCheck | None, done: int, total: int) -> None:
+    if cancel is not None and cancel():
+        exc = Cancelled(done, total)
+        log.info("%s", exc)
+        raise exc
 
 
 @dataclass(frozen=True)
@@ -274,10 +298,12 @@ class TTS:
         """The pieces a text is synthesised in (for previews; the same split synthesis uses)."""
         return split_text(text, method, "en" if lang == "en" else "zh")
 
-    def _featurize(self, pieces: Sequence[str], lang: str, version: str) -> list[TextFeatures]:
+    def _featurize(self, pieces: Sequence[str], lang: str, version: str, cancel: CancelCheck | None = None
+                   ) -> list[TextFeatures]:
         out = []
         with self._text_lock:
             for piece in pieces:
+                _stop_if_cancelled(cancel, 0, len(pieces))
                 out.append(self._text(piece, lang, version))
         return out
 
@@ -294,8 +320,8 @@ class TTS:
             raise EmptyTextError("The text to synthesize is empty or has no speakable characters; enter some text.")
         return lang, pieces, self.references.get(ref, models)
 
-    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, opts: SynthesisOptions
-                         ) -> Iterator[list[tuple[int, str, TextFeatures]]]:
+    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, opts: SynthesisOptions,
+                         cancel: CancelCheck | None = None) -> Iterator[list[tuple[int, str, TextFeatures]]]:
         """Batches of ``(order, piece, features)``; ``order`` numbers the pieces that have phones (the others are
         dropped). Raises :class:`EmptyTextError` if no piece has any.
 
@@ -305,7 +331,7 @@ class TTS:
         """
         size = opts.batch_size
         if opts.split_bucket and size > 1 and len(pieces) > size:
-            kept = self._kept(pieces, self._featurize(pieces, lang, version))
+            kept = self._kept(pieces, self._featurize(pieces, lang, version, cancel))
             if kept:
                 lengths = [len(f.phones) for _, f in kept]
                 for batch in bucket_batches(lengths, size, opts.batch_threshold):
@@ -314,7 +340,7 @@ class TTS:
             kept = []
             for start in range(0, len(pieces), size):
                 chunk = pieces[start:start + size]
-                new = self._kept(chunk, self._featurize(chunk, lang, version))
+                new = self._kept(chunk, self._featurize(chunk, lang, version))  # the caller checks per batch
                 if new:
                     yield [(len(kept) + i, p, f) for i, (p, f) in enumerate(new)]
                 kept.extend(new)
@@ -387,28 +413,33 @@ class TTS:
 
     # ------------------------------------------------------------------------------------------ public API
     def iter_sentences(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
-                       progress: ProgressCallback | None = None) -> Iterator[tuple[np.ndarray, SentenceReport]]:
+                       progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+                       ) -> Iterator[tuple[np.ndarray, SentenceReport]]:
         """Yield ``(audio, report)`` per piece of the text, in order, as soon as each is ready.
 
         ``audio`` is float32 at the models' rate (:attr:`sample_rate`) without the pause. Raises
         :class:`InvalidOptionError`, :class:`ReferenceAudioError` or :class:`EmptyTextError` before any audio is
-        made.
+        made, :class:`Cancelled` when ``cancel()`` turns True.
         """
-        for audio, report, _ in self._sentences(self._models, text, lang, ref, opts, progress):
+        for audio, report, _ in self._sentences(self._models, text, lang, ref, opts, progress, cancel):
             yield audio, report
 
     def _sentences(self, models: ModelPair, text: str, lang: str, ref: Reference, opts: SynthesisOptions,
-                   progress: ProgressCallback | None) -> Iterator[tuple[np.ndarray, SentenceReport, SemanticSentence]]:
+                   progress: ProgressCallback | None, cancel: CancelCheck | None = None
+                   ) -> Iterator[tuple[np.ndarray, SentenceReport, SemanticSentence]]:
         """:meth:`iter_sentences` with the semantic tokens of each sentence; ``models`` is the request's snapshot."""
+        _stop_if_cancelled(cancel, 0, 0)
         lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         decode_seeded = opts.seed is not None
         ready: dict[int, tuple[np.ndarray, SentenceReport, SemanticSentence]] = {}
         next_out = 0
-        for batch in self._feature_batches(pieces, lang, models.version, opts):
+        for batch in self._feature_batches(pieces, lang, models.version, opts, cancel):
+            _stop_if_cancelled(cancel, next_out + len(ready), len(pieces))
             tokens, stopped = self._generate(models, [f for _, _, f in batch], prepared, opts, generator)
             for offset, (order, piece, feats) in enumerate(batch):
+                _stop_if_cancelled(cancel, next_out + len(ready), len(pieces))
                 toks, used_seed, attempts, problem = tokens[offset], seed, 1, None
                 if opts.check_tokens:
                     toks, used_seed, attempts, problem = self._check_and_retry(
@@ -442,13 +473,15 @@ class TTS:
 
     def synthesize_detailed(self, text: str, lang: str, ref: Reference,
                             opts: SynthesisOptions = SynthesisOptions(),
-                            progress: ProgressCallback | None = None) -> SynthesisResult:
-        """Synthesize the whole text; returns the audio plus a report per sentence."""
+                            progress: ProgressCallback | None = None,
+                            cancel: CancelCheck | None = None) -> SynthesisResult:
+        """Synthesize the whole text; returns the audio plus a report per sentence (:class:`Cancelled` when
+        ``cancel()`` turns True)."""
         started = time.perf_counter()
         if opts.seed is None:  # draw it here so the reported seed reproduces this exact result
             opts = opts.replace(seed=secrets.randbelow(2**31))
         models = self._models  # one snapshot for the whole request
-        made = list(self._sentences(models, text, lang, ref, opts, progress))
+        made = list(self._sentences(models, text, lang, ref, opts, progress, cancel))
         audio = _join([a for a, _, _ in made], opts.pause, models.sample_rate)
         _log_speed("synthesized", len(made), audio, models.sample_rate, started)
         return SynthesisResult(models.sample_rate, audio, tuple(r for _, r, _ in made), opts.seed,
@@ -485,7 +518,8 @@ class TTS:
         return SynthesisResult(models.sample_rate, audio, tuple(reports), seed, previous.semantic, previous.version)
 
     def synthesize(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
-                   progress: ProgressCallback | None = None) -> tuple[int, np.ndarray]:
+                   progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+                   ) -> tuple[int, np.ndarray]:
         """Synthesize ``text`` (language code ``lang``) in the voice of ``ref``.
 
         Returns
@@ -493,11 +527,12 @@ class TTS:
         ``(sample rate, audio)``: float32 mono in [-1, 1] (32 kHz; v4 48 kHz); sentences joined with
         ``opts.pause`` seconds of silence.
         """
-        result = self.synthesize_detailed(text, lang, ref, opts, progress)
+        result = self.synthesize_detailed(text, lang, ref, opts, progress, cancel)
         return result.sample_rate, result.audio
 
     def stream(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
-               chunk_tokens: int = 0, context_tokens: int = STREAM_CONTEXT_TOKENS) -> Iterator[np.ndarray]:
+               chunk_tokens: int = 0, context_tokens: int = STREAM_CONTEXT_TOKENS, cancel: CancelCheck | None = None
+               ) -> Iterator[np.ndarray]:
         """Yield float32 audio (at :attr:`sample_rate`) as it is made: sentence by sentence (each followed by its
         pause).
 
@@ -506,6 +541,7 @@ class TTS:
         mode sentences are generated one at a time and the token-count check is off (audio already sent
         cannot be taken back). Each chunk is decoded after ``context_tokens`` tokens of the sentence's earlier
         tokens (then cut off and crossfaded): more context gives smoother seams for more decoding time.
+        ``cancel`` is polled between sentences and chunks (:class:`Cancelled`).
         """
         models = self._models
         silence = np.zeros(int(round(opts.pause * models.sample_rate)), dtype=np.float32)
@@ -515,22 +551,24 @@ class TTS:
             log.info("%s models stream sentence by sentence (token chunks need the VITS decoder)", models.version)
             chunk_tokens = 0
         if chunk_tokens <= 0:
-            for audio, _ in self.iter_sentences(text, lang, ref, opts):
+            for audio, _ in self.iter_sentences(text, lang, ref, opts, cancel=cancel):
                 yield audio
                 if silence.size:
                     yield silence
             return
+        _stop_if_cancelled(cancel, 0, 0)
         lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         sampling = self._sampling(opts, self.max_new_tokens)
-        for batch in self._feature_batches(pieces, lang, models.version, opts.replace(batch_size=1)):
+        for batch in self._feature_batches(pieces, lang, models.version, opts.replace(batch_size=1), cancel):
             index, _, feats = batch[0]
             phones, bert = self._gpt_inputs(feats, prepared)
             stitcher = ChunkStitcher()
             tokens = torch.zeros(0, dtype=torch.long, device=phones.device)
             chunks = models.t2s.generate_chunks(phones, bert, prepared.codes, sampling, generator, chunk_tokens)
             for k, new in enumerate(chunks):
+                _stop_if_cancelled(cancel, index, len(pieces))
                 context = min(context_tokens, tokens.numel())
                 tokens = torch.cat([tokens, new])
                 window = tokens[tokens.numel() - new.numel() - context:]

@@ -112,6 +112,10 @@ class SoVITSRunConfig(_RunFolders):
     save: SaveConfig = SaveConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
+    def release_name(self, epoch: int, step: int) -> str:
+        """Upstream's release file name: ``<name>_e<epoch>_s<step>.pth``."""
+        return f"{self.run_name}_e{epoch}_s{step}.pth"
+
     def upstream_config(self, model_cfg: SoVITSConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s2.json sections (what inference reads).
 
@@ -197,6 +201,10 @@ class GPTRunConfig(_RunFolders):
     model: T2SConfig | None = None  # architecture; None = from the pretrained file (s1longer-v2 defaults without)
     save: SaveConfig = field(default_factory=lambda: SaveConfig(every_n_epochs=5))
     runtime: RuntimeConfig = RuntimeConfig()
+
+    def release_name(self, epoch: int, step: int = 0) -> str:
+        """Upstream's release file name: ``<name>-e<epoch>.ckpt`` (the step is not part of it)."""
+        return f"{self.run_name}-e{epoch}.ckpt"
 
     def upstream_config(self, model_cfg: T2SConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s1longer-v2.yaml layout (what inference reads)."""
