@@ -120,8 +120,8 @@ class TTSRequest:
     streaming_mode: int = 0  # 0 off; 1 sentence by sentence; 2/3 token chunks (2 smoother, 3 faster)
     parallel_infer: bool = True  # False = one sentence at a time
     repetition_penalty: float = 1.35
-    sample_steps: int = 32  # v3/v4 only: accepted, no effect
-    super_sampling: bool = False  # v3 only: accepted, no effect
+    sample_steps: int | None = None  # v4 only: flow-matching steps (None: 8, the WebUI's; upstream's api_v2: 32)
+    super_sampling: bool = False  # v3 only (not supported): accepted, no effect
     overlap_length: int = 2  # accepted; token streaming re-decodes its own fixed context
     min_chunk_length: int = 16  # tokens per streamed chunk in modes 2/3
     check_tokens: bool = False  # ours: the token-count check (docs/inference.md)
@@ -137,6 +137,10 @@ class RequestError(ValueError):
 
 def _coerce(name: str, value: Any) -> Any:
     kind = _FIELD_TYPES[name]
+    if kind.endswith(" | None"):  # an optional field: absent, null or empty means "not given"
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+            return None
+        kind = kind.removesuffix(" | None")
     if name == "streaming_mode" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return 1 if value.strip().lower() == "true" else 0  # upstream's older boolean form
     try:
@@ -247,7 +251,8 @@ def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, S
                                 text_split=req.text_split_method,
                                 batch_size=req.batch_size if req.parallel_infer else 1,
                                 split_bucket=req.split_bucket, batch_threshold=req.batch_threshold,
-                                check_tokens=req.check_tokens, max_retries=req.max_retries)
+                                check_tokens=req.check_tokens, max_retries=req.max_retries,
+                                sample_steps=req.sample_steps)
     except InvalidOptionError as exc:  # name the field as the client sent it
         field_name, _, rest = str(exc).partition(":")
         raise RequestError(f"{_API_NAMES.get(field_name, field_name)}:{rest}") from None
