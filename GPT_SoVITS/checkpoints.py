@@ -59,6 +59,7 @@ PRETRAINED_SOURCE = "https://huggingface.co/lj1995/GPT-SoVITS"
 #: Output channels of v2ProPlus's first decoder layer (v2Pro: 512); tells the two apart in a file without a tag
 PRO_PLUS_DECODER_WIDTH = 768
 _PRO_VERSIONS = tuple(name for name, spec in VERSIONS.items() if spec.uses_sv_embedding)
+_CFM_VERSIONS = tuple(name for name, spec in VERSIONS.items() if spec.sovits_family == "cfm")
 LEGACY_PICKLE = b"\x80"  # torch.save before PyTorch 1.6 (or _use_new_zipfile_serialization=False): a bare pickle
 
 _PRETRAINED_FILES = {
@@ -107,6 +108,7 @@ class LoadedWeights:
     path: Path
     container: str = "release"
     training: dict[str, Any] | None = None
+    lora_rank: int | None = None  # v3/v4 LoRA releases: the weights are an adapter over the version's base model
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,10 @@ def _sovits_version(path: Path, state_dict: Mapping[str, torch.Tensor], config: 
     if tagged is not None and tagged not in ("v1", "v2"):  # 00/01 tags are old and the content decides, as upstream
         version = tagged
     elif any(k.startswith("cfm.") for k in state_dict):
-        version = declared if declared in ("v3", "v4") else "v3/v4"
+        # v3 and v4 files have the same layout: only a declaration (or upstream's tag, above) tells them apart
+        version = declared if declared in _CFM_VERSIONS else ("v3" if "v3" in path.name.lower() else "v4")
+        if declared not in _CFM_VERSIONS:
+            log.warning("%s names no version; its flow-matching layout is taken as %s", path, version)
     elif any(k.startswith("sv_emb.") for k in state_dict):
         conv_pre = state_dict.get("dec.conv_pre.weight")
         wide = conv_pre is not None and conv_pre.shape[0] == PRO_PLUS_DECODER_WIDTH
@@ -325,8 +330,12 @@ def _interpret(path: Path, obj: Mapping[str, Any], tag: str | None) -> LoadedWei
         else:
             sd = dict(raw)
             version = _sovits_version(path, sd, config, tag, kind)
+        lora_rank = obj.get("lora_rank")
+        if lora_rank is None and any(".lora_A." in k for k in sd):
+            lora_rank = next(int(v.shape[0]) for k, v in sd.items() if ".lora_A." in k)
         return LoadedWeights(kind=kind, state_dict=sd, config=config, version=version,
-                             info=str(obj.get("info", "")), path=path, container=container, training=training)
+                             info=str(obj.get("info", "")), path=path, container=container, training=training,
+                             lora_rank=None if lora_rank is None else int(lora_rank))
     raise CheckpointError(f"{path}: unrecognised model file (top-level keys: {', '.join(map(str, list(obj)[:8]))})")
 
 

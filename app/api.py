@@ -12,34 +12,45 @@ Endpoints (see docs/inference.md for the compatibility table):
   ``--allow-control``).
 * ``POST /v1/audio/speech``: OpenAI's speech request; ``voice`` names a preset ``<voices-dir>/<voice>.json``.
 
-Errors are HTTP 400 with ``{"message": …}`` as upstream (403 for paths outside the allowed folders and for a
-disabled /control). Requests run in worker threads on one shared engine; see :mod:`GPT_SoVITS.infer.tts` for why
-they cannot corrupt each other and why model switches do not affect requests in flight.
+Errors are HTTP 400 with ``{"message": …}`` as upstream (403 for paths outside the allowed folders, for a
+disabled /control and for state changes asked by another web site; 413 for a body over ``--max-body-bytes``).
+Requests run in worker threads on one shared engine; see :mod:`GPT_SoVITS.infer.tts` for why they cannot
+corrupt each other and why model switches do not affect requests in flight. A synthesis stops (between
+sentences or streamed chunks) and gives its slot back when its client disconnects or the server stops
+(SIGTERM/SIGINT: stop accepting, cancel what runs, exit).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from GPT_SoVITS import oscompat
 from GPT_SoVITS.audio import resample
 from GPT_SoVITS.checkpoints import CheckpointError
 from GPT_SoVITS.infer import (
     TTS,
+    Cancelled,
     EmptyTextError,
     InvalidOptionError,
     Reference,
@@ -56,13 +67,29 @@ from GPT_SoVITS.infer.media import (
     check_media_type,
     encode_audio,
 )
+from GPT_SoVITS.infer.memory import TrimWhenIdle, configure_allocator
 from GPT_SoVITS.infer.options import check_language
-from GPT_SoVITS.infer.safety import ForbiddenPathError, PathPolicy, weight_roots
+from GPT_SoVITS.infer.safety import (
+    ForbiddenPathError,
+    OriginPolicy,
+    PathPolicy,
+    RequestLimitError,
+    RequestLimits,
+    weight_roots,
+)
+from GPT_SoVITS.infer.serving import RequestCancel, synthesis_slot
 from GPT_SoVITS.infer.tts import STREAM_CONTEXT_TOKENS, STREAM_QUALITY_CONTEXT_TOKENS
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 
 log = logging.getLogger(__name__)
+
+#: Seconds a stopping server waits for cancelled requests to answer; it exits this much later in any case (the
+#: launcher kills a job 5 s after asking it to stop)
+SHUTDOWN_GRACE_SECONDS = 3.0
+SHUTDOWN_DEADLINE_SECONDS = 4.0
+#: Endpoints that change the server's state (refused from other web sites, see OriginPolicy)
+STATE_CHANGING_PATHS = frozenset({"/set_gpt_weights", "/set_sovits_weights", "/set_refer_audio", "/control"})
 
 #: Errors caused by the request (HTTP 400): bad values, unusable reference, empty text, unknown format.
 REQUEST_ERRORS = (InvalidOptionError, ReferenceAudioError, EmptyTextError, UnsupportedMediaTypeError,
@@ -93,8 +120,8 @@ class TTSRequest:
     streaming_mode: int = 0  # 0 off; 1 sentence by sentence; 2/3 token chunks (2 smoother, 3 faster)
     parallel_infer: bool = True  # False = one sentence at a time
     repetition_penalty: float = 1.35
-    sample_steps: int = 32  # v3/v4 only: accepted, no effect
-    super_sampling: bool = False  # v3 only: accepted, no effect
+    sample_steps: int | None = None  # v4 only: flow-matching steps (None: 8, the WebUI's; upstream's api_v2: 32)
+    super_sampling: bool = False  # v3 only (not supported): accepted, no effect
     overlap_length: int = 2  # accepted; token streaming re-decodes its own fixed context
     min_chunk_length: int = 16  # tokens per streamed chunk in modes 2/3
     check_tokens: bool = False  # ours: the token-count check (docs/inference.md)
@@ -110,6 +137,10 @@ class RequestError(ValueError):
 
 def _coerce(name: str, value: Any) -> Any:
     kind = _FIELD_TYPES[name]
+    if kind.endswith(" | None"):  # an optional field: absent, null or empty means "not given"
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
+            return None
+        kind = kind.removesuffix(" | None")
     if name == "streaming_mode" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return 1 if value.strip().lower() == "true" else 0  # upstream's older boolean form
     try:
@@ -155,10 +186,37 @@ class ApiState:
     default_ref: Path | None = None
     argv: list[str] = field(default_factory=list)  # for /control?command=restart
     slots: threading.BoundedSemaphore | None = None  # at most this many syntheses at once; others wait
+    limits: RequestLimits = RequestLimits()
+    origins: OriginPolicy = OriginPolicy()
+    stopping: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM/SIGINT: cancel everything
+    memory: TrimWhenIdle = field(default_factory=TrimWhenIdle)  # free memory goes back to the OS when idle
+    cancelled: int = 0  # requests stopped because their client left or the server stopped (event loop only)
 
     @staticmethod
     def make_slots(max_concurrency: int) -> threading.BoundedSemaphore | None:
         return threading.BoundedSemaphore(max_concurrency) if max_concurrency > 0 else None
+
+    def note_cancelled(self, why: str) -> None:
+        self.cancelled += 1
+        log.info("request cancelled (%s)", why)
+
+
+@contextlib.asynccontextmanager
+async def watch_disconnect(request: Request, cancel: RequestCancel) -> AsyncIterator[None]:
+    """While the block runs, a client that closes its connection sets ``cancel`` (the body is already read)."""
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                cancel.client_gone()
+                return
+
+    task = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def _error(message: str, status: int = 400, **extra: Any) -> JSONResponse:
@@ -172,6 +230,8 @@ _API_NAMES = {"speed": "speed_factor", "pause": "fragment_interval", "text_split
 def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, SynthesisOptions]:
     if not req.text:
         raise RequestError("text is required")
+    state.limits.check_text(req.text)
+    state.limits.check_references(1 + len(req.aux_ref_audio_paths))
     if not req.text_lang:
         raise RequestError("text_lang is required")
     ref_value = req.ref_audio_path or (str(state.default_ref) if state.default_ref else "")
@@ -191,13 +251,15 @@ def _build_job(state: ApiState, req: TTSRequest) -> tuple[str, str, Reference, S
                                 text_split=req.text_split_method,
                                 batch_size=req.batch_size if req.parallel_infer else 1,
                                 split_bucket=req.split_bucket, batch_threshold=req.batch_threshold,
-                                check_tokens=req.check_tokens, max_retries=req.max_retries)
+                                check_tokens=req.check_tokens, max_retries=req.max_retries,
+                                sample_steps=req.sample_steps)
     except InvalidOptionError as exc:  # name the field as the client sent it
         field_name, _, rest = str(exc).partition(":")
         raise RequestError(f"{_API_NAMES.get(field_name, field_name)}:{rest}") from None
     check_media_type(req.media_type)
     if req.streaming_mode not in (0, 1, 2, 3):
         raise RequestError(f"streaming_mode: {req.streaming_mode} is not one of 0, 1, 2, 3")
+    state.limits.check_sentences(len(state.tts.split(req.text, text_lang, opts.text_split)), opts.text_split)
     return req.text, text_lang, ref, opts
 
 
@@ -210,12 +272,35 @@ def stream_settings(req: TTSRequest) -> tuple[int, int]:
     return max(1, req.min_chunk_length), context
 
 
-async def _stream_response(tts: TTS, chunks: Iterator[np.ndarray], media_type: str) -> StreamingResponse | None:
-    """Start a stream: the first chunk is made before the response begins, so request errors still give a 400."""
-    first = await run_in_threadpool(next, chunks, None)
-    encoder = StreamEncoder(media_type, tts.sample_rate)
+class SynthesisStream(StreamingResponse):
+    """A streamed synthesis that, however it ends (done, client gone, server stopping), stops the engine and gives
+    its slot back at once instead of when the garbage collector finds the abandoned generator."""
 
-    def body() -> Iterator[bytes]:
+    def __init__(self, state: ApiState, parts: Iterator[bytes], cancel: RequestCancel, media_type: str) -> None:
+        self._state, self._parts, self._cancel, self._done = state, parts, cancel, False
+        super().__init__(self._body(), media_type=media_type)
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        try:
+            while (data := await run_in_threadpool(next, self._parts, None)) is not None:
+                yield data
+        except Cancelled:  # the server is stopping (or the client left between chunks): end the stream here
+            return
+        self._done = True
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            if not self._done:
+                self._cancel.client_gone()
+                self._state.note_cancelled(f"stream ended early: {self._cancel.reason}")
+            with anyio.CancelScope(shield=True):  # runs after a next() in flight has returned
+                await run_in_threadpool(self._parts.close)
+
+
+def _encoded(chunks: Iterator[np.ndarray], first: np.ndarray | None, encoder: StreamEncoder) -> Iterator[bytes]:
+    try:
         yield encoder.start()
         if first is not None:
             yield encoder.push(first)
@@ -226,45 +311,65 @@ async def _stream_response(tts: TTS, chunks: Iterator[np.ndarray], media_type: s
         tail = encoder.finish()
         if tail:
             yield tail
+    finally:
+        chunks.close()  # the engine's generators and the slot, also when the stream is closed early
 
-    return StreamingResponse(body(), media_type=CONTENT_TYPES[media_type])
+
+async def _stream_response(state: ApiState, request: Request, chunks: Iterator[np.ndarray], media_type: str,
+                           cancel: RequestCancel) -> StreamingResponse:
+    """Start a stream: the first chunk is made before the response begins, so request errors still give a 400."""
+    try:
+        async with watch_disconnect(request, cancel):
+            first = await run_in_threadpool(next, chunks, None)
+    except BaseException:
+        chunks.close()
+        raise
+    encoder = StreamEncoder(media_type, state.tts.sample_rate)
+    return SynthesisStream(state, _encoded(chunks, first, encoder), cancel, CONTENT_TYPES[media_type])
 
 
-def _in_slot(slots: threading.BoundedSemaphore | None, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+def _in_slot(state: ApiState, chunks: Iterator[np.ndarray], cancel: RequestCancel) -> Iterator[np.ndarray]:
     """Run a stream inside one concurrency slot (taken at the first chunk, given back when it ends or closes)."""
-    if slots is None:
-        yield from chunks
-        return
-    with slots:
+    with state.memory.running(), synthesis_slot(state.slots, cancel):
         yield from chunks
 
 
-def _synthesize_in_slot(state: ApiState, text: str, lang: str, ref: Reference, opts: SynthesisOptions
-                        ) -> SynthesisResult:
-    if state.slots is None:
-        return state.tts.synthesize_detailed(text, lang, ref, opts)
-    with state.slots:
-        return state.tts.synthesize_detailed(text, lang, ref, opts)
+def _synthesize_in_slot(state: ApiState, text: str, lang: str, ref: Reference, opts: SynthesisOptions,
+                        cancel: RequestCancel) -> SynthesisResult:
+    with state.memory.running(), synthesis_slot(state.slots, cancel):
+        return state.tts.synthesize_detailed(text, lang, ref, opts, cancel=cancel)
 
 
-async def handle_tts(state: ApiState, params: Mapping[str, Any]) -> Response:
+def _cancelled(state: ApiState, cancel: RequestCancel, exc: Cancelled) -> tuple[str, int]:
+    """The message and status of a cancelled request (503 while stopping; 499, nginx's "client closed")."""
+    state.note_cancelled(f"{cancel.reason}; {exc}")
+    if state.stopping.is_set():
+        return "the server is shutting down; the request was cancelled", 503
+    return "the request was cancelled: the client disconnected", 499
+
+
+async def handle_tts(state: ApiState, params: Mapping[str, Any], request: Request) -> Response:
+    cancel = RequestCancel(state.stopping)
     try:
         req = parse_tts_request(params)
         text, lang, ref, opts = _build_job(state, req)
         media_type = check_media_type(req.media_type)
         tts = state.tts
         if req.streaming_mode:
-            chunks = _in_slot(state.slots, tts.stream(text, lang, ref, opts, *stream_settings(req)))
-            return await _stream_response(tts, chunks, media_type)
-        result = await run_in_threadpool(_synthesize_in_slot, state, text, lang, ref, opts)
+            stream = tts.stream(text, lang, ref, opts, *stream_settings(req), cancel=cancel)
+            return await _stream_response(state, request, _in_slot(state, stream, cancel), media_type, cancel)
+        async with watch_disconnect(request, cancel):
+            result = await run_in_threadpool(_synthesize_in_slot, state, text, lang, ref, opts, cancel)
         data = await run_in_threadpool(encode_audio, result.audio, result.sample_rate, media_type)
         headers = {"X-Seed": str(result.seed)}
         if result.regenerated:
             headers["X-Regenerated-Sentences"] = ",".join(str(s.index) for s in result.regenerated)
         return Response(data, media_type=CONTENT_TYPES[media_type], headers=headers)
+    except Cancelled as exc:
+        return _error(*_cancelled(state, cancel, exc))
     except ForbiddenPathError as exc:
         return _error(str(exc), 403)
-    except RequestError as exc:
+    except (RequestError, RequestLimitError) as exc:
         return _error(str(exc))
     except REQUEST_ERRORS as exc:
         return _error("tts failed", Exception=str(exc))
@@ -315,7 +420,22 @@ def _openai_error(message: str, status: int = 400) -> JSONResponse:
                                                                "param": None, "code": None}})
 
 
-async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Response:
+def _number(source: Mapping[str, Any], name: str, default: Any, kind: type, where: str = "") -> Any:
+    """``source[name]`` as ``kind`` (int/float), with the field's name in the error."""
+    value = source.get(name, default)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        noun = "an integer" if kind is int else "a number"
+        raise RequestError(f"{name}{where}: {value!r} is not {noun}") from None
+
+
+async def handle_openai_speech(state: ApiState, body: Mapping[str, Any], request: Request) -> Response:
+    cancel = RequestCancel(state.stopping)
     try:
         text = str(body.get("input") or "")
         voice = str(body.get("voice") or "")
@@ -327,14 +447,24 @@ async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Resp
         prompt_lang = check_language(preset.get("prompt_lang", text_lang), state.tts.version, "prompt_lang")
         ref = Reference(Path(preset["ref_audio_path"]), preset.get("prompt_text", ""), prompt_lang,
                         tuple(Path(p) for p in preset["aux_ref_audio_paths"]))
-        opts = SynthesisOptions(speed=float(body.get("speed", 1.0)), text_split=preset.get("text_split_method", "cut5"),
-                                top_k=int(preset.get("top_k", 15)), top_p=float(preset.get("top_p", 1.0)),
-                                temperature=float(preset.get("temperature", 1.0)),
-                                seed=None if preset.get("seed") is None else int(preset["seed"]))
+        in_preset = f" (voice preset {voice}.json)"
+        seed = preset.get("seed")
+        opts = SynthesisOptions(speed=_number(body, "speed", 1.0, float),
+                                text_split=preset.get("text_split_method", "cut5"),
+                                top_k=_number(preset, "top_k", 15, int, in_preset),
+                                top_p=_number(preset, "top_p", 1.0, float, in_preset),
+                                temperature=_number(preset, "temperature", 1.0, float, in_preset),
+                                seed=None if seed is None else _number(preset, "seed", None, int, in_preset))
         if not text:
             raise RequestError("input is required")
-        result = await run_in_threadpool(_synthesize_in_slot, state, text, text_lang, ref, opts)
-    except RequestError as exc:
+        state.limits.check_text(text, "input")
+        state.limits.check_references(1 + len(ref.extra_audios))
+        state.limits.check_sentences(len(state.tts.split(text, text_lang, opts.text_split)), opts.text_split)
+        async with watch_disconnect(request, cancel):
+            result = await run_in_threadpool(_synthesize_in_slot, state, text, text_lang, ref, opts, cancel)
+    except Cancelled as exc:
+        return _openai_error(*_cancelled(state, cancel, exc))
+    except (RequestError, RequestLimitError) as exc:
         return _openai_error(str(exc))
     except REQUEST_ERRORS as exc:
         return _openai_error(str(exc))
@@ -346,12 +476,78 @@ async def handle_openai_speech(state: ApiState, body: Mapping[str, Any]) -> Resp
     return Response(data, media_type=content_type)
 
 
+class RequestGuard:
+    """ASGI middleware in front of every route: refuses a state change asked by another web site (403) and a body
+    or query string over ``--max-body-bytes`` (413) before any route runs, then replays the body it read."""
+
+    def __init__(self, app: ASGIApp, state: ApiState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["path"] in STATE_CHANGING_PATHS:
+            why = self.state.origins.refusal(headers, scope.get("server"))
+            if why is not None:
+                log.warning("%s %s refused: %s", scope["method"], scope["path"], why)
+                await self._reply(scope, receive, send, why, 403)
+                return
+        limits = self.state.limits
+        try:
+            limits.check_body(len(scope.get("query_string", b"")), "query string")
+            declared = headers.get("content-length", "")
+            if declared.isdigit():
+                limits.check_body(int(declared))
+            body = await self._read_body(receive)
+        except RequestLimitError as exc:
+            await self._reply(scope, receive, send, str(exc), 413)
+            return
+        if body is None:  # the client left while sending
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # http.disconnect, for the routes' disconnect watchers
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            part = message.get("body", b"")
+            size += len(part)
+            self.state.limits.check_body(size)
+            parts.append(part)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    @staticmethod
+    async def _reply(scope: Scope, receive: Receive, send: Send, message: str, status: int) -> None:
+        response = _openai_error(message, status) if scope["path"].startswith("/v1/") else _error(message, status)
+        await response(scope, receive, send)
+
+
 def create_app(state: ApiState) -> FastAPI:
     """The FastAPI application over ``state.tts`` (nothing is loaded here)."""
     app = FastAPI(title="GPT-SoVITS API", description="Compatible with upstream api_v2")
     _add_tts_routes(app, state)
     _add_admin_routes(app, state)
     _add_openai_routes(app, state)
+    app.add_middleware(RequestGuard, state=state)
+    if state.origins.allowed:  # pages of the allowed origins may also read the responses (CORS)
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(state.origins.allowed), allow_methods=["GET", "POST"],
+                           allow_headers=["*"], expose_headers=["X-Seed", "X-Regenerated-Sentences"])
     return app
 
 
@@ -362,7 +558,7 @@ def _add_tts_routes(app: FastAPI, state: ApiState) -> None:
         aux = request.query_params.getlist("aux_ref_audio_paths")
         if len(aux) > 1:  # ?aux_ref_audio_paths=a.wav&aux_ref_audio_paths=b.wav
             params["aux_ref_audio_paths"] = aux
-        return await handle_tts(state, params)
+        return await handle_tts(state, params, request)
 
     @app.post("/tts")
     async def tts_post(request: Request) -> Response:
@@ -372,7 +568,7 @@ def _add_tts_routes(app: FastAPI, state: ApiState) -> None:
             return _error("the request body must be a JSON object")
         if not isinstance(body, dict):
             return _error("the request body must be a JSON object")
-        return await handle_tts(state, body)
+        return await handle_tts(state, body, request)
 
 
 def _add_admin_routes(app: FastAPI, state: ApiState) -> None:
@@ -418,7 +614,7 @@ def _add_openai_routes(app: FastAPI, state: ApiState) -> None:
             return _openai_error("the request body must be a JSON object")
         if not isinstance(body, dict):
             return _openai_error("the request body must be a JSON object")
-        return await handle_openai_speech(state, body)
+        return await handle_openai_speech(state, body, request)
 
     @app.get("/v1/models")
     async def openai_models() -> JSONResponse:
@@ -455,6 +651,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-control", action="store_true", help="enable GET /control?command=exit|restart")
     parser.add_argument("--max-concurrency", type=int, default=4,
                         help="syntheses run at once (more wait their turn; bounds memory); 0 = no limit")
+    limits = RequestLimits()
+    parser.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
+                        help="largest request body (and query string) in bytes; larger ones get 413")
+    parser.add_argument("--max-text-chars", type=int, default=limits.max_text_chars,
+                        help="most characters of text one request may ask to speak")
+    parser.add_argument("--max-sentences", type=int, default=limits.max_sentences,
+                        help="most sentences (pieces after the text split) one request may ask for")
+    parser.add_argument("--max-references", type=int, default=limits.max_references,
+                        help="most reference audios (ref_audio_path + aux_ref_audio_paths) one request may name")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="web page origin (e.g. http://192.168.1.5:8080) allowed to switch models, set the "
+                             "reference or use /control, and to read responses (CORS); repeatable. Pages of other "
+                             "sites are refused; scripts and api_v2 clients (no Origin header) always work")
     return parser
 
 
@@ -463,22 +672,73 @@ def make_state(tts: TTS, args: argparse.Namespace, argv: list[str]) -> ApiState:
     ref_policy = PathPolicy.of(ref_roots, what="reference audio", flag="--ref-dir")
     weights_policy = PathPolicy.of(weight_roots(REPO_ROOT, args.pretrained_dir, args.weights_dir),
                                    suffixes=(".ckpt", ".pth"), what="weights_path", flag="--weights-dir")
+    limits = RequestLimits(args.max_body_bytes, args.max_text_chars, args.max_sentences, args.max_references)
     return ApiState(tts, ref_policy, weights_policy, args.allow_control,
                     args.voices_dir.resolve() if args.voices_dir else None, argv=argv,
-                    slots=ApiState.make_slots(args.max_concurrency))
+                    slots=ApiState.make_slots(args.max_concurrency), limits=limits,
+                    origins=OriginPolicy.of(args.allow_origin))
+
+
+def serve(app: FastAPI, state: ApiState, host: str, port: int) -> None:
+    """Run uvicorn until SIGTERM/SIGINT; then stop accepting, cancel the running syntheses and return.
+
+    uvicorn alone waits for every open request to finish (a long synthesis kept a stopped server alive for
+    minutes) and then re-raises the signal; here the signal also sets ``state.stopping``, which the engine sees
+    between sentences, and the process exits normally. A sentence can take longer than the launcher waits (up to
+    60 s of audio in one GPT run), so a watchdog ends the process :data:`SHUTDOWN_DEADLINE_SECONDS` after the
+    signal whatever is still running (the API writes no files, so nothing is lost).
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not state.stopping.is_set():
+                state.stopping.set()
+                threading.Thread(target=_exit_after, args=(SHUTDOWN_DEADLINE_SECONDS,), daemon=True,
+                                 name="shutdown watchdog").start()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, *oscompat.SHUTDOWN_SIGNALS)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(app, host=host, port=port, workers=1, timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    Server(config).run()
+
+
+def _exit_after(seconds: float) -> None:
+    time.sleep(seconds)
+    log.warning("a synthesis was still running %.0f s after the stop signal (one long sentence); exiting without "
+                "waiting for it", seconds)
+    logging.shutdown()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import uvicorn
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        OriginPolicy.of(args.allow_origin)
+    except ValueError as exc:
+        parser.error(str(exc))
     setup_logging()
+    configure_allocator()  # freed tensors go back to the OS (docs/inference.md, Memory)
     tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half,
                              args.int8)
-    app = create_app(make_state(tts, args, argv))
+    state = make_state(tts, args, argv)
     log.info("API on http://%s:%d", args.bind_addr, args.port)
-    uvicorn.run(app, host=args.bind_addr, port=args.port, workers=1)
+    serve(create_app(state), state, args.bind_addr, args.port)
+    log.info("API stopped%s", f" ({state.cancelled} request(s) cancelled)" if state.cancelled else "")
     return 0
 
 

@@ -59,6 +59,15 @@ def labelled_weight_choices(i18n: I18n, root: Path, pretrained: PretrainedPaths
     return choices(gpts, word), choices(sovits, word)
 
 
+#: The v4 sampling steps the page offers (upstream's WebUI choices) and its default.
+SAMPLE_STEP_CHOICES = [4, 8, 16, 32]
+DEFAULT_SAMPLE_STEPS = 8
+
+
+def _model_info(i18n: I18n, tts: TTS) -> str:
+    return i18n("Model version: {version}, audio at {rate} Hz", version=tts.version, rate=tts.sample_rate)
+
+
 def language_choices(i18n: I18n, version: str) -> list[tuple[str, str]]:
     labels = {
         "all_zh": i18n("Chinese"), "en": i18n("English"), "all_ja": i18n("Japanese"),
@@ -108,6 +117,7 @@ class Controls:
     batch: Any = None
     bucket: Any = None
     speed: Any = None
+    sample_steps: Any = None
     pause: Any = None
     seed: Any = None
     top_k: Any = None
@@ -127,7 +137,8 @@ class Controls:
     report: Any = None
 
     def request_inputs(self) -> list[Any]:
-        """The widgets :func:`_request` reads, in its argument order."""
+        """The widgets :func:`_request` reads, in its argument order (the sampling steps are passed after the
+        buttons' own inputs: the page's API is positional, and they came later)."""
         return [self.ref_audio, self.text_free, self.prompt_text, self.prompt_lang, self.aux_refs, self.text,
                 self.text_lang, self.split, self.batch, self.bucket, self.speed, self.pause, self.seed, self.top_k,
                 self.top_p, self.temperature, self.penalty, self.check, self.retries]
@@ -148,7 +159,7 @@ def _model_section(c: Controls, i18n: I18n, tts: TTS, gpts: list[tuple[str, str]
                                    info=i18n("The voice decoder: your fine-tuned SoVITS_weights file, or the base "
                                              "model."))
             c.refresh = gr.Button(i18n("Refresh model list"))
-        c.model_info = gr.Markdown(i18n("Model version: {version}", version=tts.version))
+        c.model_info = gr.Markdown(_model_info(i18n, tts))
 
 
 def _reference_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None:
@@ -170,7 +181,7 @@ def _reference_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) ->
                                  label=i18n("Extra reference audios (optional, timbre averaged)"))
 
 
-def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None:
+def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]], uses_steps: bool) -> None:
     d = SynthesisOptions()
     with gr.Group():
         gr.Markdown("### " + i18n("Text to synthesize"))
@@ -189,6 +200,10 @@ def _text_section(c: Controls, i18n: I18n, langs: list[tuple[str, str]]) -> None
         with gr.Row():
             c.speed = gr.Slider(0.6, 1.65, d.speed, step=0.05, label=i18n("Speed"),
                                 info=i18n("Above 1 speaks faster, below 1 slower."))
+            c.sample_steps = gr.Radio(SAMPLE_STEP_CHOICES, value=DEFAULT_SAMPLE_STEPS, label=i18n("Sampling steps"),
+                                      info=i18n("v4 only: steps of the flow-matching decoder; more is slower and "
+                                                "smoother, 4 is fastest."),
+                                      visible=uses_steps, elem_id="sample-steps")
             c.pause = gr.Slider(0.0, 1.0, d.pause, step=0.01, label=i18n("Pause between sentences (s)"),
                                 info=i18n("Silence inserted between the generated pieces."))
             c.seed = gr.Number(-1, precision=0, label=i18n("Seed (-1 = random)"),
@@ -229,15 +244,17 @@ def _output_section(c: Controls, i18n: I18n) -> None:
 def _request(i18n: I18n, ref_v: str | None, free_v: bool, ptext_v: str, plang_v: str, aux_v: list[str] | None,
              text_v: str, tlang_v: str, split_v: str, batch_v: float, bucket_v: bool, speed_v: float,
              pause_v: float, seed_v: float, k_v: float, p_v: float, temp_v: float, pen_v: float, check_v: bool,
-             retries_v: float) -> tuple[str, str, Reference, SynthesisOptions]:
-    """Widget values → (text, language, reference, options)."""
+             retries_v: float, steps_v: float | None = None, uses_steps: bool = False
+             ) -> tuple[str, str, Reference, SynthesisOptions]:
+    """Widget values → (text, language, reference, options); the sampling steps only count for a v4 model."""
     if not ref_v:
         raise gr.Error(i18n("Upload a reference audio first."))
     ref = Reference(Path(ref_v), "" if free_v else (ptext_v or ""), plang_v, tuple(Path(p) for p in (aux_v or [])))
     opts = SynthesisOptions(top_k=int(k_v), top_p=float(p_v), temperature=float(temp_v),
                             repetition_penalty=float(pen_v), seed=None if int(seed_v) < 0 else int(seed_v),
                             speed=float(speed_v), pause=float(pause_v), text_split=split_v, batch_size=int(batch_v),
-                            split_bucket=bool(bucket_v), check_tokens=bool(check_v), max_retries=int(retries_v))
+                            split_bucket=bool(bucket_v), check_tokens=bool(check_v), max_retries=int(retries_v),
+                            sample_steps=int(steps_v) if uses_steps and steps_v else None)
     return text_v or "", tlang_v, ref, opts
 
 
@@ -253,9 +270,9 @@ class LastResult:
 
 def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
     def synthesize(*values: Any) -> tuple[tuple[int, np.ndarray], str, LastResult]:
-        *request, freeze_v, last = values
+        *request, freeze_v, steps_v, last = values
         try:
-            text_v, lang_v, ref, opts = _request(i18n, *request)
+            text_v, lang_v, ref, opts = _request(i18n, *request, steps_v, uses_steps=tts.models.needs_vocoder)
             reusable = (last is not None and last.result.version == tts.version
                         and (last.text, last.lang, last.split) == (text_v, lang_v, opts.text_split))
             reused = bool(freeze_v and reusable)
@@ -278,7 +295,7 @@ def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
                                 "again (it installs ffmpeg) or install ffmpeg with your package manager. "
                                 "Synthesize without streaming works without it."))
         try:
-            text_v, lang_v, ref, opts = _request(i18n, *values)
+            text_v, lang_v, ref, opts = _request(i18n, *values, uses_steps=tts.models.needs_vocoder)
             for chunk in tts.stream(text_v, lang_v, ref, opts):
                 yield tts.sample_rate, float_to_int16(chunk)
         except ENGINE_ERRORS as exc:
@@ -289,9 +306,10 @@ def _wire_synthesis(c: Controls, i18n: I18n, tts: TTS) -> None:
 
     c.preview_btn.click(split_preview, inputs=[c.text, c.text_lang, c.split], outputs=c.preview,
                         api_name="split_text")
-    c.go.click(synthesize, inputs=[*c.request_inputs(), c.freeze, c.last], outputs=[c.output, c.report, c.last],
+    c.go.click(synthesize, inputs=[*c.request_inputs(), c.freeze, c.sample_steps, c.last],
+               outputs=[c.output, c.report, c.last],
                api_name="synthesize")
-    c.go_stream.click(synthesize_stream, inputs=c.request_inputs(), outputs=c.stream_output,
+    c.go_stream.click(synthesize_stream, inputs=[*c.request_inputs(), c.sample_steps], outputs=c.stream_output,
                       api_name="synthesize_stream")
     c.prompt_text.change(lambda t: gr.update(value=True) if not (t or "").strip() else gr.update(),
                          inputs=c.prompt_text, outputs=c.text_free)
@@ -310,7 +328,8 @@ def _wire_models(c: Controls, i18n: I18n, tts: TTS, root: Path, pretrained: Pret
         lang = "all_zh" if "all_zh" in codes else codes[0]
         return {c.gpt: gr.update(value=_str(tts.models.gpt_path)),
                 c.sovits: gr.update(value=_str(tts.models.sovits_path)),
-                c.model_info: i18n("Model version: {version}", version=tts.version),
+                c.model_info: _model_info(i18n, tts),
+                c.sample_steps: gr.update(visible=tts.models.needs_vocoder),
                 c.prompt_lang: gr.update(choices=langs, value=lang),
                 c.text_lang: gr.update(choices=langs, value=lang)}
 
@@ -319,7 +338,7 @@ def _wire_models(c: Controls, i18n: I18n, tts: TTS, root: Path, pretrained: Pret
         return {c.gpt: gr.update(choices=_with(gpts, tts.models.gpt_path)),
                 c.sovits: gr.update(choices=_with(sovits, tts.models.sovits_path))}
 
-    outputs = [c.gpt, c.sovits, c.model_info, c.prompt_lang, c.text_lang]
+    outputs = [c.gpt, c.sovits, c.model_info, c.sample_steps, c.prompt_lang, c.text_lang]
     c.gpt.input(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name="switch_models")  # user edits only
     c.sovits.input(switch, inputs=[c.gpt, c.sovits], outputs=outputs, api_name=False)
     c.refresh.click(refresh_lists, outputs=[c.gpt, c.sovits], api_name="refresh_models")
@@ -338,7 +357,7 @@ def build_inference_ui(tts: TTS, i18n: I18n | None = None, root: Path = REPO_ROO
                          "it; users and distributors of generated audio are fully responsible for their use."))
         _model_section(controls, i18n, tts, gpts, sovits)
         _reference_section(controls, i18n, langs)
-        _text_section(controls, i18n, langs)
+        _text_section(controls, i18n, langs, tts.models.needs_vocoder)
         _output_section(controls, i18n)
         _wire_synthesis(controls, i18n, tts)
         _wire_models(controls, i18n, tts, root, pretrained)

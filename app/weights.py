@@ -15,7 +15,7 @@ from GPT_SoVITS.paths import PretrainedPaths
 from GPT_SoVITS.versions import DEFAULT_VERSION, RELEASE_ORDER, supported_versions, version_spec
 
 _GPT_NAME = re.compile(r"^(?P<exp>.+)-e(?P<epoch>\d+)$")
-_SOVITS_NAME = re.compile(r"^(?P<exp>.+)_e(?P<epoch>\d+)_s(?P<step>\d+)$")
+_SOVITS_NAME = re.compile(r"^(?P<exp>.+)_e(?P<epoch>\d+)_s(?P<step>\d+)(?:_l(?P<rank>\d+))?$")  # _l<R>: v4 LoRA
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class WeightFile:
     epoch: int | None = None
     step: int | None = None
     mtime: float = 0.0
+    lora_rank: int | None = None  # v4 LoRA releases (``_l<rank>`` in the name)
 
     def label(self, pretrained_word: str = "pretrained") -> str:
         if self.experiment is None:
@@ -36,6 +37,8 @@ class WeightFile:
         parts = [self.experiment, f"e{self.epoch}" if self.epoch is not None else self.path.stem]
         if self.step is not None:
             parts.append(f"s{self.step}")
+        if self.lora_rank is not None:
+            parts.append(f"LoRA {self.lora_rank}")
         return " · ".join([*parts, self.version])
 
 
@@ -48,7 +51,8 @@ def _release(path: Path, kind: str, version: str) -> WeightFile:
     groups = match.groupdict() if match else {}
     return WeightFile(path, kind, version, groups.get("exp", path.stem),
                       int(groups["epoch"]) if "epoch" in groups else None,
-                      int(groups["step"]) if groups.get("step") else None, path.stat().st_mtime)
+                      int(groups["step"]) if groups.get("step") else None, path.stat().st_mtime,
+                      int(groups["rank"]) if groups.get("rank") else None)
 
 
 def list_weights(weights_root: Path, pretrained: PretrainedPaths) -> tuple[list[WeightFile], list[WeightFile]]:

@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+import psutil
 import torch
 
 from benchmarks.common import add_threads_flag, set_threads
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"SoVITS v4 on CPU: {audio_s:.2f} s of audio ({frames} frames), prompt T = {reference.frames} frames, "
           f"{sampled} frames sampled per step, {args.threads} threads, torch {torch.__version__}")
-    print(f"1-min load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    print(f"1-min load average at start: {psutil.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     print(f"{'stage':<22}{'cpu s':>9}{'wall s':>9}{'cpu s / audio s':>17}{'wall s / audio s':>18}"
           f"{'cpu ms / frame·step':>21}")
     mel = None
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         _, cpu, wall = timed(lambda: vocoder(denorm_mel_v4(mel)))
     print(f"{'vocoder':<22}{cpu:>9.2f}{wall:>9.2f}{cpu / audio_s:>17.2f}{wall / audio_s:>18.2f}{'':>21}")
-    print(f"1-min load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"1-min load average at end: {psutil.getloadavg()[0]:.2f}")
     return 0
 
 

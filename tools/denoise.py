@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from GPT_SoVITS.audio import AudioReadError, list_audio_files, load_audio, resample, write_wav
-from GPT_SoVITS.fileio import atomic_path
+from GPT_SoVITS.fileio import atomic_path, ensure_output_dir
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
 from tools._cli import finish_batch, record_failure
@@ -166,6 +166,7 @@ def denoise_folder(input_dir: Path, output_dir: Path, denoiser: Denoiser,
     files = list_audio_files(input_dir)
     if not files:
         raise FileNotFoundError(f"No audio files in {input_dir}.")
+    ensure_output_dir(output_dir)
     report = DenoiseReport()
     for done, src in enumerate(files, start=1):
         dst = output_dir / src.name

@@ -27,6 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from GPT_SoVITS.audio import load_audio
+from GPT_SoVITS.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,8 @@ class MdxSeparator:
         for stem, audio in stems.items():
             label = f"({stem})"
             target = Path(out_dir) / f"{Path(path).stem}_{label}_{self.model_path.stem}.{output_format}"
-            sf.write(str(target), audio.T, SAMPLE_RATE, format=output_format.upper())
+            with atomic_path(target) as tmp:
+                sf.write(str(tmp), audio.T, SAMPLE_RATE, format=output_format.upper())
             written[label] = target
         return written
 

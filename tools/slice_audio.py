@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from GPT_SoVITS.audio import AudioReadError, load_audio, write_wav
+from GPT_SoVITS.fileio import ensure_output_dir
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from tools._cli import finish_batch
 from tools.slicer import Slicer, SlicerParams
@@ -110,7 +111,7 @@ def slice_audio(source: Path, output_dir: Path, params: SlicerParams = SlicerPar
     params.validate()
     mix.validate()
     files = collect_inputs(source)
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(Path(output_dir))
     report = SliceReport()
     tasks = [(f, Path(output_dir), params, mix) for f in files]
     workers = max(1, min(processes, len(tasks)))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from GPT_SoVITS.audio import AUDIO_EXTENSIONS
+from GPT_SoVITS.fileio import ensure_output_dir
 from GPT_SoVITS.logs import ProgressCallback, progress_logger, setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
 from tools._cli import finish_batch
@@ -208,8 +209,8 @@ def separate_files(files: list[Path], options: SeparationOptions, separator: Sep
                    progress: ProgressCallback | None = None) -> SeparationReport:
     """Separate each file; results are moved to upstream's names in the vocals and accompaniment folders."""
     options.validate()
-    options.vocals_dir.mkdir(parents=True, exist_ok=True)
-    options.others_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(options.vocals_dir, "vocals folder")
+    ensure_output_dir(options.others_dir, "accompaniment folder")
     report = SeparationReport()
     with tempfile.TemporaryDirectory(dir=options.vocals_dir, prefix=".separating-") as tmp:
         for done, src in enumerate(files, start=1):

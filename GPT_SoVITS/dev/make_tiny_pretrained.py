@@ -10,13 +10,13 @@
 - ``gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt``: a 2-layer GPT;
 - ``v2Pro/s2Gv2Pro.pth``, ``s2Dv2Pro.pth``, ``s2Gv2ProPlus.pth``, ``s2Dv2ProPlus.pth``, ``s1v3.ckpt`` and
   ``sv/pretrained_eres2netv2w24s4ep4.ckpt``: the same for v2Pro and v2ProPlus, with a small speaker-verification
-  network whose embedding width the Pro generators take.
+  network whose embedding width the Pro generators take;
+- ``gsv-v4-pretrained/s2Gv4.pth`` and ``vocoder.pth`` (:func:`write_v4`): a SoVITS v4 model with a 2-block DiT and
+  a narrow 48 kHz vocoder.
 
 Discriminators keep upstream's fixed widths (the trainer builds exactly that layout).
 
 The weights are random, so the audio is noise, but every file goes through the real loading code.
-
-:func:`write_v4` adds a tiny SoVITS v4 set (``gsv-v4-pretrained/s2Gv4.pth`` and ``vocoder.pth``) to such a folder.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ TINY_SOVITS_PRO = {
                                      upsample_initial_channel=48, sv_dim=TINY_SV.embedding_dim),
 }
 #: Versions :func:`make_tiny_pretrained` writes by default.
-TINY_VERSIONS = ("v2", "v2Pro", "v2ProPlus")
+TINY_VERSIONS = ("v2", "v2Pro", "v2ProPlus", "v4")
 #: A SoVITS v4 model for CPU tests: the tiny v2 encoder, a 2-block DiT of width 32 and a 2-layer wns1. The mel
 #: (100 bands), the semantic codebook (1024 × 768) and the v4 frame rates stay real.
 TINY_SOVITS_V4 = SoVITSV3Config(version="v4", encoder=TINY_SOVITS, fea_channels=32, wns1_layers=2,
@@ -198,6 +198,11 @@ def write_v4(root: Path, seed: int = 0, cfg: SoVITSV3Config = TINY_SOVITS_V4,
                     "info": "tiny random pretrained v4"}, tmp)
     vocoder = build_vocoder(vocoder_cfg)
     fold_weight_norm(vocoder)
+    with torch.no_grad():  # HiFi-GAN's 0.01-std init lets almost nothing through a random tiny vocoder: scale by
+        for name, weight in vocoder.named_parameters():  # fan-in instead, so its audio follows its mel
+            if name.endswith("weight") and weight.dim() == 3:
+                fan_in = weight.shape[0] * weight.shape[2] if name.startswith("ups.") else weight[0].numel()
+                weight.normal_(0.0, fan_in ** -0.5)
     vocoder_path = folder / "vocoder.pth"
     with atomic_path(vocoder_path) as tmp:
         torch.save({k: v.detach().clone() for k, v in vocoder.state_dict().items()}, tmp)
@@ -210,10 +215,13 @@ def make_tiny_pretrained(root: Path, seed: int = 0, versions: tuple[str, ...] = 
     write_bert(paths.bert, seed)
     write_hubert(paths.hubert, seed)
     for version in versions:
+        if not paths.gpt(version).exists():  # v2Pro, v2ProPlus and v4 share s1v3.ckpt
+            write_gpt(paths.gpt(version), seed=seed)
+        if paths.vocoder(version) is not None:  # the flow-matching versions: model and vocoder
+            write_v4(paths.root, seed)
+            continue
         cfg = TINY_SOVITS_PRO.get(version, dataclasses.replace(TINY_SOVITS, version=version))
         write_sovits(paths.sovits_g(version), paths.sovits_d(version), cfg, seed=seed)
-        if not paths.gpt(version).exists():  # v2Pro and v2ProPlus share s1v3.ckpt
-            write_gpt(paths.gpt(version), seed=seed)
         if cfg.uses_sv_embedding and not paths.sv.exists():
             write_sv(paths.sv, seed)
     return paths

@@ -7,6 +7,8 @@ from GPT_SoVITS.infer.options import InvalidOptionError, Reference, SynthesisOpt
 from GPT_SoVITS.infer.reference import ReferenceAudioError
 from GPT_SoVITS.infer.tts import (
     TTS,
+    CancelCheck,
+    Cancelled,
     EmptyTextError,
     SemanticSentence,
     SentenceReport,
@@ -16,6 +18,8 @@ from GPT_SoVITS.infer.tts import (
 
 __all__ = [
     "TTS",
+    "CancelCheck",
+    "Cancelled",
     "EmptyTextError",
     "InvalidOptionError",
     "ModelMismatchError",

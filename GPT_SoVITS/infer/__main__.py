@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-tokens", action="store_true",
                    help="regenerate sentences whose length is implausible for their text (swallowed/repeated words)")
     p.add_argument("--max-retries", type=int, default=d.max_retries, help="regenerations per flagged sentence")
+    p.add_argument("--sample-steps", type=int, default=None,
+                   help="v4 only: flow-matching steps (default 8; more is slower, 4 is faster)")
     p.add_argument("--max-tokens", type=int, default=1500,
                    help="cap on semantic tokens per sentence (25 per second of speech)")
     add_device_flags(p)
@@ -142,7 +144,7 @@ def run(tts: TTS, args: argparse.Namespace) -> int:
                             repetition_penalty=args.repetition_penalty, seed=args.seed, speed=args.speed,
                             pause=args.pause, text_split=args.split, batch_size=args.batch_size,
                             split_bucket=args.split_bucket, check_tokens=args.check_tokens,
-                            max_retries=args.max_retries)
+                            max_retries=args.max_retries, sample_steps=args.sample_steps)
     if args.text_file is not None and args.text_file.suffix.lower() == ".srt":
         cues = parse_srt(_read_text(args.text_file))
         if not cues:

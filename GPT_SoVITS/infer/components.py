@@ -4,10 +4,11 @@
 * :class:`TextFeaturizer`: text + language code → phone ids, phone-level BERT features, normalised text.
 * the SSL featurizer: 16 kHz waveform → HuBERT features ``[1, 768, T50]`` (any callable).
 * the speaker encoder (v2Pro/v2ProPlus): 32 kHz waveform → speaker-verification embedding ``[1, D]`` (any
-  callable), held by a :class:`SpeakerEncoderSlot` that loads it the first time a model needs one.
+  callable), and the mel vocoder (v4): normalised-free log-mel ``[1, 100, T]`` → audio ``[1, 1, 480·T]``; each held
+  by a :class:`LazySlot` that loads it the first time a model needs one.
 
-:func:`load_model_pair`, :func:`default_text_featurizer` and :func:`load_speaker_encoder` build the real ones from
-files.
+:func:`load_model_pair`, :func:`default_text_featurizer`, :func:`load_speaker_encoder` and :func:`load_vocoder_model`
+build the real ones from files.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from GPT_SoVITS.paths import PretrainedPaths
+from GPT_SoVITS.versions import VersionSpec, version_spec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: 16 kHz waveform (float32, [-1, 1]) → HuBERT features [1, hidden, T50] on the model's device.
 SSLFeaturizer = Callable[[np.ndarray], torch.Tensor]
@@ -68,9 +71,23 @@ class ModelPair:
         return str(self.sovits.cfg.version)
 
     @property
+    def spec(self) -> VersionSpec:
+        return version_spec(self.version)
+
+    @property
     def needs_speaker_encoder(self) -> bool:
         """Whether references need a speaker-verification embedding (v2Pro/v2ProPlus)."""
-        return bool(self.sovits.cfg.uses_sv_embedding)
+        return self.spec.uses_sv_embedding
+
+    @property
+    def needs_vocoder(self) -> bool:
+        """Whether the SoVITS makes a mel that a separate vocoder turns into audio (v4)."""
+        return bool(self.spec.pretrained_vocoder)
+
+    @property
+    def sample_rate(self) -> int:
+        """Of the audio this pair makes (32 kHz; v4 48 kHz)."""
+        return self.spec.sample_rate
 
     @property
     def device(self) -> torch.device:
@@ -102,43 +119,47 @@ def load_gpt(path: Path, device: str, dtype: torch.dtype) -> torch.nn.Module:
     return model
 
 
-def load_sovits_model(path: Path, device: str, dtype: torch.dtype) -> torch.nn.Module:
+def load_sovits_model(path: Path, device: str, dtype: torch.dtype,
+                      pretrained: PretrainedPaths | None = None) -> torch.nn.Module:
+    """Any version's SoVITS model (a v4 LoRA release is merged into ``pretrained``'s base model)."""
     from GPT_SoVITS.models import load_sovits
 
-    model, _ = load_sovits(Path(path), device=device, dtype=dtype, for_inference=True)
+    model, _ = load_sovits(Path(path), device=device, dtype=dtype, for_inference=True, pretrained=pretrained)
     return model
 
 
-def load_model_pair(gpt: Path, sovits: Path, device: str = "cpu", half: bool = False) -> ModelPair:
+def load_model_pair(gpt: Path, sovits: Path, device: str = "cpu", half: bool = False,
+                    pretrained: PretrainedPaths | None = None) -> ModelPair:
     """Load both weight files (any container the checkpoint readers accept) and check they fit together."""
     dtype = torch.float16 if half else torch.float32
-    pair = ModelPair(load_gpt(gpt, device, dtype), load_sovits_model(sovits, device, dtype), Path(gpt), Path(sovits))
+    pair = ModelPair(load_gpt(gpt, device, dtype), load_sovits_model(sovits, device, dtype, pretrained), Path(gpt),
+                     Path(sovits))
     pair.check()
     log.info("models ready: GPT %s, SoVITS %s (%s, %s, %s)", gpt, sovits, pair.version, device, dtype)
     return pair
 
 
-class SpeakerEncoderSlot:
-    """The speaker encoder of an engine: given, or loaded (once, thread-safe) the first time a model needs it.
+class LazySlot(Generic[T]):
+    """A model an engine needs only for some versions: given, or loaded (once, thread-safe) when first needed.
 
-    Only Pro models use one, so an engine serving v2 models never loads it, and switching to a Pro model loads it
-    then (a missing model file is reported at the switch, and the current models stay).
+    An engine serving v2 models never loads the speaker-verification model or the v4 vocoder; switching to a
+    model that needs one loads it then (a missing file is reported at the switch, and the current models stay).
     """
 
-    def __init__(self, encoder: SpeakerEncoder | None = None,
-                 loader: Callable[[], SpeakerEncoder] | None = None) -> None:
-        self._encoder = encoder
+    def __init__(self, value: T | None = None, loader: Callable[[], T] | None = None, what: str = "model") -> None:
+        self._value = value
         self._loader = loader
+        self._what = what
         self._lock = threading.Lock()
 
-    def get(self) -> SpeakerEncoder:
+    def get(self) -> T:
         with self._lock:
-            if self._encoder is None:
+            if self._value is None:
                 if self._loader is None:
-                    raise ModelMismatchError("This SoVITS model (v2Pro/v2ProPlus) needs the speaker-verification "
-                                             "model, and this engine was built without one.")
-                self._encoder = self._loader()
-            return self._encoder
+                    raise ModelMismatchError(f"This SoVITS model needs the {self._what}, and this engine was built "
+                                             "without one.")
+                self._value = self._loader()
+            return self._value
 
 
 def load_speaker_encoder(path: Path, device: str = "cpu", half: bool = False) -> SpeakerEncoder:
@@ -153,6 +174,15 @@ def load_speaker_encoder(path: Path, device: str = "cpu", half: bool = False) ->
     model = load_sv(Path(path), device, torch.float16 if half else torch.float32)
     log.info("speaker-verification model ready: %s", path)
     return partial(embed_wave, model)
+
+
+def load_vocoder_model(path: Path, device: str = "cpu", half: bool = False) -> torch.nn.Module:
+    """The v4 48 kHz vocoder (``gsv-v4-pretrained/vocoder.pth``), in eval mode."""
+    from GPT_SoVITS.models.vocoder import load_vocoder
+
+    vocoder = load_vocoder(Path(path), device, torch.float16 if half else torch.float32)
+    log.info("vocoder ready: %s", path)
+    return vocoder
 
 
 def load_ssl_featurizer(pretrained: PretrainedPaths, device: str = "cpu", half: bool = False) -> SSLFeaturizer:

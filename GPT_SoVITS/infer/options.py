@@ -85,7 +85,8 @@ class SynthesisOptions:
     batch_size: int = 1  # sentences generated at once by the GPT (one KV-cache batch)
     split_bucket: bool = True  # with batch_size > 1: batch sentences of similar length (output order is kept)
     batch_threshold: float = 0.75  # split_bucket: a batch's mean phone count / its longest must stay above this
-    noise_scale: float = 0.5  # SoVITS prior sampling noise (upstream fixes 0.5)
+    noise_scale: float = 0.5  # SoVITS prior sampling noise (upstream fixes 0.5); v4 has none
+    sample_steps: int | None = None  # v4 only: Euler steps of the flow-matching decoder (None: 8, the WebUI's)
     check_tokens: bool = False  # regenerate sentences whose token count is implausible for their phones
     max_retries: int = 2  # regenerations per flagged sentence (each with the next seed)
     min_phone_rate: float = 3.0  # phones/s below this = runaway output (too many tokens)
@@ -101,6 +102,8 @@ class SynthesisOptions:
         _check_range("batch_size", self.batch_size, 1, 200, integer=True)
         _check_range("batch_threshold", self.batch_threshold, 0.0, 1.0)
         _check_range("noise_scale", self.noise_scale, 0.0, 2.0)
+        if self.sample_steps is not None:
+            _check_range("sample_steps", self.sample_steps, 1, 128, integer=True)
         _check_range("max_retries", self.max_retries, 0, 20, integer=True)
         _check_range("min_phone_rate", self.min_phone_rate, 0.0, 1000.0, low_open=True)
         _check_range("max_phone_rate", self.max_phone_rate, 0.0, 1000.0, low_open=True)

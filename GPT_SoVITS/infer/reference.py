@@ -18,16 +18,18 @@ import numpy as np
 import torch
 
 from GPT_SoVITS.audio import AudioReadError, load_audio
-from GPT_SoVITS.features.spectrogram import normalize_reference_peak, spectrogram
+from GPT_SoVITS.features.spectrogram import norm_mel_v4, normalize_reference_peak, spectrogram
 from GPT_SoVITS.infer.components import (
+    LazySlot,
     ModelMismatchError,
     ModelPair,
-    SpeakerEncoderSlot,
+    SpeakerEncoder,
     SSLFeaturizer,
     TextFeatures,
     TextFeaturizer,
 )
 from GPT_SoVITS.infer.options import REFERENCE_MAX_SECONDS, REFERENCE_MIN_SECONDS, Reference, check_language
+from GPT_SoVITS.models.sovits_v4 import CFMReference, prepare_reference
 from GPT_SoVITS.text.split import SENTENCE_ENDS
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class PreparedReference:
     ge: torch.Tensor  # [1, gin, 1] style vector (averaged over the main and extra references, after the PReLU)
     text: TextFeatures | None  # prompt phones/BERT; None in the no-reference-text mode
     seconds: float  # length of the main reference audio
+    cfm: CFMReference | None = None  # v4: the prompt's condition and mel (see sovits_v4.prepare_reference)
 
 
 def _file_identity(path: Path) -> tuple[str, int, int]:
@@ -90,10 +93,10 @@ class ReferenceCache:
     """Prepares references and keeps the last few (LRU), keyed by files, transcript and model pair."""
 
     def __init__(self, ssl: SSLFeaturizer, text: TextFeaturizer, text_lock: threading.Lock, size: int = 8,
-                 speaker: SpeakerEncoderSlot | None = None) -> None:
+                 speaker: LazySlot[SpeakerEncoder] | None = None) -> None:
         self.ssl = ssl
         self.text = text
-        self.speaker = speaker or SpeakerEncoderSlot()
+        self.speaker = speaker or LazySlot(what="speaker-verification model")
         self.text_lock = text_lock
         self.size = size
         self._items: OrderedDict[tuple, PreparedReference] = OrderedDict()
@@ -130,6 +133,10 @@ class ReferenceCache:
         dtype = next(sovits.parameters()).dtype
         device = models.device
         codes = text = None
+        if ref.text_free and models.spec.sovits_family == "cfm":
+            raise ReferenceAudioError(f"{models.version} models need the reference audio's transcript (they have no "
+                                      "no-reference-text mode, as upstream): enter the reference text and its "
+                                      "language.")
         if not ref.text_free:
             lang = check_language(ref.lang, models.version, "reference language")
             padded = np.concatenate([audio16, np.zeros(PROMPT_PADDING, dtype=np.float32)])
@@ -146,6 +153,12 @@ class ReferenceCache:
                                           "check the text and its language, or leave it empty for the "
                                           "no-reference-text mode.")
         cfg = sovits.cfg
+        if models.spec.sovits_family == "cfm":
+            assert codes is not None and text is not None
+            cfm = self._prepare_cfm(ref, sovits, codes, text, device, dtype)
+            log.info("reference prepared: %s (%.2f s, %d phones, %d prompt mel frames)", Path(ref.audio).name,
+                     len(audio16) / SSL_RATE, len(text.phones), cfm.frames)
+            return PreparedReference(codes=codes, ge=cfm.ge, text=text, seconds=len(audio16) / SSL_RATE, cfm=cfm)
         speaker = self.speaker.get() if models.needs_speaker_encoder else None
         specs, embeddings = [], []
         for path in (ref.audio, *ref.extra_audios):
@@ -159,14 +172,34 @@ class ReferenceCache:
                  len(ref.extra_audios), "no text" if text is None else f"{len(text.phones)} phones")
         return PreparedReference(codes=codes, ge=ge, text=text, seconds=len(audio16) / SSL_RATE)
 
+    def _prepare_cfm(self, ref: Reference, sovits: torch.nn.Module, codes: torch.Tensor, text: TextFeatures,
+                     device: torch.device, dtype: torch.dtype) -> CFMReference:
+        """v4: style vector from the spectrogram, then the prompt's condition and its normalised mel (spec §14.5).
+
+        Extra references are not used (upstream hides and ignores them for v3/v4).
+        """
+        if ref.extra_audios:
+            log.warning("%s models use only the main reference; %d extra reference(s) ignored, as upstream",
+                        sovits.cfg.version, len(ref.extra_audios))
+        raw = self._reference_audio(ref.audio, sovits.cfg.filter_length, normalize=False)
+        cfg = sovits.cfg
+        spec = spectrogram(normalize_reference_peak(raw).unsqueeze(0), cfg.filter_length, cfg.hop_length,
+                           cfg.filter_length).to(device=device, dtype=dtype)
+        front = sovits.variant.mel  # the mel front end reads the raw audio (no peak normalisation, as upstream)
+        audio = raw.numpy() if front.sampling_rate == SAMPLE_RATE else self._reference_audio(
+            ref.audio, cfg.filter_length, front.sampling_rate, normalize=False).numpy()
+        mel = norm_mel_v4(front(audio)).to(device=device, dtype=dtype)
+        phones = torch.tensor([text.phones], dtype=torch.long, device=device)
+        return prepare_reference(sovits, codes.view(1, 1, -1), phones, spec, mel)
+
     @staticmethod
-    def _reference_audio(path: Path, n_fft: int) -> torch.Tensor:
-        """The reference at 32 kHz, peak-normalised as upstream (float32 [samples])."""
+    def _reference_audio(path: Path, n_fft: int, rate: int = SAMPLE_RATE, normalize: bool = True) -> torch.Tensor:
+        """The reference at ``rate``, peak-normalised as upstream unless ``normalize`` is False (float32)."""
         try:
-            audio, _ = load_audio(path, sr=SAMPLE_RATE)
+            audio, _ = load_audio(path, sr=rate)
         except AudioReadError as exc:
             raise ReferenceAudioError(f"Reference audio cannot be read: {exc}") from None
         if len(audio) < n_fft:
             raise ReferenceAudioError(f"Reference audio {Path(path).name} is too short for a spectrogram "
-                                      f"({len(audio)} samples at 32 kHz); use at least a few seconds of speech.")
-        return normalize_reference_peak(audio)
+                                      f"({len(audio)} samples at {rate} Hz); use at least a few seconds of speech.")
+        return normalize_reference_peak(audio) if normalize else torch.from_numpy(audio)

@@ -5,12 +5,17 @@ Pipeline per request (spec §8.1 / §8.3)::
     text ─ split (cut0…cut5) ─ per piece: phones + BERT ─┐
     reference ─ (cached) prompt tokens, style vector, prompt phones/BERT ─┤
                                    GPT (KV cache, batches of sentences) ─ semantic tokens
-                                   SoVITS decode (per sentence, speed) ─ 32 kHz audio, + pause
+                                   SoVITS decode (per sentence, speed) ─ audio (32 kHz; v4: CFM mel +
+                                   vocoder, 48 kHz), + pause
 
 Concurrency: a request takes one snapshot of the models when it starts, so switching models (``set_gpt`` /
 ``set_sovits``) never changes the models under a request in flight; every request has its own random
 generator, so concurrent requests do not disturb each other's sampling. The text front-end (tokenizers, g2p
 dictionaries) is serialised by a lock; the GPT and SoVITS run concurrently.
+
+Cancellation: every entry point takes ``cancel``, a callable polled between pieces of work (text pieces, GPT
+batches, sentence decodes, streamed chunks); when it returns True the request stops with :class:`Cancelled`.
+It is called from the synthesising thread, so it must be thread-safe (``threading.Event().is_set`` is).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +34,10 @@ import numpy as np
 import torch
 
 from GPT_SoVITS.infer.components import (
+    LazySlot,
     ModelMismatchError,
     ModelPair,
     SpeakerEncoder,
-    SpeakerEncoderSlot,
     SSLFeaturizer,
     TextFeatures,
     TextFeaturizer,
@@ -42,18 +47,19 @@ from GPT_SoVITS.infer.components import (
     load_sovits_model,
     load_speaker_encoder,
     load_ssl_featurizer,
+    load_vocoder_model,
 )
-from GPT_SoVITS.infer.options import Reference, SynthesisOptions, check_language
+from GPT_SoVITS.infer.options import InvalidOptionError, Reference, SynthesisOptions, check_language
 from GPT_SoVITS.infer.reference import PreparedReference, ReferenceCache
 from GPT_SoVITS.infer.streaming import ChunkStitcher
 from GPT_SoVITS.logs import ProgressCallback
 from GPT_SoVITS.models.sampling import SamplingOptions
+from GPT_SoVITS.models.sovits_v4 import synthesize as synthesize_cfm
 from GPT_SoVITS.paths import PretrainedPaths
 from GPT_SoVITS.text.split import split_text
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 32000
 SEMANTIC_RATE = 25.0  # semantic tokens per second (v1/v2)
 MAX_NEW_TOKENS = 1500  # upstream's cap per sentence: 60 s
 STREAM_CONTEXT_TOKENS = 4  # tokens of history decoded again before each streamed chunk (fast)
@@ -65,6 +71,26 @@ STREAM_QUALITY_CONTEXT_TOKENS = 25
 
 class EmptyTextError(ValueError):
     """The text to speak contains nothing speakable."""
+
+
+#: Polled between pieces of work; True stops the request (see the module docstring).
+CancelCheck = Callable[[], bool]
+
+
+class Cancelled(RuntimeError):
+    """The caller cancelled the request (client gone, server stopping); ``done`` of ``total`` sentences were made."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"synthesis cancelled after {done} of {total} sentence(s)" if total else
+                         "synthesis cancelled before it started")
+        self.done, self.total = done, total
+
+
+def _stop_if_cancelled(cancel: CancelCheck | None, done: int, total: int) -> None:
+    if cancel is not None and cancel():
+        exc = Cancelled(done, total)
+        log.info("%s", exc)
+        raise exc
 
 
 @dataclass(frozen=True)
@@ -146,16 +172,17 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, threshold: float) ->
     return batches
 
 
-def _join(sentences: Sequence[np.ndarray], pause: float) -> np.ndarray:
-    """The sentences, each followed by ``pause`` seconds of silence."""
-    silence = np.zeros(int(round(pause * SAMPLE_RATE)), dtype=np.float32)
+def _join(sentences: Sequence[np.ndarray], pause: float, sample_rate: int) -> np.ndarray:
+    """The sentences, each followed by ``pause`` seconds of silence (at the output rate: upstream sizes the pause
+    at 32 kHz even for 48 kHz output, so its v4 pauses are two thirds of the request)."""
+    silence = np.zeros(int(round(pause * sample_rate)), dtype=np.float32)
     parts = [part for audio in sentences for part in (audio, silence)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
-def _log_speed(what: str, n_sentences: int, audio: np.ndarray, started: float) -> None:
+def _log_speed(what: str, n_sentences: int, audio: np.ndarray, sample_rate: int, started: float) -> None:
     elapsed = time.perf_counter() - started
-    seconds = len(audio) / SAMPLE_RATE
+    seconds = len(audio) / sample_rate
     log.info("%s %d sentence(s), %.2f s of audio in %.2f s (RTF %.3f)", what, n_sentences, seconds, elapsed,
              elapsed / max(seconds, 1e-9))
 
@@ -163,15 +190,17 @@ def _log_speed(what: str, n_sentences: int, audio: np.ndarray, started: float) -
 class TTS:
     """Text-to-speech with a GPT + SoVITS model pair. Build with :meth:`from_paths` (or directly in tests)."""
 
-    sample_rate = SAMPLE_RATE
-
     def __init__(self, models: ModelPair, ssl: SSLFeaturizer, text: TextFeaturizer, *, device: str = "cpu",
                  half: bool = False, cache_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
-                 int8: bool = False, speaker: SpeakerEncoder | SpeakerEncoderSlot | None = None) -> None:
+                 int8: bool = False, speaker: SpeakerEncoder | LazySlot[SpeakerEncoder] | None = None,
+                 vocoder: torch.nn.Module | LazySlot[torch.nn.Module] | None = None,
+                 pretrained: PretrainedPaths | None = None) -> None:
         models.check()
-        self._speaker = speaker if isinstance(speaker, SpeakerEncoderSlot) else SpeakerEncoderSlot(speaker)
-        if models.needs_speaker_encoder:
-            self._speaker.get()  # a missing speaker-verification model is reported now, not at the first request
+        self._speaker = (speaker if isinstance(speaker, LazySlot)
+                         else LazySlot(speaker, what="speaker-verification model"))
+        self._vocoder = vocoder if isinstance(vocoder, LazySlot) else LazySlot(vocoder, what="vocoder")
+        self.pretrained = pretrained  # base models of LoRA releases (None: the project's pretrained_models)
+        self._load_helpers(models)  # a missing speaker-verification model or vocoder is reported now
         self.int8 = int8  # CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)
         if int8:
             models.t2s.enable_int8_decoding()
@@ -200,11 +229,15 @@ class TTS:
         int8 : CPU only: decode the GPT with int8 weights (faster; tokens can differ from float decoding).
         """
         half = half and not str(device).startswith("cpu")
-        models = load_model_pair(gpt, sovits, device, half)
+        models = load_model_pair(gpt, sovits, device, half, pretrained)
         ssl = load_ssl_featurizer(pretrained, device, half)
         text = default_text_featurizer(pretrained, device, half)
-        speaker = SpeakerEncoderSlot(loader=lambda: load_speaker_encoder(pretrained.sv, device, half))
-        return cls(models, ssl, text, device=device, half=half, int8=int8, speaker=speaker)
+        speaker = LazySlot(loader=lambda: load_speaker_encoder(pretrained.sv, device, half),
+                           what="speaker-verification model")
+        # the only vocoder a supported version uses is v4's (v3's BigVGAN is not supported)
+        vocoder = LazySlot(loader=lambda: load_vocoder_model(pretrained.vocoder("v4"), device, half), what="vocoder")
+        return cls(models, ssl, text, device=device, half=half, int8=int8, speaker=speaker, vocoder=vocoder,
+                   pretrained=pretrained)
 
     # ------------------------------------------------------------------------------------------ models
     @property
@@ -215,6 +248,18 @@ class TTS:
     @property
     def version(self) -> str:
         return self._models.version
+
+    @property
+    def sample_rate(self) -> int:
+        """Of the current models' audio (32 kHz; v4 48 kHz)."""
+        return self._models.sample_rate
+
+    def _load_helpers(self, pair: ModelPair) -> None:
+        """Load what ``pair``'s version needs besides the two models (speaker encoder, vocoder), or raise."""
+        if pair.needs_speaker_encoder:
+            self._speaker.get()
+        if pair.needs_vocoder:
+            self._vocoder.get()
 
     def _dtype(self) -> torch.dtype:
         return torch.float16 if self.half else torch.float32
@@ -233,10 +278,10 @@ class TTS:
                     t2s.enable_int8_decoding()
                 pair = pair.with_gpt(t2s, Path(gpt))
             if sovits is not None:
-                pair = pair.with_sovits(load_sovits_model(Path(sovits), self.device, self._dtype()), Path(sovits))
+                pair = pair.with_sovits(load_sovits_model(Path(sovits), self.device, self._dtype(), self.pretrained),
+                                        Path(sovits))
             pair.check()
-            if pair.needs_speaker_encoder:
-                self._speaker.get()
+            self._load_helpers(pair)
             self._models = pair
         log.info("models switched: GPT %s, SoVITS %s (version %s)", pair.gpt_path, pair.sovits_path, pair.version)
 
@@ -253,16 +298,21 @@ class TTS:
         """The pieces a text is synthesised in (for previews; the same split synthesis uses)."""
         return split_text(text, method, "en" if lang == "en" else "zh")
 
-    def _featurize(self, pieces: Sequence[str], lang: str, version: str) -> list[TextFeatures]:
+    def _featurize(self, pieces: Sequence[str], lang: str, version: str, cancel: CancelCheck | None = None
+                   ) -> list[TextFeatures]:
         out = []
         with self._text_lock:
             for piece in pieces:
+                _stop_if_cancelled(cancel, 0, len(pieces))
                 out.append(self._text(piece, lang, version))
         return out
 
     def _pieces(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions, models: ModelPair
                 ) -> tuple[str, list[str], PreparedReference]:
         lang = check_language(lang, models.version, "text language")
+        if opts.sample_steps is not None and not models.needs_vocoder:
+            raise InvalidOptionError(f"sample_steps: {models.version} models have no sampling steps (only the "
+                                     "flow-matching v4 has); leave the option out for this model.")
         if not ref.text_free:
             check_language(ref.lang, models.version, "reference language")
         pieces = self.split(text, lang, opts.text_split)
@@ -270,8 +320,8 @@ class TTS:
             raise EmptyTextError("The text to synthesize is empty or has no speakable characters; enter some text.")
         return lang, pieces, self.references.get(ref, models)
 
-    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, opts: SynthesisOptions
-                         ) -> Iterator[list[tuple[int, str, TextFeatures]]]:
+    def _feature_batches(self, pieces: Sequence[str], lang: str, version: str, opts: SynthesisOptions,
+                         cancel: CancelCheck | None = None) -> Iterator[list[tuple[int, str, TextFeatures]]]:
         """Batches of ``(order, piece, features)``; ``order`` numbers the pieces that have phones (the others are
         dropped). Raises :class:`EmptyTextError` if no piece has any.
 
@@ -281,7 +331,7 @@ class TTS:
         """
         size = opts.batch_size
         if opts.split_bucket and size > 1 and len(pieces) > size:
-            kept = self._kept(pieces, self._featurize(pieces, lang, version))
+            kept = self._kept(pieces, self._featurize(pieces, lang, version, cancel))
             if kept:
                 lengths = [len(f.phones) for _, f in kept]
                 for batch in bucket_batches(lengths, size, opts.batch_threshold):
@@ -290,7 +340,7 @@ class TTS:
             kept = []
             for start in range(0, len(pieces), size):
                 chunk = pieces[start:start + size]
-                new = self._kept(chunk, self._featurize(chunk, lang, version))
+                new = self._kept(chunk, self._featurize(chunk, lang, version))  # the caller checks per batch
                 if new:
                     yield [(len(kept) + i, p, f) for i, (p, f) in enumerate(new)]
                 kept.extend(new)
@@ -341,6 +391,12 @@ class TTS:
             tokens = torch.zeros(1, dtype=torch.long, device=tokens.device)  # upstream's "bad zero prediction"
         codes = tokens.view(1, 1, -1)
         phones = torch.tensor([list(phone_ids)], dtype=torch.long, device=codes.device)
+        if models.needs_vocoder:  # v4: flow-matching mel, vocoder; its noise comes from a per-sentence generator
+            generator = None if seed is None else torch.Generator(device=codes.device).manual_seed(seed)
+            wave = synthesize_cfm(models.sovits, self._vocoder.get(), ref.cfm, codes, phones, opts.speed,
+                                  opts.sample_steps, generator=generator)
+            audio = wave.float().cpu().numpy()
+            return audio if normalize else np.clip(audio, -1.0, 1.0)  # synthesize_cfm divides a peak > 1 already
         if seed is None:
             wave = models.sovits.decode(codes, phones, None, noise_scale=opts.noise_scale, speed=opts.speed, ge=ref.ge)
         else:
@@ -357,27 +413,33 @@ class TTS:
 
     # ------------------------------------------------------------------------------------------ public API
     def iter_sentences(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
-                       progress: ProgressCallback | None = None) -> Iterator[tuple[np.ndarray, SentenceReport]]:
+                       progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+                       ) -> Iterator[tuple[np.ndarray, SentenceReport]]:
         """Yield ``(audio, report)`` per piece of the text, in order, as soon as each is ready.
 
-        ``audio`` is float32 at 32 kHz without the pause. Raises :class:`InvalidOptionError`,
-        :class:`ReferenceAudioError` or :class:`EmptyTextError` before any audio is made.
+        ``audio`` is float32 at the models' rate (:attr:`sample_rate`) without the pause. Raises
+        :class:`InvalidOptionError`, :class:`ReferenceAudioError` or :class:`EmptyTextError` before any audio is
+        made, :class:`Cancelled` when ``cancel()`` turns True.
         """
-        for audio, report, _ in self._sentences(self._models, text, lang, ref, opts, progress):
+        for audio, report, _ in self._sentences(self._models, text, lang, ref, opts, progress, cancel):
             yield audio, report
 
     def _sentences(self, models: ModelPair, text: str, lang: str, ref: Reference, opts: SynthesisOptions,
-                   progress: ProgressCallback | None) -> Iterator[tuple[np.ndarray, SentenceReport, SemanticSentence]]:
+                   progress: ProgressCallback | None, cancel: CancelCheck | None = None
+                   ) -> Iterator[tuple[np.ndarray, SentenceReport, SemanticSentence]]:
         """:meth:`iter_sentences` with the semantic tokens of each sentence; ``models`` is the request's snapshot."""
+        _stop_if_cancelled(cancel, 0, 0)
         lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         decode_seeded = opts.seed is not None
         ready: dict[int, tuple[np.ndarray, SentenceReport, SemanticSentence]] = {}
         next_out = 0
-        for batch in self._feature_batches(pieces, lang, models.version, opts):
+        for batch in self._feature_batches(pieces, lang, models.version, opts, cancel):
+            _stop_if_cancelled(cancel, next_out + len(ready), len(pieces))
             tokens, stopped = self._generate(models, [f for _, _, f in batch], prepared, opts, generator)
             for offset, (order, piece, feats) in enumerate(batch):
+                _stop_if_cancelled(cancel, next_out + len(ready), len(pieces))
                 toks, used_seed, attempts, problem = tokens[offset], seed, 1, None
                 if opts.check_tokens:
                     toks, used_seed, attempts, problem = self._check_and_retry(
@@ -385,7 +447,7 @@ class TTS:
                 audio = self._decode(models, toks, feats.phones, prepared, opts,
                                      used_seed if decode_seeded else None)
                 report = SentenceReport(order, piece, len(feats.phones), int(toks.numel()), attempts, problem,
-                                        used_seed, len(audio) / SAMPLE_RATE)
+                                        used_seed, len(audio) / models.sample_rate)
                 ready[order] = (audio, report, SemanticSentence(tuple(feats.phones), tuple(toks.tolist())))
                 if progress is not None:
                     progress(len(ready) + next_out, len(pieces))
@@ -411,16 +473,18 @@ class TTS:
 
     def synthesize_detailed(self, text: str, lang: str, ref: Reference,
                             opts: SynthesisOptions = SynthesisOptions(),
-                            progress: ProgressCallback | None = None) -> SynthesisResult:
-        """Synthesize the whole text; returns the audio plus a report per sentence."""
+                            progress: ProgressCallback | None = None,
+                            cancel: CancelCheck | None = None) -> SynthesisResult:
+        """Synthesize the whole text; returns the audio plus a report per sentence (:class:`Cancelled` when
+        ``cancel()`` turns True)."""
         started = time.perf_counter()
         if opts.seed is None:  # draw it here so the reported seed reproduces this exact result
             opts = opts.replace(seed=secrets.randbelow(2**31))
         models = self._models  # one snapshot for the whole request
-        made = list(self._sentences(models, text, lang, ref, opts, progress))
-        audio = _join([a for a, _, _ in made], opts.pause)
-        _log_speed("synthesized", len(made), audio, started)
-        return SynthesisResult(SAMPLE_RATE, audio, tuple(r for _, r, _ in made), opts.seed,
+        made = list(self._sentences(models, text, lang, ref, opts, progress, cancel))
+        audio = _join([a for a, _, _ in made], opts.pause, models.sample_rate)
+        _log_speed("synthesized", len(made), audio, models.sample_rate, started)
+        return SynthesisResult(models.sample_rate, audio, tuple(r for _, r, _ in made), opts.seed,
                                tuple(sem for _, _, sem in made), models.version)
 
     def resynthesize(self, previous: SynthesisResult, ref: Reference, opts: SynthesisOptions = SynthesisOptions()
@@ -447,53 +511,64 @@ class TTS:
             tokens = torch.tensor(sem.tokens, dtype=torch.long, device=models.device)
             audio = self._decode(models, tokens, sem.phones, prepared, opts, seed)
             parts.append(audio)
-            reports.append(dataclasses.replace(report, seed=seed, seconds=len(audio) / SAMPLE_RATE))
-        audio = _join(parts, opts.pause)
-        _log_speed("decoded again", len(parts), audio, started)
-        return SynthesisResult(SAMPLE_RATE, audio, tuple(reports), previous.seed if opts.seed is None else opts.seed,
-                               previous.semantic, previous.version)
+            reports.append(dataclasses.replace(report, seed=seed, seconds=len(audio) / models.sample_rate))
+        audio = _join(parts, opts.pause, models.sample_rate)
+        _log_speed("decoded again", len(parts), audio, models.sample_rate, started)
+        seed = previous.seed if opts.seed is None else opts.seed
+        return SynthesisResult(models.sample_rate, audio, tuple(reports), seed, previous.semantic, previous.version)
 
     def synthesize(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
-                   progress: ProgressCallback | None = None) -> tuple[int, np.ndarray]:
+                   progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+                   ) -> tuple[int, np.ndarray]:
         """Synthesize ``text`` (language code ``lang``) in the voice of ``ref``.
 
         Returns
         -------
-        ``(32000, audio)``: float32 mono in [-1, 1]; sentences joined with ``opts.pause`` seconds of silence.
+        ``(sample rate, audio)``: float32 mono in [-1, 1] (32 kHz; v4 48 kHz); sentences joined with
+        ``opts.pause`` seconds of silence.
         """
-        result = self.synthesize_detailed(text, lang, ref, opts, progress)
+        result = self.synthesize_detailed(text, lang, ref, opts, progress, cancel)
         return result.sample_rate, result.audio
 
     def stream(self, text: str, lang: str, ref: Reference, opts: SynthesisOptions = SynthesisOptions(),
-               chunk_tokens: int = 0, context_tokens: int = STREAM_CONTEXT_TOKENS) -> Iterator[np.ndarray]:
-        """Yield float32 32 kHz audio as it is made: sentence by sentence (each followed by its pause).
+               chunk_tokens: int = 0, context_tokens: int = STREAM_CONTEXT_TOKENS, cancel: CancelCheck | None = None
+               ) -> Iterator[np.ndarray]:
+        """Yield float32 audio (at :attr:`sample_rate`) as it is made: sentence by sentence (each followed by its
+        pause).
 
         With ``chunk_tokens > 0`` each sentence is also streamed in pieces of that many semantic tokens
         (25 per second), so the first audio of a long sentence arrives after ``chunk_tokens`` GPT steps. In that
         mode sentences are generated one at a time and the token-count check is off (audio already sent
         cannot be taken back). Each chunk is decoded after ``context_tokens`` tokens of the sentence's earlier
         tokens (then cut off and crossfaded): more context gives smoother seams for more decoding time.
+        ``cancel`` is polled between sentences and chunks (:class:`Cancelled`).
         """
-        silence = np.zeros(int(round(opts.pause * SAMPLE_RATE)), dtype=np.float32)
+        models = self._models
+        silence = np.zeros(int(round(opts.pause * models.sample_rate)), dtype=np.float32)
         opts = opts.replace(split_bucket=False)  # bucketing would hold back the first sentence
+        if chunk_tokens > 0 and models.needs_vocoder:
+            # a flow-matching decode of a few tokens would sound nothing like the sentence's: stream by sentence
+            log.info("%s models stream sentence by sentence (token chunks need the VITS decoder)", models.version)
+            chunk_tokens = 0
         if chunk_tokens <= 0:
-            for audio, _ in self.iter_sentences(text, lang, ref, opts):
+            for audio, _ in self.iter_sentences(text, lang, ref, opts, cancel=cancel):
                 yield audio
                 if silence.size:
                     yield silence
             return
-        models = self._models
+        _stop_if_cancelled(cancel, 0, 0)
         lang, pieces, prepared = self._pieces(text, lang, ref, opts, models)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         generator = self._generator(seed)
         sampling = self._sampling(opts, self.max_new_tokens)
-        for batch in self._feature_batches(pieces, lang, models.version, opts.replace(batch_size=1)):
+        for batch in self._feature_batches(pieces, lang, models.version, opts.replace(batch_size=1), cancel):
             index, _, feats = batch[0]
             phones, bert = self._gpt_inputs(feats, prepared)
             stitcher = ChunkStitcher()
             tokens = torch.zeros(0, dtype=torch.long, device=phones.device)
             chunks = models.t2s.generate_chunks(phones, bert, prepared.codes, sampling, generator, chunk_tokens)
             for k, new in enumerate(chunks):
+                _stop_if_cancelled(cancel, index, len(pieces))
                 context = min(context_tokens, tokens.numel())
                 tokens = torch.cat([tokens, new])
                 window = tokens[tokens.numel() - new.numel() - context:]

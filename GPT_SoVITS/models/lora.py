@@ -194,12 +194,16 @@ def lora_release_keys(model: SynthesizerTrnV3) -> list[str]:
     return [key for key in state if key in buffers or key.startswith(TRAINED_IN_FULL) or _LORA_KEY.fullmatch(key)]
 
 
+def _fp16_copies(tensors: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
+    return OrderedDict((key, value.detach().to("cpu", torch.float16) if value.is_floating_point()
+                        else value.detach().cpu()) for key, value in tensors.items())
+
+
 def lora_release_weights(model: SynthesizerTrnV3) -> OrderedDict[str, Tensor]:
     """The ``weight`` dict of a LoRA release file exactly as upstream writes it: float16 copies of the tensors
     :func:`lora_release_keys` names (rank 32: 258 tensors, 37.7 M values)."""
     state = model.state_dict()
-    return OrderedDict((key, state[key].detach().to("cpu", torch.float16) if state[key].is_floating_point()
-                        else state[key].detach().cpu()) for key in lora_release_keys(model))
+    return _fp16_copies({key: state[key] for key in lora_release_keys(model)})
 
 
 def lora_release_checkpoint(model: SynthesizerTrnV3, config: Mapping[str, Any], epoch: int,
@@ -208,6 +212,16 @@ def lora_release_checkpoint(model: SynthesizerTrnV3, config: Mapping[str, Any], 
     ``info`` (``"<epoch>epoch_<step>iteration"``) and ``lora_rank`` (an int; only LoRA files have it)."""
     return {"weight": lora_release_weights(model), "config": dict(config), "info": f"{epoch}epoch_{step}iteration",
             "lora_rank": model.cfm.rank}
+
+
+def lora_release_from_tensors(tensors: Mapping[str, Tensor], config: Mapping[str, Any], epoch: int, step: int,
+                              rank: int) -> dict[str, Any]:
+    """The release object of already-extracted trained tensors (a training state's, in :func:`lora_release_keys`
+    order): the same file :func:`lora_release_checkpoint` writes, without building the model."""
+    if not any(_LORA_KEY.fullmatch(key[len(WRAPPED_PREFIX):]) for key in tensors if key.startswith(WRAPPED_PREFIX)):
+        raise ValueError("these tensors hold no LoRA pair (expected the trained tensors of a LoRA model)")
+    return {"weight": _fp16_copies(tensors), "config": dict(config), "info": f"{epoch}epoch_{step}iteration",
+            "lora_rank": int(rank)}
 
 
 def save_lora_release(path: Path, checkpoint: Mapping[str, Any], tag: bytes) -> Path:

@@ -33,6 +33,7 @@ from GPT_SoVITS.models.commons import Conv1d, fold_weight_norm, sequence_mask
 from GPT_SoVITS.models.modules import WN, MelStyleEncoder
 from GPT_SoVITS.models.quantizer import ResidualVectorQuantizer
 from GPT_SoVITS.models.sovits import SoVITSConfig, TextEncoder, UnsupportedVersionError
+from GPT_SoVITS.versions import VersionSpec, version_spec
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +50,30 @@ class CFMVariant:
     max_prompt_frames: int  # longest reference mel that conditions the CFM (the last frames are kept)
     chunk_frames: int  # prompt + generated frames per sampler call in the chunked decode
     mel: MelFrontEnd  # reference-mel front end (input rate, STFT, 100 bands)
-    output_sampling_rate: int  # of the vocoder output
     default_sample_steps: int  # classic webui default
-    release_tag: bytes  # 2-byte header of LoRA release files
 
     @property
     def frame_rate(self) -> float:
         """Mel frames per second."""
         return self.mel.frame_rate
 
+    @property
+    def output_sampling_rate(self) -> int:
+        """Of the vocoder output (GPT_SoVITS.versions holds it with the rest of what the version means)."""
+        return version_spec(self.version).sample_rate
+
+    @property
+    def release_tag(self) -> bytes:
+        """2-byte header of LoRA release files."""
+        tag = version_spec(self.version).release_tag
+        assert tag is not None
+        return tag
+
 
 V4 = CFMVariant("v4", upsample_factor=2.0, mask_factor=4.0, max_prompt_frames=500, chunk_frames=1000, mel=MEL_V4,
-                output_sampling_rate=48000, default_sample_steps=8, release_tag=b"04")
+                default_sample_steps=8)
 V3 = CFMVariant("v3", upsample_factor=1.875, mask_factor=3.875, max_prompt_frames=468, chunk_frames=934, mel=MEL_V3,
-                output_sampling_rate=24000, default_sample_steps=32, release_tag=b"03")
+                default_sample_steps=32)
 CFM_VARIANTS: dict[str, CFMVariant] = {"v3": V3, "v4": V4}
 
 #: Model-section keys of our own files that upstream's s2.json lacks (only written when not the default).
@@ -98,6 +109,27 @@ class SoVITSV3Config:
     @property
     def variant(self) -> CFMVariant:
         return CFM_VARIANTS[self.version]
+
+    @property
+    def spec(self) -> VersionSpec:
+        return version_spec(self.version)
+
+    @property
+    def uses_sv_embedding(self) -> bool:
+        return self.spec.uses_sv_embedding
+
+    # what the engine reads of any SoVITS config, here from the v2 encoder
+    @property
+    def ssl_dim(self) -> int:
+        return self.encoder.ssl_dim
+
+    @property
+    def filter_length(self) -> int:
+        return self.encoder.filter_length
+
+    @property
+    def hop_length(self) -> int:
+        return self.encoder.hop_length
 
     @classmethod
     def from_upstream(cls, config: Mapping[str, Any]) -> SoVITSV3Config:

@@ -123,6 +123,10 @@ class SoVITSRunConfig(_RunFolders):
         """Release files of this run in ``weights_dir`` (any epoch and step)."""
         return f"{self.run_name}_e*_s*.pth"
 
+    def release_name(self, epoch: int, step: int) -> str:
+        """Upstream's release file name: ``<name>_e<epoch>_s<step>.pth``."""
+        return f"{self.run_name}_e{epoch}_s{step}.pth"
+
     def upstream_config(self, model_cfg: SoVITSConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s2.json sections (what inference reads).
 
@@ -212,9 +216,9 @@ class SoVITSLoRARunConfig(_RunFolders):
         """Release files of this run and rank in ``weights_dir``."""
         return f"{self.run_name}_e*_s*_l{self.train.lora_rank}.pth"
 
-    def release_path(self, epoch: int, step: int) -> Path:
-        """``<weights_dir>/<name>_e<E>_s<S>_l<R>.pth`` (upstream's LoRA release name)."""
-        return Path(self.weights_dir) / f"{self.run_name}_e{epoch}_s{step}_l{self.train.lora_rank}.pth"
+    def release_name(self, epoch: int, step: int) -> str:
+        """Upstream's LoRA release file name: ``<name>_e<epoch>_s<step>_l<rank>.pth``."""
+        return f"{self.run_name}_e{epoch}_s{step}_l{self.train.lora_rank}.pth"
 
     def upstream_config(self, model_cfg: SoVITSV3Config) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s2.json sections with ``model.version`` v3/v4 and
@@ -311,6 +315,10 @@ class GPTRunConfig(_RunFolders):
     def release_glob(self) -> str:
         """Release files of this run in ``weights_dir`` (any epoch)."""
         return f"{self.run_name}-e*.ckpt"
+
+    def release_name(self, epoch: int, step: int = 0) -> str:
+        """Upstream's release file name: ``<name>-e<epoch>.ckpt`` (the step is not part of it)."""
+        return f"{self.run_name}-e{epoch}.ckpt"
 
     def upstream_config(self, model_cfg: T2SConfig) -> dict[str, Any]:
         """The ``config`` stored in release files: upstream's s1longer-v2.yaml layout (what inference reads)."""

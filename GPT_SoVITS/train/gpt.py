@@ -37,6 +37,7 @@ from GPT_SoVITS.train.config import GPTOptimizerConfig, GPTRunConfig
 from GPT_SoVITS.train.data import GPTBatch, GPTDataset, collate_gpt
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
+    RELEASE_KEY,
     EpochTrainer,
     Position,
     PretrainedWeightsError,
@@ -56,6 +57,7 @@ from GPT_SoVITS.train.loop import (
     tensorboard_writer,
     trainer_main,
     trainer_parser,
+    write_promised_release,
 )
 from GPT_SoVITS.train.optim import ScaledAdam
 from GPT_SoVITS.train.samplers import BucketBatchSampler, uniform_boundaries
@@ -98,15 +100,26 @@ def _state_config(cfg: GPTRunConfig, model_cfg: T2SConfig) -> dict:
     return {"run": to_dict(cfg), "model": to_dict(model_cfg), "version": cfg.version}
 
 
-def init_model(cfg: GPTRunConfig) -> tuple[Text2SemanticDecoder, T2SConfig, object | None]:
+def write_release(cfg: GPTRunConfig, model_cfg: T2SConfig, state_dict: dict[str, torch.Tensor], epoch: int,
+                  target: Path | None = None) -> Path:
+    """The ``GPT_weights*/<name>-e<epoch>.ckpt`` release file of these weights."""
+    target = target or Path(cfg.weights_dir) / cfg.release_name(epoch)
+    return save_gpt_weights(target, state_dict, cfg.upstream_config(model_cfg), epoch)
+
+
+def init_model(cfg: GPTRunConfig, is_main: bool = True) -> tuple[Text2SemanticDecoder, T2SConfig, object | None]:
     """Resume state if any, else pretrained (or release) weights; refuses random weights unless asked.
 
-    Returns the model, its config and the training state to continue (or None).
+    Returns the model, its config and the training state to continue (or None). On rank 0 (``is_main``) a release
+    file the newest state promised but a kill prevented is written first, even when no epoch is left to train.
     """
     found = find_resume_state(cfg.state_dir, STATE_KIND)
     if found is not None:
         path, state = found
         model_cfg = T2SConfig(**state.config["model"])
+        if is_main:
+            write_promised_release(state, path, cfg,
+                                   lambda target: write_release(cfg, model_cfg, state.model, state.epoch, target))
         check_not_done(position_of(state), cfg.train.epochs, "GPT training", path)
         model = Text2SemanticDecoder(model_cfg)
         load_state_strict(model, state.model, path)
@@ -149,7 +162,7 @@ class GPTTrainer(EpochTrainer):
 
     def __init__(self, cfg: GPTRunConfig, info: DistInfo, device: torch.device, stop: StopRequest) -> None:
         self._start(cfg, info, device, stop)
-        model, self.model_cfg, state = init_model(cfg)
+        model, self.model_cfg, state = init_model(cfg, info.is_main)
         self.raw_model = model.to(device)
         self.model: nn.Module = T2STrainWrapper(self.raw_model, cfg.train.dpo, cfg.train.dpo_beta)
         if info.distributed:
@@ -238,20 +251,21 @@ class GPTTrainer(EpochTrainer):
 
     def save(self, release: bool) -> None:
         """Training state (always) and, if asked, a release file; rank 0 writes, every rank waits."""
-        cfg = self.cfg
+        cfg, pos = self.cfg, self.pos
         if self.info.is_main:
+            # the state names its release file, so a start after a kill between the two writes the missing release
             path = save_train_state(
-                train_state_path(cfg.state_dir, STATE_KIND, self.pos.step), kind=STATE_KIND,
-                model=self.raw_model.state_dict(), step=self.pos.step, epoch=self.pos.epochs_done,
+                train_state_path(cfg.state_dir, STATE_KIND, pos.step), kind=STATE_KIND,
+                model=self.raw_model.state_dict(), step=pos.step, epoch=pos.epochs_done,
                 config=_state_config(cfg, self.model_cfg), optimizer=self.optimizer.state_dict(),
                 scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
-                extra={"batches_done": self.pos.batches_done, "rng": torch.get_rng_state()})
+                extra={"batches_done": pos.batches_done, "rng": torch.get_rng_state(),
+                       RELEASE_KEY: cfg.release_name(pos.epochs_done) if release else None})
             self.result.state_files.append(path)
             rotate(cfg.state_dir, [STATE_KIND], cfg.save.latest_only, cfg.save.keep_last_n)
             if release:
-                target = Path(cfg.weights_dir) / f"{cfg.run_name}-e{self.pos.epochs_done}.ckpt"
-                self.result.release_files.append(save_gpt_weights(
-                    target, self.raw_model.state_dict(), cfg.upstream_config(self.model_cfg), self.pos.epochs_done))
+                self.result.release_files.append(
+                    write_release(cfg, self.model_cfg, self.raw_model.state_dict(), pos.epochs_done))
         dist_utils.barrier()
 
 

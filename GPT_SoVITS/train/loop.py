@@ -24,6 +24,7 @@ from torch import nn
 
 from GPT_SoVITS import oscompat
 from GPT_SoVITS.checkpoints import TrainState, latest_train_state, load_train_state, rotate_train_states
+from GPT_SoVITS.fileio import remove_leftover_temps
 from GPT_SoVITS.logs import format_progress
 from GPT_SoVITS.train.precision import PrecisionChoice, precision_for_device
 
@@ -119,6 +120,51 @@ class Position:
 
 def position_of(state: TrainState) -> Position:
     return Position(state.step, state.epoch, int(state.extra.get("batches_done", 0)))
+
+
+#: key in a training state's ``extra``: the release file name written right after that state (None: no release)
+RELEASE_KEY = "release"
+
+
+def promised_release(state: TrainState, cfg: Any) -> str | None:
+    """The release file name ``state`` was saved with, or None if no release belongs to it.
+
+    States record it (:data:`RELEASE_KEY`); for states written before they did, a state at the end of an epoch
+    that is a save point of ``cfg`` (with ``release_weights`` on) is taken to have one.
+    """
+    if RELEASE_KEY in state.extra:
+        return state.extra[RELEASE_KEY] or None
+    pos = position_of(state)
+    if pos.batches_done == 0 and pos.epochs_done > 0 and cfg.save.release_weights and \
+            save_points(pos.epochs_done, cfg.train.epochs, cfg.save.every_n_epochs):
+        return cfg.release_name(pos.epochs_done, pos.step)
+    return None
+
+
+def write_promised_release(state: TrainState, path: Path, cfg: Any, write: Callable[[Path], Path]) -> Path | None:
+    """Write the release file the newest training state promised if it is missing, and say so.
+
+    A run killed between its state save and its release write resumes past that save point; without this the
+    release of that epoch would never appear (or, after the last epoch, "already trained" would be all it says).
+    ``write(target)`` writes the release from the state's weights.
+    """
+    name = promised_release(state, cfg)
+    if name is None:
+        return None
+    target = Path(cfg.weights_dir) / name
+    if target.exists():
+        return None
+    log.warning("training state %s was saved but its release file %s is missing (the run was stopped in "
+                "between); writing it now from that state", path.name, target)
+    return write(target)
+
+
+def clean_leftovers(folders: Iterable[Path]) -> list[Path]:
+    """Remove the temp files an earlier, killed run left in the folders this job writes; report each one."""
+    removed = remove_leftover_temps(folders)
+    for path in removed:
+        log.warning("removed %s, an unfinished file from an earlier run that was killed while saving", path)
+    return removed
 
 
 def check_not_done(pos: Position, epochs: int, what: str, state_file: Path | None) -> None:
@@ -362,6 +408,8 @@ class EpochTrainer:
 
         self.cfg, self.info, self.device, self.stop = cfg, info, device, stop
         validate_common(cfg.save, cfg.runtime, cfg.train.epochs, cfg.train.batch_size, cfg.train.grad_accum)
+        if info.is_main:
+            clean_leftovers([cfg.state_dir, cfg.weights_dir])
         seed_everything(cfg.train.seed + info.rank)
         self.precision: PrecisionChoice = precision_for_device(device, cfg.runtime.precision)
         log.info("precision: %s (%s)", self.precision.name, self.precision.reason)

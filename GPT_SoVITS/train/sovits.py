@@ -46,6 +46,7 @@ from GPT_SoVITS.train.config import SoVITSRunConfig
 from GPT_SoVITS.train.data import SoVITSBatch, SoVITSDataset, collate_sovits
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
+    RELEASE_KEY,
     EpochTrainer,
     Position,
     PretrainedWeightsError,
@@ -64,6 +65,7 @@ from GPT_SoVITS.train.loop import (
     tensorboard_writer,
     trainer_main,
     trainer_parser,
+    write_promised_release,
 )
 from GPT_SoVITS.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
 from GPT_SoVITS.train.samplers import BucketBatchSampler
@@ -102,12 +104,26 @@ def _read_pretrained(path: Path | None, kind: str, what: str):
     return read_weights(Path(path), expect=kind)
 
 
-def init_models(cfg: SoVITSRunConfig) -> Models:
-    """Resume state if any, else pretrained G/D (+ optional release weights); refuses random weights unless asked."""
+def write_release(cfg: SoVITSRunConfig, model_cfg: SoVITSConfig, state_dict: dict[str, torch.Tensor], epoch: int,
+                  step: int, target: Path | None = None) -> Path:
+    """The ``SoVITS_weights*/<name>_e<epoch>_s<step>.pth`` release file of these generator weights."""
+    target = target or Path(cfg.weights_dir) / cfg.release_name(epoch, step)
+    return save_sovits_weights(target, state_dict, cfg.upstream_config(model_cfg), epoch, step, model_cfg.version)
+
+
+def init_models(cfg: SoVITSRunConfig, is_main: bool = True) -> Models:
+    """Resume state if any, else pretrained G/D (+ optional release weights); refuses random weights unless asked.
+
+    On rank 0 (``is_main``) a release file the newest state promised but a kill prevented is written first, even
+    when no epoch is left to train.
+    """
     found = find_resume_pair(cfg.state_dir)
     if found is not None:
         state_g, state_d, path = found
         model_cfg = from_dict(SoVITSConfig, state_g.config["model"])
+        if is_main:
+            write_promised_release(state_g, path, cfg, lambda target: write_release(
+                cfg, model_cfg, state_g.model, state_g.epoch, state_g.step, target))
         check_not_done(position_of(state_g), cfg.train.epochs, "SoVITS training", path)
         g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg)
         load_state_strict(g, state_g.model, path)
@@ -181,7 +197,7 @@ class SoVITSTrainer(EpochTrainer):
 
     def __init__(self, cfg: SoVITSRunConfig, info: DistInfo, device: torch.device, stop: StopRequest) -> None:
         self._start(cfg, info, device, stop)
-        models = init_models(cfg)
+        models = init_models(cfg, info.is_main)
         self.model_cfg = models.cfg
         self.raw_g, self.raw_d = models.g.to(device), models.d.to(device)
         self.g: nn.Module = self.raw_g
@@ -333,17 +349,18 @@ class SoVITSTrainer(EpochTrainer):
             save_train_state(train_state_path(cfg.state_dir, D_KIND, pos.step), kind=D_KIND,
                              model=self.raw_d.state_dict(), optimizer=self.opt_d.state_dict(),
                              scheduler=self.sched_d.state_dict(), **common)
+            # the G state names its release file, so a start after a kill between the two writes the missing release
+            release_name = cfg.release_name(pos.epochs_done, pos.step) if release else None
             path = save_train_state(train_state_path(cfg.state_dir, G_KIND, pos.step), kind=G_KIND,
                                     model=self.raw_g.state_dict(), optimizer=self.opt_g.state_dict(),
                                     scheduler=self.sched_g.state_dict(),
-                                    extra={"batches_done": pos.batches_done, "rng": torch.get_rng_state()}, **common)
+                                    extra={"batches_done": pos.batches_done, "rng": torch.get_rng_state(),
+                                           RELEASE_KEY: release_name}, **common)
             self.result.state_files.append(path)
             rotate(cfg.state_dir, [G_KIND, D_KIND], cfg.save.latest_only, cfg.save.keep_last_n)
             if release:
-                target = Path(cfg.weights_dir) / f"{cfg.run_name}_e{pos.epochs_done}_s{pos.step}.pth"
-                self.result.release_files.append(save_sovits_weights(
-                    target, self.raw_g.state_dict(), cfg.upstream_config(self.model_cfg), pos.epochs_done, pos.step,
-                    self.model_cfg.version))
+                self.result.release_files.append(write_release(cfg, self.model_cfg, self.raw_g.state_dict(),
+                                                               pos.epochs_done, pos.step))
         dist_utils.barrier()
 
 

@@ -38,7 +38,13 @@ from GPT_SoVITS.checkpoints import (
     train_state_path,
 )
 from GPT_SoVITS.config import ConfigError, from_dict, to_dict
-from GPT_SoVITS.models.lora import lora_release_checkpoint, lora_release_keys, prepare_lora_training, save_lora_release
+from GPT_SoVITS.models.lora import (
+    lora_release_checkpoint,
+    lora_release_from_tensors,
+    lora_release_keys,
+    prepare_lora_training,
+    save_lora_release,
+)
 from GPT_SoVITS.models.sovits_v4 import INV_FREQ_KEY, SoVITSV3Config, SynthesizerTrnV3
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.train import distributed as dist_utils
@@ -46,6 +52,7 @@ from GPT_SoVITS.train.config import SoVITSLoRARunConfig
 from GPT_SoVITS.train.data import CFMBatch, CFMDataset, collate_cfm
 from GPT_SoVITS.train.distributed import DistInfo
 from GPT_SoVITS.train.loop import (
+    RELEASE_KEY,
     EpochTrainer,
     LoadReport,
     Position,
@@ -63,6 +70,7 @@ from GPT_SoVITS.train.loop import (
     tensorboard_writer,
     trainer_main,
     trainer_parser,
+    write_promised_release,
 )
 from GPT_SoVITS.train.samplers import BucketBatchSampler
 
@@ -102,6 +110,28 @@ def trained_state(model: SynthesizerTrnV3) -> dict[str, Tensor]:
     ``ref_enc``/``bridge``/``wns1``/``linear_mel`` and the buffers. The frozen base comes from its file."""
     state = model.state_dict()
     return {key: state[key].detach().clone() for key in lora_release_keys(model)}
+
+
+def write_release(cfg: SoVITSLoRARunConfig, model_cfg: SoVITSV3Config, checkpoint: dict, epoch: int, step: int,
+                  target: Path | None = None) -> Path:
+    """Write a release object (:func:`lora_release_checkpoint`) as ``<weights_dir>/<name>_e<E>_s<S>_l<R>.pth``
+    with the version's header tag."""
+    target = save_lora_release(target or Path(cfg.weights_dir) / cfg.release_name(epoch, step), checkpoint,
+                               model_cfg.variant.release_tag)
+    log.info("saved %s (%s LoRA rank %d, header %s)", target, cfg.version, checkpoint["lora_rank"],
+             model_cfg.variant.release_tag.decode())
+    return target
+
+
+def _write_promised_release(cfg: SoVITSLoRARunConfig, state: TrainState, path: Path) -> None:
+    """The release a kill between the state save and the release write left out, from the state's tensors."""
+    def write(target: Path) -> Path:
+        model_cfg = from_dict(SoVITSV3Config, state.config["model"], "training state model")
+        checkpoint = lora_release_from_tensors(state.model, cfg.upstream_config(model_cfg), state.epoch, state.step,
+                                               cfg.train.lora_rank)
+        return write_release(cfg, model_cfg, checkpoint, state.epoch, state.step, target)
+
+    write_promised_release(state, path, cfg, write)
 
 
 def _read_base(cfg: SoVITSLoRARunConfig) -> LoadedWeights | None:
@@ -216,12 +246,18 @@ def _init_from_release(model: SynthesizerTrnV3, path: Path, rank: int) -> None:
              tag.decode() if tag else "PK", obj.get("info", ""), len(trained))
 
 
-def init_model(cfg: SoVITSLoRARunConfig) -> Start:
-    """Resume state if any (its base checked by fingerprint), else the pretrained base (+ optional release)."""
+def init_model(cfg: SoVITSLoRARunConfig, is_main: bool = True) -> Start:
+    """Resume state if any (its base checked by fingerprint), else the pretrained base (+ optional release).
+
+    On rank 0 (``is_main``) a release file the newest state promised but a kill prevented is written first, even
+    when no epoch is left to train.
+    """
     found = find_resume_state(cfg.state_dir, KIND)
     state = None
     if found is not None:
         path, state = found
+        if is_main:
+            _write_promised_release(cfg, state, path)
         check_not_done(position_of(state), cfg.train.epochs, "SoVITS LoRA training", path)
     elif cfg.init_weights is None:
         hint_upstream_states(cfg.state_dir, "G_*.pth")
@@ -250,7 +286,7 @@ class SoVITSLoRATrainer(EpochTrainer):
 
     def __init__(self, cfg: SoVITSLoRARunConfig, info: DistInfo, device: torch.device, stop: StopRequest) -> None:
         self._start(cfg, info, device, stop)
-        start = init_model(cfg)
+        start = init_model(cfg, info.is_main)
         self.model_cfg, self.base_fingerprint = start.cfg, start.base_fingerprint
         self.raw_model = start.model.to(device)
         self.model: nn.Module = self.raw_model
@@ -361,8 +397,10 @@ class SoVITSLoRATrainer(EpochTrainer):
         """The training state (trained tensors, optimizer, RNG), then the release file; rank 0 writes."""
         cfg, pos = self.cfg, self.pos
         if self.info.is_main:
+            # the state names its release file, so a start after a kill between the two writes the missing release
             extra = {"batches_done": pos.batches_done, "rng": torch.get_rng_state(),
-                     "base_fingerprint": self.base_fingerprint}
+                     "base_fingerprint": self.base_fingerprint,
+                     RELEASE_KEY: cfg.release_name(pos.epochs_done, pos.step) if release else None}
             if self.device.type == "cuda":
                 extra["cuda_rng"] = torch.cuda.get_rng_state(self.device)
             path = save_train_state(
@@ -376,11 +414,8 @@ class SoVITSLoRATrainer(EpochTrainer):
             if release:
                 checkpoint = lora_release_checkpoint(self.raw_model, cfg.upstream_config(self.model_cfg),
                                                      pos.epochs_done, pos.step)
-                target = save_lora_release(cfg.release_path(pos.epochs_done, pos.step), checkpoint,
-                                           self.model_cfg.variant.release_tag)
-                log.info("saved %s (%s LoRA rank %d, header %s)", target, cfg.version, cfg.train.lora_rank,
-                         self.model_cfg.variant.release_tag.decode())
-                self.result.release_files.append(target)
+                self.result.release_files.append(write_release(cfg, self.model_cfg, checkpoint, pos.epochs_done,
+                                                               pos.step))
         dist_utils.barrier()
 
 

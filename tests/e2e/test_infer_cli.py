@@ -96,3 +96,20 @@ def test_real_pretrained_models_speak_a_plausible_sentence(tmp_path: Path) -> No
     audio, sr = sf.read(out)
     assert sr == 32000 and 1.0 < len(audio) / sr < 10.0
     assert 0.005 < float(np.sqrt(np.mean(audio**2))) < 0.5
+
+
+def test_v4_speaks_at_48k_with_its_sample_steps(kit, tmp_path: Path) -> None:
+    pretrained = kit["pretrained"]
+    args = ["--gpt", str(pretrained / "s1v3.ckpt"), "--sovits", str(pretrained / "gsv-v4-pretrained" / "s2Gv4.pth"),
+            "--pretrained-dir", str(pretrained), "--ref", str(kit["ref"]), "--ref-text", "这是参考音频的文本。",
+            "--ref-lang", "zh", "--seed", "3", "--max-tokens", "12", "--text", "今天天气很好。", "--text-lang", "zh"]
+    out = tmp_path / "v4.wav"
+    assert main([*args, "--sample-steps", "2", "--out", str(out)]) == 0
+    audio, sr = sf.read(out)
+    assert sr == 48000 and np.isfinite(audio).all() and len(audio) >= 1920
+
+
+def test_sample_steps_on_a_v2_model_is_refused_on_stderr(kit, tmp_path: Path, caplog) -> None:
+    assert main([*base_args(kit), "--text", "你好。", "--sample-steps", "4", "--out", str(tmp_path / "x.wav")]) == 2
+    assert "sample_steps: v2 models have no sampling steps" in caplog.text
+    assert not (tmp_path / "x.wav").exists()

@@ -188,3 +188,42 @@ def test_synthesize_in_chromium(setup) -> None:
             assert sr == 32000 and len(audio) >= 11 * 1280
     finally:
         demo.close()
+
+
+def test_v4_in_chromium_says_its_rate_offers_sample_steps_and_speaks_at_48k(tmp_path) -> None:
+    """A v4 model on the page: the model line says 48000 Hz, the sampling-steps choice is shown (default 8), a
+    typed text is synthesized at 48 kHz with the chosen steps."""
+    import io
+    import urllib.request
+
+    from GPT_SoVITS.dev.make_tiny_pretrained import write_v4
+    from GPT_SoVITS.infer.components import LazySlot, load_vocoder_model
+    from tests.servers import chromium_page
+
+    s2g, vocoder = write_v4(tmp_path / "pretrained", seed=1)
+    gpt, _ = save_tiny_weights(tmp_path / "w", name="g")
+    pretrained = PretrainedPaths(tmp_path / "pretrained")
+    tts = TTS(load_model_pair(gpt, s2g, pretrained=pretrained), ToySSL(dim=768), CharFeaturizer(), max_new_tokens=8,
+              vocoder=LazySlot(loader=lambda: load_vocoder_model(vocoder), what="vocoder"), pretrained=pretrained)
+    demo = build_inference_ui(tts, I18n("en_US"), tmp_path, pretrained)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
+    try:
+        with chromium_page() as page:
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text("Model version: v4, audio at 48000 Hz").wait_for(timeout=30_000)
+            assert page.locator("#sample-steps input[value='8']").is_checked()
+            page.locator("#sample-steps").get_by_text("4", exact=True).click()
+            assert page.locator("#sample-steps input[value='4']").is_checked()
+            page.locator("#ref-audio input[type=file]").set_input_files(str(reference_wav(tmp_path / "ref.wav")))
+            page.locator("#prompt-text textarea").fill("这是参考文本。")
+            page.locator("#text textarea").type("今天天气很好。", delay=30)
+            page.wait_for_timeout(1000)  # let the upload finish
+            page.click("#synthesize")
+            page.locator("#report").get_by_text("1 sentence(s)").wait_for(timeout=120_000)
+            href = page.locator("#output-audio a[download]").first.get_attribute("href", timeout=30_000)
+            with urllib.request.urlopen(href, timeout=30) as response:
+                audio, sr = sf.read(io.BytesIO(response.read()))
+            assert sr == 48000 and len(audio) >= 1920
+    finally:
+        demo.close()

@@ -112,11 +112,11 @@ def test_whole_workflow_as_a_new_user(tmp_path, tiny_pretrained):
         page.locator("#label_fixer-close").click()
         wait_for_text(page, "#label_fixer-status", "Closed")
 
-        # tab 1: the experiment name, the version the page chose and why
+        # tab 1: the experiment name, the version the page chose and why (v2Pro: upstream's default, files present)
         open_tab(page, "1 - GPT-SoVITS TTS")
         type_into(page, field("exp_name"), "voice")
-        assert value_of(page, "#wf-version-0 input") == "v2"
-        assert "v2 is preselected" in text_of(page, "#version-note")
+        assert value_of(page, "#wf-version-0 input") == "v2Pro"
+        assert "v2Pro is preselected: upstream's default" in text_of(page, "#version-note")
         # 1A: the .list typed in 0d is here too, the audio folder came from the slicer; one click
         assert value_of(page, field("list_path", 1)) == str(list_path)
         assert value_of(page, field("audio_dir")) == str(sliced)
@@ -128,6 +128,8 @@ def test_whole_workflow_as_a_new_user(tmp_path, tiny_pretrained):
         assert "running" not in text_of(page, "#prepare-progress")
         page.wait_for_function("document.querySelector('#prepare-log textarea').value.includes('formatting finished')")
         assert _log_at_end(page, "prepare-log")
+        assert "1Ab-SV" in (tmp_path / "logs" / "_jobs" / "prepare.log").read_text(encoding="utf-8")
+        assert len(list((exp / "7-sv_cn").glob("*.wav.pt"))) == len(clips)  # the Pro step ran: one per clip
         busy.close()  # the hog ends here
 
         # 1B: SoVITS training, Stop (it saves), start again (it resumes), then GPT training
@@ -140,7 +142,7 @@ def test_whole_workflow_as_a_new_user(tmp_path, tiny_pretrained):
         page.locator("#train_sovits-stop").click()
         wait_for_text(page, "#train_sovits-status", "saving")
         wait_for_text(page, "#train_sovits-status", "Stopped", TRAINING_WAIT_MS)
-        states = sorted((exp / "logs_s2_v2").glob("sovits_G_*.pt"))
+        states = sorted((exp / "logs_s2_v2Pro").glob("sovits_G_*.pt"))
         assert states, "Stop lost the training state"
         assert page.locator("#train_sovits-progress .job-progress").count() == 0  # no stale bar when stopped
         _set_slider(page, "sovits-epochs", 1)
@@ -153,14 +155,15 @@ def test_whole_workflow_as_a_new_user(tmp_path, tiny_pretrained):
         _set_slider(page, "gpt-epochs", 2)
         page.locator("#train_gpt-start").click()
         wait_for_text(page, "#train_gpt-status", "Finished", TRAINING_WAIT_MS)
-        sovits_files = sorted((tmp_path / "SoVITS_weights_v2").glob("voice_e1_s*.pth"))
-        assert sovits_files and (tmp_path / "GPT_weights_v2" / "voice-e2.ckpt").exists()
+        sovits_files = sorted((tmp_path / "SoVITS_weights_v2Pro").glob("voice_e1_s*.pth"))
+        assert sovits_files and (tmp_path / "GPT_weights_v2Pro" / "voice-e2.ckpt").exists()
+        assert sovits_files[-1].read_bytes()[:2] == b"05"  # upstream's v2Pro tag
 
         # 1C: without pressing Refresh, the lists hold the new files and the newest pair of the experiment is chosen
         open_tab(page, "1C - Inference")
         step = sovits_files[-1].stem.rsplit("_s", 1)[1]
-        wait_for_value(page, "#gpt-model input", "voice · e2 · v2")
-        wait_for_value(page, "#sovits-model input", f"voice · e1 · s{step} · v2")
+        wait_for_value(page, "#gpt-model input", "voice · e2 · v2Pro")
+        wait_for_value(page, "#sovits-model input", f"voice · e1 · s{step} · v2Pro")
 
 
 def test_zh_cn_pages_show_no_english_sentences(tmp_path, tiny_pretrained):

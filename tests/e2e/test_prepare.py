@@ -236,3 +236,15 @@ def test_text_in_the_wrong_language_is_left_out_with_the_reason(tmp_path, tiny_p
     assert issues[1].startswith("wrong2.wav: wrong language:") and "Latin letters" in issues[1]
     names = [line.split("\t")[0] for line in (tmp_path / "exp" / "2-name2text.txt").read_text().splitlines()]
     assert names == ["good.wav"]
+
+
+def test_v4_formats_as_v2_with_the_v4_codebook(tmp_path, dataset, tiny_pretrained):
+    listing, _ = dataset
+    exp = ExperimentPaths(tmp_path / "v4")
+    assert run(exp.root, listing, tiny_pretrained, "--version", "v4") == 0
+    report = json.loads((exp.root / ".prepare" / "report.json").read_text())
+    assert list(report) == ["text", "hubert", "semantic"] and not exp.sv_dir.exists()
+    manifest = json.loads((exp.root / ".prepare" / "manifest.json").read_text())
+    assert manifest["version"] == "v4"
+    codes = [line.split("\t")[1].split() for line in exp.name2semantic.read_text().splitlines()[1:]]
+    assert len(codes) == len(LINES) and all(codes)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from GPT_SoVITS.config import load_config
-from GPT_SoVITS.dev.make_tiny_pretrained import write_v4
 from GPT_SoVITS.train.config import SoVITSLoRARunConfig
 from tests.browser import browser_context, field, launcher, open_tab, type_into, value_of, wait_for_text, wait_for_value
 from tests.unit.test_train_data import make_experiment
@@ -35,7 +34,6 @@ def _choose_version(page, version: str) -> None:
 
 
 def test_v4_panel_trains_lora_stops_resumes_and_switches_back(tmp_path, tiny_pretrained):
-    write_v4(tiny_pretrained.root)
     exp = tmp_path / "logs" / "voice"
     make_experiment(exp, n_items=2, seconds=(0.7, 0.8))  # repeated to 100 items: 25 batches of 4 per epoch
     with launcher(tmp_path, pretrained_dir=tiny_pretrained.root) as url, browser_context() as context:

@@ -12,6 +12,7 @@ import torch
 
 from GPT_SoVITS.infer import (
     TTS,
+    Cancelled,
     EmptyTextError,
     InvalidOptionError,
     ModelMismatchError,
@@ -405,3 +406,42 @@ def test_unreadable_or_missing_reference_and_bad_inputs(files, tmp_path: Path) -
         tts.synthesize("你好。", "klingon", ref_of(files))
     with pytest.raises(InvalidOptionError, match="reference language"):
         tts.synthesize("你好。", "zh", Reference(files["ref"], "参考。", "xx"))
+
+
+LONG_TEXT = "今天天气很好。我们去公园吧！明天见。再见了。"
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_cancel_stops_synthesis_between_sentences(files, batch_size: int) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(seed=2, text_split="cut5", batch_size=batch_size, split_bucket=False)
+    made: list[int] = []
+    with pytest.raises(Cancelled) as info:
+        tts.synthesize(LONG_TEXT, "zh", ref_of(files), opts, progress=lambda done, total: made.append(done),
+                       cancel=lambda: len(made) >= 1)
+    total = len(tts.split(LONG_TEXT, "zh", "cut5"))
+    assert total > 2 and (info.value.done, info.value.total) == (1, total) and made == [1]
+    assert len(tts.synthesize(LONG_TEXT, "zh", ref_of(files), opts, cancel=lambda: False)[1]) > 0
+
+
+def test_cancel_before_start_prepares_nothing(files) -> None:
+    tts = make_tts(files)
+    with pytest.raises(Cancelled, match="before it started"):
+        tts.synthesize(LONG_TEXT, "zh", ref_of(files), SynthesisOptions(seed=1), cancel=lambda: True)
+    assert tts.references.computed == 0  # not even the reference was prepared
+
+
+@pytest.mark.parametrize("chunk_tokens", [0, 6])
+def test_cancel_stops_a_stream_between_chunks(files, chunk_tokens: int) -> None:
+    tts = make_tts(files)
+    opts = SynthesisOptions(seed=3, text_split="cut5", pause=0.0)
+    whole = list(tts.stream(LONG_TEXT, "zh", ref_of(files), opts, chunk_tokens=chunk_tokens))
+    event = threading.Event()
+    got = []
+    with pytest.raises(Cancelled):
+        for chunk in tts.stream(LONG_TEXT, "zh", ref_of(files), opts, chunk_tokens=chunk_tokens,
+                                cancel=event.is_set):
+            got.append(chunk)
+            event.set()  # e.g. the client disconnected after the first chunk
+    assert len(got) == 1 and len(whole) > 1
+    np.testing.assert_array_equal(got[0], whole[0])

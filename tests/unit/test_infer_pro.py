@@ -11,7 +11,7 @@ import torch
 from GPT_SoVITS.audio import load_audio
 from GPT_SoVITS.features.spectrogram import reference_spectrogram
 from GPT_SoVITS.infer import TTS, ModelMismatchError, Reference, SynthesisOptions
-from GPT_SoVITS.infer.components import SpeakerEncoderSlot, load_model_pair
+from GPT_SoVITS.infer.components import LazySlot, load_model_pair
 from tests.infer_helpers import CharFeaturizer, ToySpeaker, ToySSL, reference_wav, save_tiny_weights
 
 OPTS = SynthesisOptions(seed=5, text_split="cut0")
@@ -75,7 +75,7 @@ def test_the_embedding_changes_the_voice(files) -> None:
 def test_switching_between_v2_and_pro_without_restart(files) -> None:
     speaker = ToySpeaker()
     tts = TTS(load_model_pair(files["gpt_v2"], files["sovits_v2"]), ToySSL(), CharFeaturizer(), max_new_tokens=20,
-              speaker=SpeakerEncoderSlot(loader=lambda: speaker))
+              speaker=LazySlot(loader=lambda: speaker))
     ref = Reference(files["ref"], "这是参考文本。", "all_zh")
     assert tts.synthesize("你好。", "zh", ref, OPTS)[1].size and speaker.calls == 0  # v2 never loads it
     tts.set_sovits(files["sovits_v2Pro"])
@@ -95,7 +95,7 @@ def test_a_missing_speaker_model_keeps_the_current_models_and_says_why(files, tm
         return load_speaker_encoder(missing)
 
     tts = TTS(load_model_pair(files["gpt_v2"], files["sovits_v2"]), ToySSL(), CharFeaturizer(),
-              speaker=SpeakerEncoderSlot(loader=load))
+              speaker=LazySlot(loader=load))
     with pytest.raises(FileNotFoundError, match="speaker-verification model.*pretrained_eres2netv2w24s4ep4"):
         tts.set_sovits(files["sovits_v2Pro"])
     assert tts.version == "v2"

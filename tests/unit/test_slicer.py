@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -212,3 +214,29 @@ def test_stereo_is_downmixed_as_ffmpeg_does_so_cut_points_match_upstream(tmp_pat
     first = sf.read(str(out[0]), dtype="float32")[0]
     start, end = expected[0]
     np.testing.assert_allclose(first, LoudnessMix().apply(ffmpeg_mono[start:end].astype(np.float32)), atol=2e-4)
+
+
+def test_output_path_that_is_a_file_is_refused_before_any_work(tmp_path, caplog):
+    src = write_audio(tmp_path / "a.wav", speech_like([("tone", 5), ("sil", 1), ("tone", 5)]))
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    with caplog.at_level("ERROR"):
+        assert main([str(src), str(taken), "--processes", "1"]) == 2
+        assert main([str(src), str(taken / "sub"), "--processes", "1"]) == 2
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"output folder {taken} is an existing file" in messages[0]
+    assert f"{taken} is a file, not a folder" in messages[1]
+    assert taken.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def test_output_folder_that_is_not_writable_is_refused(tmp_path):
+    src = write_audio(tmp_path / "a.wav", speech_like([("tone", 5)]))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match="locked is not writable"):
+            slice_audio(src, locked)
+    finally:
+        locked.chmod(0o755)

@@ -23,7 +23,7 @@ from GPT_SoVITS.models.sovits_v4 import SynthesizerTrnV3
 from GPT_SoVITS.train import sovits_lora
 from GPT_SoVITS.train.config import SoVITSLoRARunConfig
 from GPT_SoVITS.train.data import CFMDataset, DatasetError, collate_cfm
-from GPT_SoVITS.train.loop import AlreadyDoneError, PretrainedWeightsError, StopRequest
+from GPT_SoVITS.train.loop import RELEASE_KEY, AlreadyDoneError, PretrainedWeightsError, StopRequest
 from tests.unit.test_train_data import make_experiment, tiny_sovits_files
 
 RANK = 16
@@ -99,7 +99,7 @@ def test_cfm_dataset_refuses_a_mel_of_another_rate(tmp_path: Path) -> None:
 def test_run_config_rank_version_and_folders(tmp_path: Path) -> None:
     cfg = load_config(SoVITSLoRARunConfig, {"exp_dir": str(tmp_path / "voice"), "train": {"lora_rank": 64}})
     assert cfg.state_dir == tmp_path / "voice" / "logs_s2_v4_lora_64"
-    assert cfg.release_path(2, 10).name == "voice_e2_s10_l64.pth" and cfg.release_glob == "voice_e*_s*_l64.pth"
+    assert cfg.release_name(2, 10) == "voice_e2_s10_l64.pth" and cfg.release_glob == "voice_e*_s*_l64.pth"
     assert load_config(SoVITSLoRARunConfig, to_dict(cfg)) == cfg
     assert SoVITSLoRARunConfig().train.lora_rank == 32
     for bad in (8, 100, "32", True):
@@ -230,6 +230,24 @@ def test_stop_file_stops_after_one_step_with_a_saved_state(tmp_path: Path) -> No
     result = new_trainer(make_cfg(tmp_path), StopRequest(stop_file)).fit()
     assert result.stopped and result.position.step == 1
     assert load_train_state(result.state_files[-1]).extra["batches_done"] == 1
+
+
+@pytest.mark.slow
+def test_a_release_a_kill_prevented_is_written_from_the_state(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, train={"epochs": 1})
+    (release,) = sovits_lora.train(cfg).release_files
+    state = load_train_state(latest_train_state(cfg.state_dir, "sovits_lora"))
+    assert state.extra[RELEASE_KEY] == release.name
+    written, _ = safe_load(release)
+    release.unlink()  # what a kill right after the state save leaves
+    with pytest.raises(AlreadyDoneError, match="1 of 1 epoch"):
+        sovits_lora.train(cfg)
+    again, tag = safe_load(release)
+    assert tag == b"04" and {k: again[k] for k in ("config", "info", "lora_rank")} == {
+        k: written[k] for k in ("config", "info", "lora_rank")}
+    assert list(again["weight"]) == list(written["weight"])
+    for key, value in written["weight"].items():
+        assert torch.equal(again["weight"][key], value), key
 
 
 @pytest.mark.slow

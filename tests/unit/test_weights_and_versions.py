@@ -59,13 +59,14 @@ def test_lists_hold_every_versions_folder_with_readable_labels(tmp_path):
     pretrained = PretrainedPaths(tmp_path / "pretrained")
     _touch(pretrained.gpt("v2"))
     _touch(pretrained.sovits_g("v2"))
-    for version, name in (("v2", "voice_e8_s120.pth"), ("v2Pro", "voice_e4_s60.pth"), ("v1", "old_e2_s10.pth")):
+    for version, name in (("v2", "voice_e8_s120.pth"), ("v2Pro", "voice_e4_s60.pth"), ("v1", "old_e2_s10.pth"),
+                          ("v4", "voice_e2_s30_l32.pth")):
         _touch(VERSIONS[version].weights_dirs(tmp_path)[1] / name)
     _touch(VERSIONS["v2"].weights_dirs(tmp_path)[0] / "voice-e15.ckpt")
     gpts, sovits = list_weights(tmp_path, pretrained)
     labels = [label for label, _ in choices(sovits, "pretrained")]
-    assert labels == ["voice · e4 · s60 · v2Pro", "voice · e8 · s120 · v2", "old · e2 · s10 · v1",
-                      "pretrained · v2 · s2G2333k.pth"]
+    assert labels == ["voice · e4 · s60 · v2Pro", "voice · e2 · s30 · LoRA 32 · v4", "voice · e8 · s120 · v2",
+                      "old · e2 · s10 · v1", "pretrained · v2 · s2G2333k.pth"]
     base = pretrained.gpt("v2").name
     assert [label for label, _ in choices(gpts)] == ["voice · e15 · v2", f"pretrained · v2 · {base}"]
 
