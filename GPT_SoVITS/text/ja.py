@@ -67,6 +67,7 @@ def dictionary_candidates() -> list[Path]:
     if spec is not None and spec.submodule_search_locations:
         package = Path(next(iter(spec.submodule_search_locations)))
         candidates.append(package / _PYOPENJTALK_DICTIONARY_NAME)
+        candidates.append(package / "dictionary")  # the copy pyopenjtalk-plus wheels carry
     return candidates
 
 
@@ -95,12 +96,12 @@ def _openjtalk():
         raise _unavailable(
             f"Japanese needs the package pyopenjtalk: pip install pyopenjtalk=={PYOPENJTALK_VERSION}"
         ) from e
-    if version is None:  # the module imports but is not pyopenjtalk: pyopenjtalk-plus (same import name)
-        raise _unavailable(
-            "Japanese needs pyopenjtalk, not pyopenjtalk-plus (its accent marks differ from what the models were "
-            f"trained on): pip uninstall -y pyopenjtalk-plus && pip install pyopenjtalk=={PYOPENJTALK_VERSION}"
-        )
-    if version != PYOPENJTALK_VERSION:
+    if version is None:  # pyopenjtalk-plus (same import name): the Windows package's engine (pyopenjtalk has no
+        # Windows wheel); same phones, other accent rules
+        log.warning("Japanese is read with pyopenjtalk-plus: the phones are upstream's but accent marks can differ "
+                    "from what the models were trained on. For upstream's marks: pip uninstall -y pyopenjtalk-plus "
+                    "&& pip install pyopenjtalk==%s (needs a C/C++ compiler)", PYOPENJTALK_VERSION)
+    elif version != PYOPENJTALK_VERSION:
         log.warning("pyopenjtalk %s installed; the studio is tested with %s", version, PYOPENJTALK_VERSION)
     dictionary = find_dictionary()
     log.info("Open JTalk dictionary: %s", dictionary)

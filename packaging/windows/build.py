@@ -24,6 +24,7 @@ import argparse
 import datetime
 import fnmatch
 import json
+import os
 import re
 import shutil
 import struct
@@ -46,6 +47,10 @@ PROGRAM = ("GPT_SoVITS", "app", "tools", "configs", "docs", "pretrained_models/R
 PE_MACHINES = {0x8664: "64-bit x64 (amd64)", 0x14C: "32-bit x86 (win32)", 0xAA64: "ARM64"}
 PE_AMD64 = 0x8664
 NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
+#: pip's ResolutionImpossible names a dependency with no wheel only by name, below this line …
+NO_DISTRIBUTION_IN_CONFLICT = re.compile(r"no matching distributions available for your environment:\s*\n\s*(\S+)")
+#: … and its version range where a package depends on it
+DEPENDS_ON = re.compile(r"depends on (\S+)")
 UNREACHABLE = ("Failed to establish a new connection", "NewConnectionError", "Temporary failure in name resolution",
                "ProxyError", "Network is unreachable", "Max retries exceeded")
 
@@ -116,10 +121,10 @@ def wheel_tags(filename: str) -> tuple[str, str, str]:
     return parts[-3], parts[-2], parts[-1]
 
 
-def run(cmd: list[str], quiet: bool) -> tuple[int, str]:
+def run(cmd: list[str], quiet: bool, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``cmd``, echoing its output unless ``quiet``; return its exit code and output (decoded as UTF-8)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                            errors="replace")
+                            errors="replace", env=env)
     lines = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -282,12 +287,12 @@ class WheelSet:
             if any(marker in output for marker in UNREACHABLE):
                 raise BuildError("the package index is unreachable. Build where it is, or fill a folder with the "
                                  "wheels and pass --offline --wheelhouse DIR.\n" + tail(output))
-            missing = NO_DISTRIBUTION.search(output)
-            if missing is None or missing.group(1) in built:
+            requirement = source_only_requirement(output)
+            if requirement is None or requirement in built:
                 raise BuildError("pip could not resolve the requirements for win_amd64/cp"
                                  f"{self.embed.tag}:\n{tail(output)}")
-            built.append(missing.group(1))
-            build_pure_wheel(missing.group(1), self.wheelhouse, self.opts)
+            built.append(requirement)
+            build_pure_wheel(requirement, self.wheelhouse, self.opts)
 
     def check(self, report: dict, pin: str | None) -> list[tuple[str, str]]:
         """Check the resolution is for Windows and torch is the pinned one; return ``(name==version, install
@@ -325,15 +330,34 @@ class WheelSet:
             shutil.rmtree(site / scripts, ignore_errors=True)
 
 
+def source_only_requirement(pip_output: str) -> str | None:
+    """The requirement pip found no wheel for: a pin (``No matching distribution found for jieba==0.42.1``) or a
+    dependency named in a ResolutionImpossible report (``antlr4-python3-runtime`` with the range a package asks)."""
+    direct = NO_DISTRIBUTION.search(pip_output)
+    if direct is not None:
+        return direct.group(1)
+    named = NO_DISTRIBUTION_IN_CONFLICT.search(pip_output)
+    if named is None:
+        return None
+    name = named.group(1).lower()
+    for spec in DEPENDS_ON.findall(pip_output):
+        if re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].lower() == name:
+            return spec
+    return name
+
+
 def build_pure_wheel(requirement: str, wheelhouse: Path, opts: Options) -> Path:
     """Build a source-only requirement into a wheel; only a pure-Python one (``none-any``) fits Windows."""
     say(f"{requirement} has no Windows wheel; building it from source")
     before = set(wheelhouse.glob("*.whl"))
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-w", str(wheelhouse),
-           "--find-links", str(wheelhouse), requirement]
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--disable-pip-version-check", "-w",
+           str(wheelhouse), "--find-links", str(wheelhouse), requirement]
     if opts.offline:
         cmd += ["--no-index", "--no-build-isolation"]  # the build backend (setuptools) of this Python
-    rc, output = run(cmd, opts.quiet)
+    # No C compiler: packages whose C extension is an optional speed-up (crcmod) then build their pure-Python
+    # variant, which runs on Windows; a compiled wheel of this machine would not (and a cached one is not used).
+    env = {**os.environ, "CC": "false", "CXX": "false"}
+    rc, output = run(cmd, opts.quiet, env)
     saved = [Path(m) for m in re.findall(r"Saved (\S+\.whl)", output)]
     new = [w for w in [*set(wheelhouse.glob("*.whl")) - before, *saved] if w.is_file()]
     if rc != 0 or not new:

@@ -26,9 +26,16 @@ def _canonical(name: str) -> str:
 
 
 def _pins() -> dict[str, str]:
+    """The pins that apply on Windows (environment markers evaluated for win32)."""
+    from packaging.markers import Marker
+
     pins = {}
     for line in build.requirement_lines(REQUIREMENTS):
-        name, _, version = line.partition("==")
+        pin, _, marker = line.partition(";")
+        windows = {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt"}
+        if marker.strip() and not Marker(marker.strip()).evaluate(windows):
+            continue
+        name, _, version = pin.partition("==")
         pins[_canonical(name.strip())] = version.strip()
     return pins
 
