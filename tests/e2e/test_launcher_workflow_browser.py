@@ -138,7 +138,7 @@ def test_whole_workflow_as_a_new_user(tmp_path, tiny_pretrained):
         _set_slider(page, "sovits-batch", int(page.locator("#sovits-batch input[type=range]").get_attribute("max")))
         _set_slider(page, "sovits-epochs", 25)
         page.locator("#train_sovits-start").click()
-        wait_for_text(page, "#train_sovits-progress", "/", TRAINING_WAIT_MS)  # a step is done
+        wait_for_text(page, "#train_sovits-progress", "epoch 1/", TRAINING_WAIT_MS)  # a step is done
         page.locator("#train_sovits-stop").click()
         wait_for_text(page, "#train_sovits-status", "saving")
         wait_for_text(page, "#train_sovits-status", "Stopped", TRAINING_WAIT_MS)
