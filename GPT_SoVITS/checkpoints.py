@@ -271,7 +271,18 @@ def _sovits_version(path: Path, state_dict: Mapping[str, torch.Tensor], config: 
     if version not in supported_versions():
         raise UnsupportedVersionError(f"{path}: this is a SoVITS {version} model, which is not supported yet "
                                       f"(supported: {', '.join(supported_versions())}).")
+    if tagged == version and kind == "sovits":
+        _check_tag_matches_content(path, version, state_dict)
     return version
+
+
+def _check_tag_matches_content(path: Path, version: str, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """A header tag names the version; the weights must have that version's distinctive layers."""
+    spec = version_spec(version)
+    needed = "cfm." if spec.sovits_family == "cfm" else "sv_emb." if spec.uses_sv_embedding else None
+    if needed is not None and not any(k.startswith(needed) for k in state_dict):
+        raise CheckpointError(f"{path}: its header says SoVITS {version}, but it has no {needed[:-1]} weights, "
+                              f"which every {version} model has; the file is damaged or was re-tagged by hand.")
 
 
 def _gpt_version(state_dict: Mapping[str, torch.Tensor]) -> str:

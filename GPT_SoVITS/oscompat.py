@@ -75,27 +75,50 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def terminate_processes(procs: Sequence[psutil.Process], timeout: float = 5.0) -> None:
+def terminate_processes(procs: Sequence[psutil.Process], timeout: float = 5.0, reap: bool = True) -> None:
     """Ask each process to end, then kill whatever is still alive after ``timeout`` seconds.
 
     POSIX: SIGTERM (a trainer saves its state on it), then SIGKILL. Windows: both are ``TerminateProcess``.
     psutil refuses to signal a process whose PID was reused meanwhile, so a stale list is safe to pass.
+    ``reap=False`` leaves exited children of this process as zombies for their owner to collect: a
+    ``subprocess.Popen`` whose child psutil reaped reads an exit status of 0, so a killed job would look finished.
     """
     import psutil
 
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    alive = _wait_ended(procs, timeout, reap)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-    psutil.wait_procs(alive, timeout=timeout)
+    _wait_ended(alive, timeout, reap)
 
 
-def terminate_tree(pid: int, timeout: float = 5.0) -> None:
+def _wait_ended(procs: Sequence[psutil.Process], timeout: float, reap: bool) -> list[psutil.Process]:
+    """Wait up to ``timeout`` seconds for ``procs`` to end; returns those still alive (zombies count as ended)."""
+    import psutil
+
+    if reap:
+        return psutil.wait_procs(procs, timeout=timeout)[1]
+
+    def ended(proc: psutil.Process) -> bool:
+        try:
+            return proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + timeout
+    alive = [proc for proc in procs if not ended(proc)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [proc for proc in alive if not ended(proc)]
+    return alive
+
+
+def terminate_tree(pid: int, timeout: float = 5.0, reap: bool = True) -> None:
     """Terminate a process and all its descendants (:func:`terminate_processes` on :func:`process_tree`)."""
-    terminate_processes(process_tree(pid), timeout)
+    terminate_processes(process_tree(pid), timeout, reap)
 
 
 def interrupt_self() -> None:

@@ -261,7 +261,7 @@ class ProcessManager:
             job.state = JobState.STOPPING
         if second:
             log.warning("%s: second stop, killing the process tree (pid %d)", name, job.popen.pid)
-            oscompat.terminate_tree(job.popen.pid, timeout=0.5)
+            oscompat.terminate_tree(job.popen.pid, timeout=0.5, reap=False)  # its waiter collects it
         elif job.stop_file is not None:
             log.info("%s: stop requested through %s; waiting for it to exit", name, job.stop_file)
             job.stop_file.touch()
@@ -286,7 +286,7 @@ class ProcessManager:
         for job in jobs:
             job.done.wait(max(0.0, deadline - time.monotonic()))
             if not job.done.is_set():
-                oscompat.terminate_tree(job.popen.pid, timeout=1.0)
+                oscompat.terminate_tree(job.popen.pid, timeout=1.0, reap=False)
                 job.done.wait(5)
 
 

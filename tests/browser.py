@@ -92,9 +92,16 @@ def wait_for_value(page, selector: str, value: str, timeout: int = WAIT_MS) -> N
 
 
 def wait_for_text(page, selector: str, text: str, timeout: int = WAIT_MS) -> None:
-    """Wait until the element's visible text contains ``text``."""
-    page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)",
-                           arg=[selector, text], timeout=timeout)
+    """Wait until the element's visible text contains ``text``; a timeout says what the element showed instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)",
+                               arg=[selector, text], timeout=timeout)
+    except PlaywrightTimeoutError:
+        shown = page.evaluate("(s) => document.querySelector(s)?.innerText ?? '(no such element)'", selector)
+        raise AssertionError(f"{selector} never showed {text!r} in {timeout / 1000:.0f} s; "
+                             f"it shows: {shown!r}") from None
 
 
 def text_of(page, selector: str) -> str:

@@ -6,8 +6,9 @@ phones and marks, so we use the same engine and dictionary data. The dictionary 
 folder on other systems. pyopenjtalk would download its dictionary at first use (and reads the environment
 variable ``OPEN_JTALK_DICT_DIR`` at import); we never use its module-level functions: :func:`_openjtalk` builds
 the ``OpenJTalk`` object itself with an explicit dictionary folder, so nothing is downloaded and no environment
-variable is read or set. ``pyopenjtalk-plus`` (same import name) is refused: its engine groups accent phrases
-differently, so its marks differ from upstream's.
+variable is read or set. ``pyopenjtalk-plus`` (same import name) is used only where pyopenjtalk cannot be
+installed (the Windows package: pyopenjtalk has no Windows wheel), with a warning: its engine groups accent phrases
+differently, so its marks can differ from upstream's.
 
 Per run of Japanese characters the full-context labels are turned into phones plus the espnet-style prosody marks
 ``[`` (pitch rises), ``]`` (pitch falls), ``#`` (accent-phrase boundary; not in the symbol table, so the cleaner

@@ -93,10 +93,16 @@ def test_loading_hparams_leaves_no_global_trace() -> None:
         torch.load(SOVITS_FILE, weights_only=True)
 
 
-@pytest.mark.parametrize(("tag", "name"), [(b"03", "v3"), (b"04", "v4")])
-def test_header_tagged_versions_are_detected_and_rejected(tmp_path: Path, tag: bytes, name: str) -> None:
-    path = with_header(SOVITS_FILE, tmp_path / "model.pth", tag)
-    with pytest.raises(UnsupportedVersionError, match=rf"{name}.*not supported yet"):
+def test_v3_tagged_files_are_detected_and_rejected(tmp_path: Path) -> None:
+    path = with_header(SOVITS_FILE, tmp_path / "model.pth", b"03")
+    with pytest.raises(UnsupportedVersionError, match=r"v3.*not supported yet"):
+        load_sovits_weights(path)
+
+
+@pytest.mark.parametrize(("tag", "name", "layer"), [(b"04", "v4", "cfm"), (b"05", "v2Pro", "sv_emb")])
+def test_a_tag_the_weights_contradict_is_refused(tmp_path: Path, tag: bytes, name: str, layer: str) -> None:
+    path = with_header(SOVITS_FILE, tmp_path / "model.pth", tag)  # a v2 body under another version's tag
+    with pytest.raises(CheckpointError, match=rf"header says SoVITS {name}, but it has no {layer} weights"):
         load_sovits_weights(path)
 
 
