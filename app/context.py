@@ -95,6 +95,9 @@ class AppContext:
     panels: list[Any] = field(default_factory=list)
     # (fn, inputs, outputs) to run when a page opens (wired by app.main with demo.load)
     on_load: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)
+    # (fn, inputs, outputs) to run every second while a page is open, all in one request (app.main.wire_polls);
+    # fn returns a dict holding only the outputs that changed
+    polls: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: WebUISettings, language: str | None = None, root: Path = REPO_ROOT) -> AppContext:

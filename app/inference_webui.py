@@ -37,6 +37,7 @@ from GPT_SoVITS.infer.flags import add_device_flags, add_pretrained_dir_flag
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 from GPT_SoVITS.versions import DEFAULT_VERSION, RELEASE_ORDER, supported_versions
+from tools.webui_launch import launch
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8)
     demo = build_inference_ui(tts, I18n(args.lang or args.locale), args.weights_root, pretrained)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
-    demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)
+    launch(demo, server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)
     return 0
 
 

@@ -17,10 +17,12 @@ import gradio as gr
 from app.context import WORKFLOW_FIELDS, AppContext
 from app.i18n import available_languages
 from app.tabs import dataset, tts
+from app.widgets import poll_timer
 from GPT_SoVITS import oscompat
 from GPT_SoVITS.config import WebUISettings, load_config
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT
+from tools.webui_launch import launch
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         dataset.build_tab(ctx)
         tts.build_tab(ctx)
         _wire_workflow(ctx, demo)
+        poll_timer(ctx)  # polls registered outside the tabs (none today)
     return demo
 
 
@@ -134,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, shutdown)
     log.info("launcher on http://%s:%d (language %s)", settings.host, settings.ports.main, ctx.i18n.language)
     try:
-        demo.queue().launch(server_name=settings.host, server_port=settings.ports.main, share=args.share,
-                            inbrowser=args.open_browser, allowed_paths=[str(ctx.path(settings.output_root))])
+        launch(demo, server_name=settings.host, server_port=settings.ports.main, share=args.share,
+               inbrowser=args.open_browser, allowed_paths=[str(ctx.path(settings.output_root))])
     finally:
         ctx.processes.stop_all()
     return 0

@@ -100,10 +100,11 @@ class PanelSession:
     notice: str = ""  # the last refusal, shown until the next press of a button of this panel
     watched: int = 0  # the run this session started, or found running when the page opened
     ticked: bool = False  # the first status poll of this page has happened
+    shown: int = 0  # hash of what the page shows now: a poll that would change nothing sends nothing
 
 
 class _Panel:
-    """Shared machinery: the session state, the refusal notice, the finished-run signal and the poll timer."""
+    """Shared machinery: the session state, the refusal notice, the finished-run signal and the status poll."""
 
     def __init__(self, ctx: AppContext, name: str, flow_fields: Sequence[str] = ()):
         self.ctx, self.name, self.i18n = ctx, name, ctx.i18n
@@ -111,8 +112,15 @@ class _Panel:
         self._run_flows: dict[int, dict[str, str]] = {}
         self.session = gr.State(PanelSession())
         self.finished = gr.State(0)  # id of the last watched run that finished successfully
-        self.timer = gr.Timer(POLL_SECONDS)
         ctx.panels.append(self)
+
+    @staticmethod
+    def _shown(session: PanelSession, finished: int, view: tuple) -> PanelSession | None:
+        """``session`` remembering ``view`` (what the page is about to show), or None when nothing would change:
+        neither the view nor the session's state. Re-rendering unchanged markdown, logs and buttons every second
+        kept the browser busy on an idle page."""
+        shown = hash((view, session.ticked, session.watched, session.notice, finished))
+        return None if shown == session.shown else replace(session, shown=shown)
 
     def flows_of(self, run_id: int) -> dict[str, str]:
         """The values run ``run_id`` offers to later steps (after it finished successfully)."""
@@ -193,8 +201,7 @@ class JobPanel(_Panel):
             button.click(self._start_handler(spec_fn, spec_inputs), inputs=[*spec_inputs, self.session, self.finished],
                          outputs=self.outputs)
         self.stop_btn.click(self._stop, inputs=[self.session, self.finished], outputs=self.outputs)
-        self.timer.tick(self.refresh, inputs=[self.session, self.finished], outputs=self.outputs,
-                        show_progress="hidden")
+        ctx.polls.append((self.refresh, [self.session, self.finished], self.outputs))
 
     def refresh(self, session: PanelSession, finished: int) -> dict:
         status = self.ctx.processes.status(self.name)
@@ -203,8 +210,11 @@ class JobPanel(_Panel):
         if status.state is JobState.FINISHED and self.finish_note and status.run_id in self._run_inputs:
             note = self.finish_note(status, self._run_inputs[status.run_id])
             message += f"\n\n{note}" if note else ""
-        updates = {self.status: message, self.progress: progress_html(status),
-                   self.log: self.ctx.processes.tail(self.name, self.log_lines),
+        progress, tail = progress_html(status), self.ctx.processes.tail(self.name, self.log_lines)
+        session = self._shown(session, finished, (message, progress, tail, status.running))
+        if session is None:
+            return {}
+        updates = {self.status: message, self.progress: progress, self.log: tail,
                    self.stop_btn: gr.update(interactive=status.running), self.session: session,
                    self.finished: finished}
         updates.update({button: gr.update(interactive=not status.running) for button in self._start_buttons})
@@ -227,6 +237,32 @@ class JobPanel(_Panel):
     def _stop(self, session: PanelSession, finished: int) -> dict:
         self.ctx.processes.stop(self.name)
         return self.refresh(replace(session, notice=""), finished)
+
+
+def poll_timer(ctx: AppContext) -> None:
+    """One timer for the status polls registered since the last call (``ctx.polls``: each panel's status, log and
+    buttons, the loss plots, the inference link), all in one request a second. Called at the end of each tab, so a
+    timer ticks only once its tab has been shown (Gradio mounts a tab's components then). A timer per panel sent
+    a request per panel each second, and the browser spent a third of a core on an idle page handling them; each
+    poll also returns only what changed."""
+    polls, ctx.polls[:] = list(ctx.polls), []
+    if not polls:
+        return
+    inputs = [component for _, poll_inputs, _ in polls for component in poll_inputs]
+    outputs = list({id(c): c for _, _, poll_outputs in polls for c in poll_outputs}.values())
+
+    def poll_all(*values: Any) -> dict:
+        changed: dict = {}
+        at = 0
+        for fn, poll_inputs, _ in polls:
+            try:
+                changed.update(fn(*values[at:at + len(poll_inputs)]))
+            except Exception:  # one broken poll must not freeze every panel's status
+                log.exception("status poll %s failed", getattr(fn, "__qualname__", fn))
+            at += len(poll_inputs)
+        return changed
+
+    gr.Timer(POLL_SECONDS).tick(poll_all, inputs=inputs, outputs=outputs, show_progress="hidden")
 
 
 def port_open(url: str, timeout: float = 0.2) -> bool:
@@ -265,8 +301,7 @@ class SubWebUIPanel(_Panel):
         self.outputs = [self.status, self.log, self.open_btn, self.close_btn, self.session, self.finished]
         self.open_btn.click(self._open, inputs=[*inputs, self.session, self.finished], outputs=self.outputs)
         self.close_btn.click(self._close, inputs=[self.session, self.finished], outputs=self.outputs)
-        self.timer.tick(self.refresh, inputs=[self.session, self.finished], outputs=self.outputs,
-                        show_progress="hidden")
+        ctx.polls.append((self.refresh, [self.session, self.finished], self.outputs))
 
     def status_markdown(self, status: JobStatus) -> str:
         i18n = self.i18n
@@ -281,9 +316,12 @@ class SubWebUIPanel(_Panel):
     def refresh(self, session: PanelSession, finished: int) -> dict:
         status = self.ctx.processes.status(self.name)
         session, finished = self._track(status, session, finished)
-        return {self.status: self._notice_markdown(session) + self.status_markdown(status),
-                self.log: self.ctx.processes.tail(self.name, self.log_lines),
-                self.open_btn: gr.update(visible=not status.running),
+        message = self._notice_markdown(session) + self.status_markdown(status)
+        tail = self.ctx.processes.tail(self.name, self.log_lines)
+        session = self._shown(session, finished, (message, tail, status.running))
+        if session is None:
+            return {}
+        return {self.status: message, self.log: tail, self.open_btn: gr.update(visible=not status.running),
                 self.close_btn: gr.update(visible=status.running), self.session: session, self.finished: finished}
 
     def _open(self, *values: Any) -> dict:

@@ -34,6 +34,7 @@ import numpy as np
 from GPT_SoVITS.audio import load_audio, write_wav
 from GPT_SoVITS.labels import LabelEntry, LabelFileError, find_list_file, read_list, resolve_audio_path, write_list
 from GPT_SoVITS.logs import setup_logging
+from tools.webui_launch import launch
 
 log = logging.getLogger(__name__)
 
@@ -416,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_ui(session, i18n, args.batch_size)
     log.info("label fixer for %s (%d lines) on http://%s:%d", session.path, len(session), args.host, args.port)
     try:
-        demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False,
-                            allowed_paths=[str(p) for p in session.audio_folders()])
+        launch(demo, server_name=args.host, server_port=args.port, share=args.share, inbrowser=False,
+               allowed_paths=[str(p) for p in session.audio_folders()])
     except OSError as exc:
         log.error("Cannot start the label fixer on port %d: %s (is it already open?)", args.port, exc)
         return 2

@@ -168,8 +168,12 @@ def clean_leftovers(folders: Iterable[Path]) -> list[Path]:
 
 
 def check_not_done(pos: Position, epochs: int, what: str, state_file: Path | None) -> None:
-    """Raise :class:`AlreadyDoneError` with a plain message when nothing is left to train."""
-    if pos.epochs_done >= epochs and pos.batches_done == 0:
+    """Raise :class:`AlreadyDoneError` with a plain message when nothing is left to train.
+
+    A state a few batches into the epoch after the last one asked for (a stop landed just after an epoch ended)
+    also has nothing left: the run would end at once without a release.
+    """
+    if pos.epochs_done >= epochs:
         raise AlreadyDoneError(
             f"{what}: nothing to do, {pos.epochs_done} of {epochs} epoch(s) are already trained (training state "
             f"{state_file}). Raise the number of epochs to continue training, or use a new experiment name to "

@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.context import AppContext
 from app.jobs import AsrJob, DenoiseJob, LabelFixerJob, SliceJob, VocalSeparationJob
-from app.widgets import JobPanel, SubWebUIPanel, UserInputError
+from app.widgets import JobPanel, SubWebUIPanel, UserInputError, poll_timer
 from tools.asr import BACKENDS, DEFAULT_ASR_BACKEND
 from tools.asr import MODELS_DIR as ASR_MODELS_DIR
 from tools.asr.funasr import missing_models as missing_funasr_models
@@ -32,6 +32,7 @@ def build_tab(ctx: AppContext) -> None:
             _build_asr(ctx)
         with gr.Accordion(i18n("0d - Label fixer"), open=False):
             _build_label_fixer(ctx)
+        poll_timer(ctx)
 
 
 def _required(value: str, message: str) -> str:

@@ -107,17 +107,19 @@ def build_tab(ctx: AppContext, exp_name: Any, version: Any, tab: Any = None) -> 
                            info=i18n("float16 on a GPU: faster and smaller; ignored on the CPU."))
     url = f"http://127.0.0.1:{ctx.settings.ports.inference}"
 
-    panel = JobPanel(ctx, JOB_NAME, functools.partial(inference_job_spec, ctx), [gpt, sovits_box, device, half],
-                     i18n("Open the inference WebUI"), log_lines=6)
+    JobPanel(ctx, JOB_NAME, functools.partial(inference_job_spec, ctx), [gpt, sovits_box, device, half],
+                   i18n("Open the inference WebUI"), log_lines=6)
     link = gr.Markdown("")
+    shown = gr.State("")  # the link text this page shows
 
-    def show_link() -> str:
+    def show_link(last: str) -> dict:
+        text = ""
         if ctx.processes.status(JOB_NAME).running:
-            return i18n("The inference WebUI runs at [{url}]({url}) (it needs a few seconds to load the models).",
+            text = i18n("The inference WebUI runs at [{url}]({url}) (it needs a few seconds to load the models).",
                         url=url)
-        return ""
+        return {} if text == last else {link: text, shown: text}
 
-    panel.timer.tick(show_link, outputs=link, show_progress="hidden")
+    ctx.polls.append((show_link, [shown], [link, shown]))
 
     def keep_or_default(exp_v: str, version_v: str, gpt_v: str, sovits_v: str, picked_v: bool) -> dict:
         g, s = model_lists(ctx, exp_v, version_v, gpt_v if picked_v else None, sovits_v if picked_v else None)

@@ -30,7 +30,6 @@ SOVITS_DEFAULTS = REPO_ROOT / "configs" / "sovits_v2.yaml"
 SOVITS_LORA_DEFAULTS = REPO_ROOT / "configs" / "sovits_lora.yaml"
 DEFAULT_LORA_RANK = 32
 GPT_DEFAULTS = REPO_ROOT / "configs" / "gpt_v2.yaml"
-PLOT_SECONDS = 2.0
 MAX_LOG_BYTES = 8 * 2**20
 
 
@@ -135,12 +134,17 @@ def _common_widgets(ctx: AppContext, gpu_default: str, accum_default: int) -> di
 
 def _loss_plot(ctx: AppContext, job_name: str) -> None:
     plot = gr.LinePlot(loss_frame(None), x="step", y="loss", label=ctx.i18n("Loss"), height=240)
+    shown = gr.State(None)  # what this page's plot shows: redrawing an unchanged chart cost the browser a core
 
-    def points() -> pd.DataFrame:
+    def points(last: tuple | None) -> dict:
         status = ctx.processes.status(job_name)
-        return loss_frame(status.log_file, status.log_offset)
+        log_file = status.log_file
+        key = (status.run_id, log_file.stat().st_size if log_file is not None and log_file.exists() else 0)
+        if key == last:  # the log has not grown: nothing to parse, nothing to redraw
+            return {}
+        return {plot: loss_frame(log_file, status.log_offset), shown: key}
 
-    gr.Timer(PLOT_SECONDS).tick(points, outputs=plot, show_progress="hidden")
+    ctx.polls.append((points, [shown], [plot, shown]))
 
 
 def _device_overrides(gpus: str) -> dict:

@@ -7,6 +7,7 @@ import gradio as gr
 from app.context import AppContext
 from app.i18n import I18n
 from app.tabs import inference, prepare, train
+from app.widgets import poll_timer
 from GPT_SoVITS.versions import DEFAULT_VERSION, trainable_versions
 
 
@@ -42,7 +43,10 @@ def build_tab(ctx: AppContext) -> None:
         gr.Markdown(version_note(i18n, ctx), elem_id="version-note")
         with gr.Tab(i18n("1A - Dataset formatting")):
             prepare.build_tab(ctx, exp_name, version)
+            poll_timer(ctx)
         with gr.Tab(i18n("1B - Fine-tuning")):
             train.build_tab(ctx, exp_name, version)
+            poll_timer(ctx)
         with gr.Tab(i18n("1C - Inference")) as inference_tab:
             inference.build_tab(ctx, exp_name, version, inference_tab)
+            poll_timer(ctx)

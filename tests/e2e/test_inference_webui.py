@@ -18,6 +18,7 @@ from GPT_SoVITS.infer.components import load_model_pair
 from GPT_SoVITS.paths import PretrainedPaths
 from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights
 from tests.ui import undocumented_controls
+from tools.webui_launch import launch
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -93,7 +94,7 @@ def test_served_page_synthesizes_and_switches_models(setup, monkeypatch) -> None
     tts = setup["tts"]
     demo = build_inference_ui(tts, I18n("en_US"), setup["root"], setup["pretrained"])
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
     try:
         client = gradio_client.Client(f"http://127.0.0.1:{port}", verbose=False)
         ref = gradio_client.handle_file(str(setup["ref"]))
@@ -171,7 +172,7 @@ def test_synthesize_in_chromium(setup) -> None:
 
     demo = build_inference_ui(setup["tts"], I18n("zh_CN"), setup["root"], setup["pretrained"])
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
     try:
         with chromium_page() as page:
             page.goto(f"http://127.0.0.1:{port}/")
@@ -207,7 +208,7 @@ def test_v4_in_chromium_says_its_rate_offers_sample_steps_and_speaks_at_48k(tmp_
               vocoder=LazySlot(loader=lambda: load_vocoder_model(vocoder), what="vocoder"), pretrained=pretrained)
     demo = build_inference_ui(tts, I18n("en_US"), tmp_path, pretrained)
     port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, inbrowser=False)
     try:
         with chromium_page() as page:
             page.goto(f"http://127.0.0.1:{port}/")

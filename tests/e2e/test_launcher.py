@@ -70,11 +70,42 @@ def test_a_refusal_stays_in_the_panel_status_until_the_next_press(tmp_path):
 
     with gr.Blocks():
         panel = JobPanel(ctx, "slicer", make_spec, [], "Start")
-    session = panel._start_handler(make_spec, [])(PanelSession(), 0)[panel.session]
-    for _ in range(3):  # the status poll keeps showing it
-        status = panel.refresh(session, 0)[panel.status]
-        assert status.startswith("⚠️ 找不到输入：") and "空闲" in status
+    refused = panel._start_handler(make_spec, [])(PanelSession(), 0)
+    assert refused[panel.status].startswith("⚠️ 找不到输入：") and "空闲" in refused[panel.status]
+    session = refused[panel.session]
+    for _ in range(3):  # the status poll keeps it: it sends nothing, the page shows what it showed
+        assert panel.refresh(session, 0) == {}
     assert "⚠️" not in panel._stop(session, 0)[panel.status]
+
+
+def test_a_poll_sends_only_a_changed_view(tmp_path):
+    """An idle page's status poll sends nothing (re-rendering unchanged components kept the browser busy); a job
+    that starts, or a page that opens, gets the whole view."""
+    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    src = write_audio(tmp_path / "raw" / "a.wav", np.concatenate([tone_burst(5), silence(1), tone_burst(5)]))
+
+    def make_spec():
+        return SliceJob(src, tmp_path / "out", processes=1).spec()
+
+    with gr.Blocks():
+        panel = JobPanel(ctx, "slicer", make_spec, [], "Start")
+    first = panel.refresh(PanelSession(), 0)  # a page that opens
+    assert "Idle" in first[panel.status] and panel.log in first
+    session = first[panel.session]
+    assert panel.refresh(session, 0) == {}
+    panel._start_handler(make_spec, [])(PanelSession(), 0)  # another tab starts the job
+    assert ctx.processes.wait("slicer", timeout=120).state is JobState.FINISHED
+    changed = panel.refresh(session, 0)
+    assert "Finished" in changed[panel.status]
+    assert panel.refresh(changed[panel.session], 0) == {}
+
+
+def test_each_tab_polls_with_one_timer(tmp_path):
+    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    demo = build_app(ctx)
+    timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
+    assert len(timers) == 4  # tab 0, 1A, 1B, 1C: a timer ticks once its tab has been shown
+    assert ctx.polls == [] and len(ctx.panels) >= 8  # every panel's poll went to one of them
 
 
 @pytest.mark.slow

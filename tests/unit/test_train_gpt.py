@@ -111,6 +111,14 @@ def test_resume_restores_optimizer_then_more_epochs_continue(tmp_path: Path) -> 
     assert more.position.step == 2 * first.position.step and more.position.epochs_done == 2
 
 
+def test_a_state_past_the_last_epoch_asked_for_is_already_done(tmp_path: Path) -> None:
+    # a 2-epoch run stopped one batch into epoch 2 (the stop landed just after epoch 1 ended), restarted for 1 epoch
+    stopped = gpt.train(make_cfg(tmp_path, train={"epochs": 2}, runtime={"max_steps": 5}))
+    assert stopped.stopped and (stopped.position.epochs_done, stopped.position.batches_done) == (1, 1)
+    with pytest.raises(AlreadyDoneError, match="1 of 1 epoch.*already trained.*Raise the number of epochs"):
+        gpt.train(make_cfg(tmp_path, train={"epochs": 1}))
+
+
 def test_already_done_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cfg = make_cfg(tmp_path, train={"epochs": 1})
     gpt.train(cfg)
