@@ -1,0 +1,67 @@
+"""Temporarily fewer CPU intra-op threads for small, latency-bound work (the GPT's one-token decode steps).
+
+Why: a decode step is ~150 small matrix-vector products, each a parallel region whose threads meet at a
+barrier. When another program keeps a core busy, the OS deschedules one of torch's threads and every barrier
+waits a time slice for it: 2-thread decoding on a 2-core machine measured 2–5× slower with one busy core,
+while 1 thread barely changed (``benchmarks/bench_load.py``; numbers in docs/models.md).
+
+``torch.set_num_threads`` is process-wide, so overlapping users (threads of one server) are counted: the first
+to enter saves the current count and the last to leave restores it. While any user holds the limit, the
+process runs with the smallest count requested. Thread counts change only speed: float32 results are the
+same (each output element is summed by one thread in the products concerned; tests check equality).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+class _ThreadLimit:
+    """Counted holders of a lowered ``torch.get_num_threads()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders: list[int] = []  # requested counts of the current holders
+        self._saved = 0  # the count before the first holder entered
+
+    def enter(self, threads: int) -> None:
+        with self._lock:
+            if not self._holders:
+                self._saved = torch.get_num_threads()
+            self._holders.append(threads)
+            wanted = min(min(self._holders), self._saved)
+            if torch.get_num_threads() != wanted:
+                torch.set_num_threads(wanted)
+
+    def leave(self, threads: int) -> None:
+        with self._lock:
+            self._holders.remove(threads)
+            wanted = min(self._holders, default=self._saved)
+            wanted = min(wanted, self._saved)
+            if torch.get_num_threads() != wanted:
+                torch.set_num_threads(wanted)
+
+
+_LIMIT = _ThreadLimit()
+
+
+@contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with at most ``threads`` intra-op threads (``None``: leave torch's setting alone).
+
+    Never raises the count above what the process had; restores it when the last overlapping user leaves.
+    """
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError(f"intra-op threads must be at least 1 (or None to keep torch's setting), got {threads}")
+    _LIMIT.enter(threads)
+    try:
+        yield
+    finally:
+        _LIMIT.leave(threads)
