@@ -414,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     pretrained = PretrainedPaths(args.pretrained_dir)
     default_gpt, default_sovits = default_models(pretrained)
     gpt, sovits = args.gpt or default_gpt, args.sovits or default_sovits
-    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8)
+    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8,
+                         args.decode_threads)
     demo = build_inference_ui(tts, I18n(args.lang or args.locale), args.weights_root, pretrained)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
     demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)

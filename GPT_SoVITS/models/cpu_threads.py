@@ -1,14 +1,18 @@
 """Temporarily fewer CPU intra-op threads for small, latency-bound work (the GPT's one-token decode steps).
 
 Why: a decode step is ~150 small matrix-vector products, each a parallel region whose threads meet at a
-barrier. When another program keeps a core busy, the OS deschedules one of torch's threads and every barrier
-waits a time slice for it: 2-thread decoding on a 2-core machine measured 2–5× slower with one busy core,
-while 1 thread barely changed (``benchmarks/bench_load.py``; numbers in docs/models.md).
+barrier. When other programs keep the cores busy, the OS deschedules one of torch's threads and every barrier
+waits a time slice for it (while the other thread spins): on a shared 2-core machine 2-thread decoding was
+~3× slower than 1-thread decoding, quiet or with one more busy core (``benchmarks/bench_load.py``; numbers
+in docs/models.md).
 
 ``torch.set_num_threads`` is process-wide, so overlapping users (threads of one server) are counted: the first
 to enter saves the current count and the last to leave restores it. While any user holds the limit, the
-process runs with the smallest count requested. Thread counts change only speed: float32 results are the
-same (each output element is summed by one thread in the products concerned; tests check equality).
+process runs with the smallest count requested.
+
+The GPT applies the limit to its layer steps only: their products (all with a bias) gave bit-identical results
+at 1 and 2 threads, while the bias-free output layer's product did not (differences ~1e-7), so the output
+layer keeps the process's threads and decoding stays bit-for-bit the same (tests check equality).
 """
 
 from __future__ import annotations
