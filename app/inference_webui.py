@@ -34,6 +34,7 @@ from GPT_SoVITS.infer import (
     supported_languages,
 )
 from GPT_SoVITS.infer.flags import add_device_flags, add_pretrained_dir_flag
+from GPT_SoVITS.infer.memory import configure_allocator
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 from GPT_SoVITS.versions import DEFAULT_VERSION, RELEASE_ORDER, supported_versions
@@ -411,6 +412,7 @@ def default_models(pretrained: PretrainedPaths) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
+    configure_allocator()  # as the API: large tensors go back to the OS (SoVITS decode peak, docs/models.md)
     pretrained = PretrainedPaths(args.pretrained_dir)
     default_gpt, default_sovits = default_models(pretrained)
     gpt, sovits = args.gpt or default_gpt, args.sovits or default_sovits

@@ -18,6 +18,7 @@ from GPT_SoVITS.fileio import atomic_write_bytes
 from GPT_SoVITS.infer.components import ModelMismatchError
 from GPT_SoVITS.infer.flags import add_device_flags, add_weight_flags
 from GPT_SoVITS.infer.media import encode_audio
+from GPT_SoVITS.infer.memory import configure_allocator
 from GPT_SoVITS.infer.options import (
     LANGUAGES_V2,
     TEXT_SPLIT_METHODS,
@@ -173,6 +174,7 @@ USER_ERRORS = (InputError, InvalidOptionError, ReferenceAudioError, EmptyTextErr
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_file)
+    configure_allocator()  # as the API: large tensors go back to the OS (SoVITS decode peak, docs/models.md)
     try:
         if args.text_file is None or args.text_file.suffix.lower() != ".srt":
             _output_format(args.out)  # fail before loading models
