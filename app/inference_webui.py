@@ -35,6 +35,7 @@ from GPT_SoVITS.infer import (
 )
 from GPT_SoVITS.infer.flags import add_device_flags, add_pretrained_dir_flag
 from GPT_SoVITS.infer.memory import configure_allocator
+from GPT_SoVITS.infer.tts import SINGLE_REQUEST_DECODE_THREADS
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 from GPT_SoVITS.versions import DEFAULT_VERSION, RELEASE_ORDER, supported_versions
@@ -391,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding the release folders GPT_weights_<version>/ and SoVITS_weights_<version>/")
     parser.add_argument("--port", type=int, default=9872, help="port of the page")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page")
-    add_device_flags(parser)
+    add_device_flags(parser, decode_threads=SINGLE_REQUEST_DECODE_THREADS)  # one synthesis at a time
     parser.add_argument("--lang", choices=available_languages(), default=None, help="UI language")
     parser.add_argument("--share", action="store_true", help="also create a public Gradio share link")
     parser.add_argument("locale", nargs="?", choices=available_languages(),

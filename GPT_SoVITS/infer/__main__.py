@@ -27,7 +27,7 @@ from GPT_SoVITS.infer.options import (
     SynthesisOptions,
 )
 from GPT_SoVITS.infer.reference import ReferenceAudioError
-from GPT_SoVITS.infer.tts import TTS, EmptyTextError, SynthesisResult
+from GPT_SoVITS.infer.tts import SINGLE_REQUEST_DECODE_THREADS, TTS, EmptyTextError, SynthesisResult
 from GPT_SoVITS.logs import progress_logger, setup_logging
 from GPT_SoVITS.paths import PretrainedPaths
 
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="v4 only: flow-matching steps (default 8; more is slower, 4 is faster)")
     p.add_argument("--max-tokens", type=int, default=1500,
                    help="cap on semantic tokens per sentence (25 per second of speech)")
-    add_device_flags(p)
+    add_device_flags(p, decode_threads=SINGLE_REQUEST_DECODE_THREADS)  # one synthesis at a time
     p.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return p
 

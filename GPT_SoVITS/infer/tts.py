@@ -62,11 +62,15 @@ log = logging.getLogger(__name__)
 
 SEMANTIC_RATE = 25.0  # semantic tokens per second (v1/v2)
 MAX_NEW_TOKENS = 1500  # upstream's cap per sentence: 60 s
-# The GPT's layer steps run on one CPU thread by default: on a 2-core machine shared with other programs,
-# 1-thread decode steps were ~3x faster than 2-thread ones, quiet or with one more core kept busy
-# (benchmarks/bench_load.py, docs/models.md); the prefill, the output layer and SoVITS keep all of torch's
-# threads. Outputs are bit-identical either way. On an idle machine 2 threads can be faster: --decode-threads 0.
-DECODE_THREADS: int | None = 1
+# CPU threads for the GPT's layer steps. On a 2-core machine shared with other programs, 1-thread decode steps
+# were ~3x faster than 2-thread ones, quiet or with one more core kept busy (benchmarks/bench_load.py,
+# docs/models.md), and a lone request's output is bit-identical either way. But torch's thread count is
+# process-wide: while one request's decode holds the limit, requests running beside it also compute on one
+# thread, and some of their products then differ in the last bits, so concurrent requests would no longer
+# reproduce their sequential results exactly. The engine therefore keeps torch's threads (None) unless told;
+# the front-ends that run one synthesis at a time (CLI, inference WebUI) pass SINGLE_REQUEST_DECODE_THREADS.
+DECODE_THREADS: int | None = None
+SINGLE_REQUEST_DECODE_THREADS = 1
 STREAM_CONTEXT_TOKENS = 4  # tokens of history decoded again before each streamed chunk (fast)
 #: Context for smoother seams: on full-size weights the streamed audio's distance from the whole-sentence decode
 #: drops from 0.39 to 0.34 (relative RMS) for about 40 % more decoding time (docs/inference.md,
