@@ -12,7 +12,9 @@ process runs with the smallest count requested.
 
 The GPT applies the limit to its layer steps only: their products (all with a bias) gave bit-identical results
 at 1 and 2 threads, while the bias-free output layer's product did not (differences ~1e-7), so the output
-layer keeps the process's threads and decoding stays bit-for-bit the same (tests check equality).
+layer keeps the process's threads and decoding stays bit-for-bit the same (tests check equality). Work that
+other threads run *while* a limit is held also gets the lowered count, and its results can differ in the last
+bits; so only callers that run one synthesis at a time set a limit by default (see ``GPT_SoVITS.infer.tts``).
 """
 
 from __future__ import annotations
