@@ -34,6 +34,8 @@ from GPT_SoVITS.infer import (
     supported_languages,
 )
 from GPT_SoVITS.infer.flags import add_device_flags, add_pretrained_dir_flag
+from GPT_SoVITS.infer.memory import configure_allocator
+from GPT_SoVITS.infer.tts import SINGLE_REQUEST_DECODE_THREADS
 from GPT_SoVITS.logs import setup_logging
 from GPT_SoVITS.paths import REPO_ROOT, PretrainedPaths
 from GPT_SoVITS.versions import DEFAULT_VERSION, RELEASE_ORDER, supported_versions
@@ -391,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding the release folders GPT_weights_<version>/ and SoVITS_weights_<version>/")
     parser.add_argument("--port", type=int, default=9872, help="port of the page")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes the page")
-    add_device_flags(parser)
+    add_device_flags(parser, decode_threads=SINGLE_REQUEST_DECODE_THREADS)  # one synthesis at a time
     parser.add_argument("--lang", choices=available_languages(), default=None, help="UI language")
     parser.add_argument("--share", action="store_true", help="also create a public Gradio share link")
     parser.add_argument("locale", nargs="?", choices=available_languages(),
@@ -412,10 +414,12 @@ def default_models(pretrained: PretrainedPaths) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
+    configure_allocator()  # as the API: large tensors go back to the OS (SoVITS decode peak, docs/models.md)
     pretrained = PretrainedPaths(args.pretrained_dir)
     default_gpt, default_sovits = default_models(pretrained)
     gpt, sovits = args.gpt or default_gpt, args.sovits or default_sovits
-    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8)
+    tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8,
+                         args.decode_threads)
     demo = build_inference_ui(tts, I18n(args.lang or args.locale), args.weights_root, pretrained)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
     launch(demo, server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)

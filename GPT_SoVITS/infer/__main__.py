@@ -18,6 +18,7 @@ from GPT_SoVITS.fileio import atomic_write_bytes
 from GPT_SoVITS.infer.components import ModelMismatchError
 from GPT_SoVITS.infer.flags import add_device_flags, add_weight_flags
 from GPT_SoVITS.infer.media import encode_audio
+from GPT_SoVITS.infer.memory import configure_allocator
 from GPT_SoVITS.infer.options import (
     LANGUAGES_V2,
     TEXT_SPLIT_METHODS,
@@ -26,7 +27,7 @@ from GPT_SoVITS.infer.options import (
     SynthesisOptions,
 )
 from GPT_SoVITS.infer.reference import ReferenceAudioError
-from GPT_SoVITS.infer.tts import TTS, EmptyTextError, SynthesisResult
+from GPT_SoVITS.infer.tts import SINGLE_REQUEST_DECODE_THREADS, TTS, EmptyTextError, SynthesisResult
 from GPT_SoVITS.logs import progress_logger, setup_logging
 from GPT_SoVITS.paths import PretrainedPaths
 
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="v4 only: flow-matching steps (default 8; more is slower, 4 is faster)")
     p.add_argument("--max-tokens", type=int, default=1500,
                    help="cap on semantic tokens per sentence (25 per second of speech)")
-    add_device_flags(p)
+    add_device_flags(p, decode_threads=SINGLE_REQUEST_DECODE_THREADS)  # one synthesis at a time
     p.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     return p
 
@@ -173,13 +174,14 @@ USER_ERRORS = (InputError, InvalidOptionError, ReferenceAudioError, EmptyTextErr
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_file)
+    configure_allocator()  # as the API: large tensors go back to the OS (SoVITS decode peak, docs/models.md)
     try:
         if args.text_file is None or args.text_file.suffix.lower() != ".srt":
             _output_format(args.out)  # fail before loading models
         if args.max_tokens < 1:
             raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
         tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half,
-                             args.int8)
+                             args.int8, args.decode_threads)
         tts.max_new_tokens = args.max_tokens
         return run(tts, args)
     except USER_ERRORS as exc:

@@ -62,6 +62,15 @@ log = logging.getLogger(__name__)
 
 SEMANTIC_RATE = 25.0  # semantic tokens per second (v1/v2)
 MAX_NEW_TOKENS = 1500  # upstream's cap per sentence: 60 s
+# CPU threads for the GPT's layer steps. On a 2-core machine shared with other programs, 1-thread decode steps
+# were ~3x faster than 2-thread ones, quiet or with one more core kept busy (benchmarks/bench_load.py,
+# docs/models.md), and a lone request's output is bit-identical either way. But torch's thread count is
+# process-wide: while one request's decode holds the limit, requests running beside it also compute on one
+# thread, and some of their products then differ in the last bits, so concurrent requests would no longer
+# reproduce their sequential results exactly. The engine therefore keeps torch's threads (None) unless told;
+# the front-ends that run one synthesis at a time (CLI, inference WebUI) pass SINGLE_REQUEST_DECODE_THREADS.
+DECODE_THREADS: int | None = None
+SINGLE_REQUEST_DECODE_THREADS = 1
 STREAM_CONTEXT_TOKENS = 4  # tokens of history decoded again before each streamed chunk (fast)
 #: Context for smoother seams: on full-size weights the streamed audio's distance from the whole-sentence decode
 #: drops from 0.39 to 0.34 (relative RMS) for about 40 % more decoding time (docs/inference.md,
@@ -194,7 +203,7 @@ class TTS:
                  half: bool = False, cache_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
                  int8: bool = False, speaker: SpeakerEncoder | LazySlot[SpeakerEncoder] | None = None,
                  vocoder: torch.nn.Module | LazySlot[torch.nn.Module] | None = None,
-                 pretrained: PretrainedPaths | None = None) -> None:
+                 pretrained: PretrainedPaths | None = None, decode_threads: int | None = DECODE_THREADS) -> None:
         models.check()
         self._speaker = (speaker if isinstance(speaker, LazySlot)
                          else LazySlot(speaker, what="speaker-verification model"))
@@ -204,6 +213,9 @@ class TTS:
         self.int8 = int8  # CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)
         if int8:
             models.t2s.enable_int8_decoding()
+        # CPU threads for the GPT's one-token decode steps (None: torch's setting); see DECODE_THREADS
+        self.decode_threads = decode_threads
+        models.t2s.decode_threads = decode_threads
         self._models = models
         self.device = device
         self.half = half
@@ -216,7 +228,8 @@ class TTS:
 
     @classmethod
     def from_paths(cls, gpt: Path, sovits: Path, pretrained: PretrainedPaths = PretrainedPaths(),
-                   device: str = "cpu", half: bool = False, int8: bool = False) -> TTS:
+                   device: str = "cpu", half: bool = False, int8: bool = False,
+                   decode_threads: int | None = DECODE_THREADS) -> TTS:
         """Load the GPT and SoVITS files plus BERT and HuBERT from ``pretrained`` (upstream's folder layout).
 
         Parameters
@@ -227,6 +240,8 @@ class TTS:
         device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
         half : float16 weights (GPU only; CPU always runs float32).
         int8 : CPU only: decode the GPT with int8 weights (faster; tokens can differ from float decoding).
+        decode_threads : CPU only: at most this many threads for the GPT's decode steps (None: all of torch's);
+            see :data:`DECODE_THREADS`.
         """
         half = half and not str(device).startswith("cpu")
         models = load_model_pair(gpt, sovits, device, half, pretrained)
@@ -237,7 +252,7 @@ class TTS:
         # the only vocoder a supported version uses is v4's (v3's BigVGAN is not supported)
         vocoder = LazySlot(loader=lambda: load_vocoder_model(pretrained.vocoder("v4"), device, half), what="vocoder")
         return cls(models, ssl, text, device=device, half=half, int8=int8, speaker=speaker, vocoder=vocoder,
-                   pretrained=pretrained)
+                   pretrained=pretrained, decode_threads=decode_threads)
 
     # ------------------------------------------------------------------------------------------ models
     @property
@@ -276,6 +291,7 @@ class TTS:
                 t2s = load_gpt(Path(gpt), self.device, self._dtype())
                 if self.int8:
                     t2s.enable_int8_decoding()
+                t2s.decode_threads = self.decode_threads
                 pair = pair.with_gpt(t2s, Path(gpt))
             if sovits is not None:
                 pair = pair.with_sovits(load_sovits_model(Path(sovits), self.device, self._dtype(), self.pretrained),

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from GPT_SoVITS.config import ConfigError
+from GPT_SoVITS.models.cpu_threads import intra_op_threads
 from GPT_SoVITS.models.sampling import SamplingOptions, sample_step
 
 
@@ -237,6 +238,8 @@ class Text2SemanticDecoder(nn.Module):
         self.h = T2SStack(cfg)
         self.ar_predict_layer = nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)
         self._int8_packed: list[list[Any]] | None = None  # see enable_int8_decoding
+        # at most this many CPU intra-op threads during decode steps (None: torch's setting); see cpu_threads
+        self.decode_threads: int | None = None
 
     # ------------------------------------------------------------------ full-sequence pass
     def embed(self, text: torch.Tensor, text_valid: torch.Tensor, bert: torch.Tensor, audio: torch.Tensor,
@@ -487,9 +490,8 @@ class Text2SemanticDecoder(nn.Module):
         active = torch.arange(state.seen.shape[0], device=device)  # original index of each active row
         weights = self._layer_weights()
         hidden = state.hidden
-        pe = self.ar_audio_position
-        n_positions = int(state.positions.max()) + opts.max_new_tokens + 1
-        position_table = (pe.alpha * pe.table(torch.arange(n_positions, device=device))).to(hidden.dtype)
+        position_table = self._position_table(state, opts.max_new_tokens)
+        threads = self.decode_threads if device.type == "cpu" else None
         for step in range(opts.max_new_tokens):
             logits = self.ar_predict_layer(hidden).float()
             tokens, is_eos = sample_step(logits, state.seen, step, opts, eos, generator)
@@ -505,7 +507,39 @@ class Text2SemanticDecoder(nn.Module):
                 active, tokens = active[keep], tokens[keep]
                 state.select(keep)
             state.seen.scatter_(1, tokens.unsqueeze(1), True)
-            hidden = self._step(tokens, state, weights, position_table)
+            with intra_op_threads(threads):
+                hidden = self._step(tokens, state, weights, position_table)
+
+    def _position_table(self, state: _DecodeState, n_steps: int) -> torch.Tensor:
+        """``alpha * PE`` ``[N, D]`` for every audio position ``n_steps`` decode steps can reach."""
+        pe = self.ar_audio_position
+        n_positions = int(state.positions.max()) + n_steps + 1
+        table = pe.alpha * pe.table(torch.arange(n_positions, device=state.seen.device))
+        return table.to(state.hidden.dtype)
+
+    @torch.no_grad()
+    def forced_decode_logits(self, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor | None,
+                             tokens: torch.Tensor) -> torch.Tensor:
+        """Raw logits ``[n, V]`` of the cached decode path fed ``tokens`` [n] (teacher forcing).
+
+        Row 0 predicts ``tokens[0]`` from the prefill, row j predicts ``tokens[j]`` after ``tokens[:j]``. The steps
+        are :meth:`generate`'s (int8 weights when enabled), so running one token sequence through two modes
+        compares their next-token distributions step by step without letting sampled tokens diverge.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            state = self._prefill([phones], [bert], None if prompt is None else [prompt])
+            weights = self._layer_weights()
+            table = self._position_table(state, tokens.numel())
+            hidden, rows = state.hidden, []
+            for j in range(tokens.numel()):
+                rows.append(self.ar_predict_layer(hidden).float())
+                if j + 1 < tokens.numel():
+                    hidden = self._step(tokens[j: j + 1].to(hidden.device), state, weights, table)
+            return torch.cat(rows)
+        finally:
+            self.train(was_training)
 
     def _decode(self, state: _DecodeState, opts: SamplingOptions, generator: torch.Generator | None,
                 record_logits: bool) -> GenerationResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
 from pathlib import Path
@@ -21,9 +22,11 @@ from GPT_SoVITS.infer import (
     SynthesisOptions,
     SynthesisResult,
 )
+from GPT_SoVITS.infer.__main__ import build_parser
 from GPT_SoVITS.infer.components import load_model_pair
+from GPT_SoVITS.infer.flags import add_device_flags
 from GPT_SoVITS.infer.streaming import ChunkStitcher
-from GPT_SoVITS.infer.tts import bucket_batches
+from GPT_SoVITS.infer.tts import DECODE_THREADS, SINGLE_REQUEST_DECODE_THREADS, bucket_batches
 from GPT_SoVITS.models.sampling import SamplingOptions
 from tests.conftest import tone_burst, write_audio
 from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights, tiny_pair
@@ -305,6 +308,34 @@ def test_int8_decoding_gives_audio_and_survives_a_gpt_switch(files) -> None:
     assert sum(len(c) for c in chunks) == result.sentences[0].n_tokens * SAMPLES_PER_TOKEN
     tts.set_gpt(files["gpt_b"])
     assert tts.models.t2s._int8_packed is not None  # the new GPT decodes in int8 too
+
+
+def test_decode_threads_reach_every_gpt_and_leave_the_audio_unchanged(files) -> None:
+    assert make_tts(files).models.t2s.decode_threads is DECODE_THREADS is None  # safe beside concurrent requests
+    tts = make_tts(files, decode_threads=1)  # as the CLI and the WebUI run it (one synthesis at a time)
+    assert tts.models.t2s.decode_threads == 1
+    opts = SynthesisOptions(seed=4, text_split="cut5", pause=0.1)
+    _, limited = tts.synthesize(TEXT, "zh", ref_of(files), opts)
+    tts.set_gpt(files["gpt_b"])
+    assert tts.models.t2s.decode_threads == 1  # a switched-in GPT gets the setting too
+    free = make_tts(files)
+    _, audio = free.synthesize(TEXT, "zh", ref_of(files), opts)
+    np.testing.assert_array_equal(audio, limited)
+
+
+def test_decode_threads_flag_reads_counts_and_zero_as_no_limit() -> None:
+    parser = argparse.ArgumentParser()
+    add_device_flags(parser)
+    assert parser.parse_args([]).decode_threads is DECODE_THREADS  # the API: concurrent requests
+    parser = argparse.ArgumentParser()
+    add_device_flags(parser, decode_threads=SINGLE_REQUEST_DECODE_THREADS)
+    assert parser.parse_args([]).decode_threads == 1  # the CLI and the WebUI
+    assert build_parser().parse_args(["--gpt", "g", "--sovits", "s", "--ref", "r", "--text", "t", "--out",
+                                      "o.wav"]).decode_threads == 1
+    assert parser.parse_args(["--decode-threads", "0"]).decode_threads is None
+    assert parser.parse_args(["--decode-threads", "3"]).decode_threads == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--decode-threads", "-1"])
 
 
 def test_progress_is_reported_per_sentence(files) -> None:

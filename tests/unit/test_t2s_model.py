@@ -280,3 +280,20 @@ def test_generate_rejects_mismatched_inputs() -> None:
         model.generate([phones], [bert[:, :3]], [prompt])
     with pytest.raises(ValueError, match="at least one phone"):
         model.generate([phones[:0]], [bert[:, :0]], [prompt])
+
+
+def test_forced_decode_logits_match_generation_and_follow_the_given_tokens() -> None:
+    model = tiny_model(4)
+    phones, bert, prompt = sentence(5, 9, 6)
+    opts = SamplingOptions(top_k=1, max_new_tokens=12, min_new_tokens=12)
+    result = model.generate([phones], [bert], [prompt], opts, record_logits=True)
+    forced = model.forced_decode_logits(phones, bert, prompt, result.tokens[0])
+    assert torch.equal(forced, result.logits[0])  # the same cached steps as generation
+    other = torch.flip(result.tokens[0], [0])  # a different history changes every row after the first
+    forced_other = model.forced_decode_logits(phones, bert, prompt, other)
+    assert torch.equal(forced_other[0], forced[0])
+    assert not torch.allclose(forced_other[1:], forced[1:])
+    expected = model.teacher_forced_logits(phones[None], bert[None], torch.cat([prompt, other])[None])[0, -13:-1]
+    torch.testing.assert_close(forced_other, expected, atol=1e-4, rtol=1e-4)  # full-pass teacher forcing agrees
+    model.enable_int8_decoding()
+    assert not torch.equal(model.forced_decode_logits(phones, bert, prompt, other), forced_other)  # int8 steps ran
