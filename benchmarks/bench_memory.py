@@ -29,7 +29,7 @@ def _mib_now() -> float:
 
 def _mib_peak() -> float:
     """This process's RSS high-water mark (``VmHWM``; ``ru_maxrss`` would carry the parent's over the exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
@@ -37,7 +37,7 @@ def _mib_peak() -> float:
 
 def _reset_peak() -> None:
     """Start a new high-water mark at the current RSS (Linux ``clear_refs`` 5), so each stage has its own peak."""
-    Path("/proc/self/clear_refs").write_text("5")
+    Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")
 
 
 def write_files(folder: Path) -> tuple[Path, Path]:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         for allocator in args.allocators.split(","):
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--threads", str(args.threads),
                                   "--tokens", str(args.tokens), "--child", str(gpt), str(sovits), "--allocator",
-                                  allocator], capture_output=True, text=True, check=True)
+                                  allocator], capture_output=True, text=True, encoding="utf-8", check=True)
             print(f"\nallocator: {allocator}")
             print_marks(json.loads(out.stdout.strip().splitlines()[-1]))
     return 0
