@@ -243,7 +243,7 @@ def poll_timer(ctx: AppContext) -> None:
     """One timer for the status polls registered since the last call (``ctx.polls``: each panel's status, log and
     buttons, the loss plots, the inference link), all in one request a second. Called at the end of each tab, so a
     timer ticks only once its tab has been shown (Gradio mounts a tab's components then). A timer per panel sent
-    a request per panel each second, and the browser spent a third of a core on an idle page handling them; each
+    a request per panel each second (Chromium: 78 % of a core on an idle 1B page, 64 % with this); each
     poll also returns only what changed."""
     polls, ctx.polls[:] = list(ctx.polls), []
     if not polls:
