@@ -95,7 +95,7 @@ class AppContext:
     panels: list[Any] = field(default_factory=list)
     # (fn, inputs, outputs) to run when a page opens (wired by app.main with demo.load)
     on_load: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)
-    # (fn, inputs, outputs) to run every second while a page is open, all in one request (app.main.wire_polls);
+    # (fn, inputs, outputs) to run every second while a page is open, one timer per tab (app.widgets.poll_timer);
     # fn returns a dict holding only the outputs that changed
     polls: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)
 

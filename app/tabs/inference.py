@@ -108,7 +108,7 @@ def build_tab(ctx: AppContext, exp_name: Any, version: Any, tab: Any = None) -> 
     url = f"http://127.0.0.1:{ctx.settings.ports.inference}"
 
     JobPanel(ctx, JOB_NAME, functools.partial(inference_job_spec, ctx), [gpt, sovits_box, device, half],
-                   i18n("Open the inference WebUI"), log_lines=6)
+             i18n("Open the inference WebUI"), log_lines=6)
     link = gr.Markdown("")
     shown = gr.State("")  # the link text this page shows
 

@@ -134,7 +134,7 @@ def _common_widgets(ctx: AppContext, gpu_default: str, accum_default: int) -> di
 
 def _loss_plot(ctx: AppContext, job_name: str) -> None:
     plot = gr.LinePlot(loss_frame(None), x="step", y="loss", label=ctx.i18n("Loss"), height=240)
-    shown = gr.State(None)  # what this page's plot shows: redrawing an unchanged chart cost the browser a core
+    shown = gr.State(None)  # (run, log size) this page's plot shows: an unchanged log is neither parsed nor redrawn
 
     def points(last: tuple | None) -> dict:
         status = ctx.processes.status(job_name)
