@@ -216,6 +216,20 @@ def test_gpu_choice_goes_only_to_the_child_environment(manager, tmp_path, monkey
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
+@pytest.mark.parametrize("users_value", [None, "ACTIVE"])
+def test_children_get_openmp_passive_waiting_unless_the_user_chose(manager, tmp_path, monkeypatch, users_value):
+    if users_value is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", users_value)
+    out = tmp_path / "env.txt"
+    (tmp_path / "fake_tools" / "envdump.py").write_text(
+        "import os, sys; open(sys.argv[1], 'w').write(os.environ.get('OMP_WAIT_POLICY', '-'))")
+    manager.start("e", JobSpec("fake_tools.envdump", (str(out),)))
+    assert manager.wait("e", timeout=30).state is JobState.FINISHED
+    assert out.read_text() == (users_value or "PASSIVE")
+
+
 def test_stop_all_stops_running_jobs(manager):
     manager.start("a", spec("sleep"))
     manager.start("b", spec("sleep"))
