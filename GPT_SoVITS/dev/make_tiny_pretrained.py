@@ -44,13 +44,14 @@ from GPT_SoVITS.paths import PretrainedPaths
 
 log = logging.getLogger(__name__)
 
-#: A SoVITS v2 generator small enough for CPU tests (hop 640 is kept: 25 Hz codes ↔ 32 kHz audio).
+#: A SoVITS v2 generator small enough for CPU tests (hop 640 is kept: 25 Hz codes ↔ 32 kHz audio). Training slices
+#: 4 frames (2560 samples) per item: the full-width discriminators that see them dominate a training step's cost.
 TINY_SOVITS = SoVITSConfig(inter_channels=16, hidden_channels=16, filter_channels=32, n_heads=2, n_layers=2,
                            resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),),
                            upsample_rates=(10, 8, 8), upsample_initial_channel=32,
                            upsample_kernel_sizes=(20, 16, 16), gin_channels=32, mrte_hidden_channels=32,
                            style_hidden_channels=16, posterior_layers=2, flow_layers=1, n_flows=2,
-                           segment_size=640 * 8)
+                           segment_size=640 * 4)
 #: A speaker-verification network small enough to embed many clips on CPU: every block kind (plain and AFF,
 #: strided and identity shortcuts) at m_channels 8; 80 fbank bins as upstream, so the embedding is
 #: 8·8·2 channels × 10 rows = 1280 wide (the full network's is 20480).
