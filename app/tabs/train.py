@@ -7,7 +7,6 @@ defaults for it.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ SOVITS_LORA_DEFAULTS = REPO_ROOT / "configs" / "sovits_lora.yaml"
 DEFAULT_LORA_RANK = 32
 GPT_DEFAULTS = REPO_ROOT / "configs" / "gpt_v2.yaml"
 MAX_LOG_BYTES = 8 * 2**20
-PLOT_SECONDS = 5.0  # a running job's loss plot is redrawn at most this often (its end is drawn at once)
 
 
 def loss_frame(log_file: Path | None, start: int = 0) -> pd.DataFrame:
@@ -136,19 +134,15 @@ def _common_widgets(ctx: AppContext, gpu_default: str, accum_default: int) -> di
 
 def _loss_plot(ctx: AppContext, job_name: str) -> None:
     plot = gr.LinePlot(loss_frame(None), x="step", y="loss", label=ctx.i18n("Loss"), height=240)
-    # (run, log size, when drawn) this page's plot shows: an unchanged log is neither parsed nor redrawn
-    shown = gr.State(None)
+    shown = gr.State(None)  # (run, log size) this page's plot shows: an unchanged log is neither parsed nor redrawn
 
     def points(last: tuple | None) -> dict:
         status = ctx.processes.status(job_name)
         log_file = status.log_file
         key = (status.run_id, log_file.stat().st_size if log_file is not None and log_file.exists() else 0)
-        if last is not None and key == last[:2]:  # the log has not grown: nothing to parse, nothing to redraw
+        if key == last:  # the log has not grown: nothing to parse, nothing to redraw
             return {}
-        now = time.monotonic()
-        if last is not None and status.running and key[0] == last[0] and now - last[2] < PLOT_SECONDS:
-            return {}  # redrawing the chart every second was most of what a running job cost the page
-        return {plot: loss_frame(log_file, status.log_offset), shown: (*key, now)}
+        return {plot: loss_frame(log_file, status.log_offset), shown: key}
 
     ctx.polls.append((points, [shown], [plot, shown]))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from torch.distributed.run import get_args_parser
 from app.context import AppContext
 from app.devices import GpuInfo
 from app.jobs import TrainJob
-from app.processes import JobSpec, ProcessManager
 from app.tabs import train as train_tab
 from app.widgets import UserInputError
 from GPT_SoVITS.config import WebUISettings, load_config
@@ -115,43 +113,6 @@ def test_loss_plot_shows_only_the_current_run(tmp_path: Path) -> None:
         fh.write("$ python -m GPT_SoVITS.train.gpt\nx: TRAIN epoch=1 step=1 loss=4.0\n")
     assert train_tab.loss_frame(log, offset)["loss"].tolist() == [4.0]
     assert train_tab.loss_frame(log)["loss"].tolist() == [9.0, 8.0, 4.0]
-
-
-FAKE_TRAINER = """
-import pathlib, sys, time
-print("x: TRAIN epoch=1 step=1 loss=9.0", flush=True)
-while not pathlib.Path(sys.argv[1]).exists():
-    time.sleep(0.05)
-print("x: TRAIN epoch=1 step=2 loss=8.0", flush=True)
-time.sleep(120)
-"""
-
-
-def test_a_running_jobs_loss_plot_is_redrawn_at_most_every_few_seconds(tmp_path: Path, monkeypatch) -> None:
-    """While the job runs, new loss lines within PLOT_SECONDS of the last drawing are not redrawn (a redraw a
-    second was most of what a running job cost the page); the job's end is drawn at once."""
-    monkeypatch.setattr(train_tab, "PLOT_SECONDS", 1e9)  # never "a few seconds later" during the test
-    (tmp_path / "fake_trainer.py").write_text(FAKE_TRAINER, encoding="utf-8")
-    ctx = replace(AppContext.create(WebUISettings(), "en_US", root=tmp_path),
-                  processes=ProcessManager(tmp_path / "jobs", cwd=tmp_path))
-    with gr.Blocks():
-        train_tab.build_tab(ctx, gr.Textbox("voice"), gr.Dropdown(["v2"], value="v2"))
-    # the plots' polls, in the tab's order: SoVITS, then GPT
-    points, _, (plot, shown) = [poll for poll in ctx.polls if poll[0].__name__ == "points"][1]
-    go = tmp_path / "go"
-    status = ctx.processes.start("train_gpt", JobSpec("fake_trainer", (str(go),)))
-    while "loss=9.0" not in ctx.processes.tail("train_gpt"):
-        time.sleep(0.05)
-    first = points(None)
-    assert first[plot]["loss"].tolist() == [9.0]
-    assert points(first[shown]) == {}  # nothing new
-    go.touch()
-    while "loss=8.0" not in ctx.processes.tail("train_gpt"):
-        time.sleep(0.05)
-    assert points(first[shown]) == {}  # a new point, drawn later
-    ctx.processes.stop("train_gpt")
-    assert ctx.processes.wait("train_gpt", 30).run_id == status.run_id
-    assert points(first[shown])[plot]["loss"].tolist() == [9.0, 8.0]  # the end: drawn at once
 
 
 # ------------------------------------------------------------------------------------------- v4 (LoRA)
