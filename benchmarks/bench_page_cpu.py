@@ -14,6 +14,8 @@ Rows: an idle page on tab 0, an idle page on 1B, 1B with a GPT training running 
 ``GPT_SoVITS.dev.make_tiny_pretrained``, its processes niced to 19 so they compete little with the browser).
 ``--base DIR`` measures another checkout too (e.g. ``git worktree add /tmp/base <commit>``), interleaved with
 this one round by round, and prints this/base ratios. The machine's load average is printed with each row.
+For scale: an empty ``gr.Blocks()`` page costs the renderer 6-7 % of a core in headless Chromium on the 2-core
+development machine (Gradio's own animation-frame loop, see docs/decisions.md); results: docs/decisions.md.
 """
 
 from __future__ import annotations
