@@ -95,9 +95,12 @@ class AppContext:
     panels: list[Any] = field(default_factory=list)
     # (fn, inputs, outputs) to run when a page opens (wired by app.main with demo.load)
     on_load: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)
-    # (fn, inputs, outputs) to run every second while a page is open, one timer per tab (app.widgets.poll_timer);
-    # fn returns a dict holding only the outputs that changed
+    # (fn, inputs, outputs) to run every second while a job of the tab runs, one timer per tab (app.polls); fn
+    # returns a dict holding only the outputs that changed
     polls: list[tuple[Any, list[Any], list[Any]]] = field(default_factory=list)
+    tab_timer: Any = None  # the status timer of the tab being built (app.polls.polled_tab); Start presses wake it
+    tab_timers: list[tuple[Any, tuple[str, ...]]] = field(default_factory=list)  # (timer, its tab's job names)
+    page_opened: Any = None  # gr.State: the newest run id when the page opened (runs a page's panels adopt)
 
     @classmethod
     def create(cls, settings: WebUISettings, language: str | None = None, root: Path = REPO_ROOT) -> AppContext:

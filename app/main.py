@@ -16,8 +16,8 @@ import gradio as gr
 
 from app.context import WORKFLOW_FIELDS, AppContext
 from app.i18n import available_languages
+from app.polls import quiet_queue, watch_jobs
 from app.tabs import dataset, tts
-from app.widgets import poll_timer
 from GPT_SoVITS import oscompat
 from GPT_SoVITS.config import WebUISettings, load_config
 from GPT_SoVITS.logs import setup_logging
@@ -92,10 +92,12 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="GPT-SoVITS WebUI") as demo:
         gr.Markdown(i18n("This software is open source under the MIT licence. The authors have no control over "
                          "it; users and distributors of generated audio are fully responsible for their use."))
+        ctx.page_opened = gr.State(0)  # the newest run id when the page opened (set by watch_jobs' load event)
         dataset.build_tab(ctx)
         tts.build_tab(ctx)
         _wire_workflow(ctx, demo)
-        poll_timer(ctx)  # polls registered outside the tabs (none today)
+        watch_jobs(ctx, demo)  # the status timers of the tabs tick only while a job of their tab runs
+    quiet_queue(demo)
     return demo
 
 

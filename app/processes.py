@@ -275,6 +275,18 @@ class ProcessManager:
             signal_stop(job.popen.pid, job.spec.stop_children_only)
         return True
 
+    @property
+    def last_run_id(self) -> int:
+        """The run id of the newest start of any job (0 before the first); later starts get larger ids."""
+        with self._lock:
+            return self._runs
+
+    def runs(self) -> dict[str, tuple[int, str]]:
+        """``name → (run id, state)`` of every job started so far, without reading logs: a cheap fingerprint of
+        what the launcher's pages have to show (it changes when a job starts, stops or ends)."""
+        with self._lock:
+            return {name: (job.run_id, job.state.value) for name, job in self._jobs.items()}
+
     def running(self) -> list[str]:
         """Names of the jobs whose process is alive (running or stopping)."""
         with self._lock:

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["JobPanel", "SubWebUIPanel", "UserInputError", "error_text", "status_text", "progress_html"]
 
-POLL_SECONDS = 1.0
 #: Exceptions a ``make_spec`` may raise for bad input; their message is shown in the panel's status.
 INPUT_ERRORS = (UserInputError, JobBusyError, ValueError, FileNotFoundError)
 
@@ -99,12 +98,16 @@ class PanelSession:
 
     notice: str = ""  # the last refusal, shown until the next press of a button of this panel
     watched: int = 0  # the run this session started, or found running when the page opened
-    ticked: bool = False  # the first status poll of this page has happened
+    ticked: bool = False  # the first status poll of this page has happened (or a button of it was pressed)
     shown: int = 0  # hash of what the page shows now: a poll that would change nothing sends nothing
 
 
 class _Panel:
-    """Shared machinery: the session state, the refusal notice, the finished-run signal and the status poll."""
+    """Shared machinery: the session state, the refusal notice, the finished-run signal and the status poll.
+
+    The poll runs on its tab's timer (``app.polls.polled_tab``), which ticks only while a job of the tab runs; the
+    panel's buttons switch it on when they start or stop a job.
+    """
 
     def __init__(self, ctx: AppContext, name: str, flow_fields: Sequence[str] = ()):
         self.ctx, self.name, self.i18n = ctx, name, ctx.i18n
@@ -112,7 +115,18 @@ class _Panel:
         self._run_flows: dict[int, dict[str, str]] = {}
         self.session = gr.State(PanelSession())
         self.finished = gr.State(0)  # id of the last watched run that finished successfully
+        self.timer = ctx.tab_timer  # the status timer of the panel's tab (None outside app.polls.polled_tab)
+        # the poll's inputs: with the page's opening run id where the page has one (see _track)
+        self.poll_inputs = [self.session, self.finished, *([ctx.page_opened] if ctx.page_opened is not None else [])]
         ctx.panels.append(self)
+
+    def _button_outputs(self, outputs: list[Any]) -> list[Any]:
+        """What a button of the panel updates: the panel's view and, in a polled tab, the tab's timer."""
+        return [*outputs, self.timer] if self.timer is not None else list(outputs)
+
+    def _woken(self, updates: dict) -> dict:
+        """``updates`` plus switching the tab's status timer on (a job of this panel started or is stopping)."""
+        return {**updates, self.timer: gr.Timer(active=True)} if self.timer is not None else updates
 
     @staticmethod
     def _shown(session: PanelSession, finished: int, view: tuple) -> PanelSession | None:
@@ -145,10 +159,15 @@ class _Panel:
         self._run_flows[run_id] = dict(spec.flows or {})
         return run_id
 
-    def _track(self, status: JobStatus, session: PanelSession, finished: int) -> tuple[PanelSession, int]:
-        """Adopt a run found running at the page's first poll; report a watched run's successful finish."""
+    def _track(self, status: JobStatus, session: PanelSession, finished: int,
+               opened: int | None) -> tuple[PanelSession, int]:
+        """Adopt a run found running at the page's first poll, if it had started when the page opened (run id up
+        to ``opened``; None: any): a page's first poll can come long after it opened, when a job started from
+        another browser tab wakes its timer, and that job's results must not pre-fill this page's fields. Report
+        a watched run's successful finish."""
         if not session.ticked:
-            session = replace(session, ticked=True, watched=status.run_id if status.running else session.watched)
+            adopt = status.running and (opened is None or status.run_id <= opened)
+            session = replace(session, ticked=True, watched=status.run_id if adopt else session.watched)
         if session.watched and status.run_id == session.watched and status.state is JobState.FINISHED:
             finished = status.run_id
         return session, finished
@@ -199,13 +218,15 @@ class JobPanel(_Panel):
                         self.finished]
         for button, spec_fn, spec_inputs in starts:
             button.click(self._start_handler(spec_fn, spec_inputs), inputs=[*spec_inputs, self.session, self.finished],
-                         outputs=self.outputs)
-        self.stop_btn.click(self._stop, inputs=[self.session, self.finished], outputs=self.outputs)
-        ctx.polls.append((self.refresh, [self.session, self.finished], self.outputs))
+                         outputs=self._button_outputs(self.outputs))
+        self.stop_btn.click(self._stop, inputs=[self.session, self.finished],
+                            outputs=self._button_outputs(self.outputs))
+        ctx.polls.append((self.refresh, self.poll_inputs, self.outputs))
 
-    def refresh(self, session: PanelSession, finished: int) -> dict:
+    def refresh(self, session: PanelSession, finished: int, opened: int | None = None) -> dict:
+        """The panel's view, or {} when it would show what it shows (``opened``: see :meth:`_track`)."""
         status = self.ctx.processes.status(self.name)
-        session, finished = self._track(status, session, finished)
+        session, finished = self._track(status, session, finished, opened)
         message = self._notice_markdown(session) + status_text(self.i18n, status)
         if status.state is JobState.FINISHED and self.finish_note and status.run_id in self._run_inputs:
             note = self.finish_note(status, self._run_inputs[status.run_id])
@@ -229,40 +250,14 @@ class JobPanel(_Panel):
                 self._remember_inputs(inputs, values)
                 session = PanelSession(watched=run_id, ticked=True)
             except INPUT_ERRORS as exc:
-                session = self._refuse(exc, session)
-            return self.refresh(session, finished)
+                return self.refresh(self._refuse(exc, session), finished)
+            return self._woken(self.refresh(session, finished))
 
         return start
 
     def _stop(self, session: PanelSession, finished: int) -> dict:
         self.ctx.processes.stop(self.name)
-        return self.refresh(replace(session, notice=""), finished)
-
-
-def poll_timer(ctx: AppContext) -> None:
-    """One timer for the status polls registered since the last call (``ctx.polls``: each panel's status, log and
-    buttons, the loss plots, the inference link), all in one request a second. Called at the end of each tab, so a
-    timer ticks only once its tab has been shown (Gradio mounts a tab's components then). A timer per panel sent
-    a request per panel each second (Chromium: 78 % of a core on an idle 1B page, 64 % with this); each
-    poll also returns only what changed."""
-    polls, ctx.polls[:] = list(ctx.polls), []
-    if not polls:
-        return
-    inputs = [component for _, poll_inputs, _ in polls for component in poll_inputs]
-    outputs = list({id(c): c for _, _, poll_outputs in polls for c in poll_outputs}.values())
-
-    def poll_all(*values: Any) -> dict:
-        changed: dict = {}
-        at = 0
-        for fn, poll_inputs, _ in polls:
-            try:
-                changed.update(fn(*values[at:at + len(poll_inputs)]))
-            except Exception:  # one broken poll must not freeze every panel's status
-                log.exception("status poll %s failed", getattr(fn, "__qualname__", fn))
-            at += len(poll_inputs)
-        return changed
-
-    gr.Timer(POLL_SECONDS).tick(poll_all, inputs=inputs, outputs=outputs, show_progress="hidden")
+        return self._woken(self.refresh(replace(session, notice=""), finished))
 
 
 def port_open(url: str, timeout: float = 0.2) -> bool:
@@ -299,9 +294,11 @@ class SubWebUIPanel(_Panel):
                               info=i18n("The last lines of the job's log file."))
         self.inputs = inputs
         self.outputs = [self.status, self.log, self.open_btn, self.close_btn, self.session, self.finished]
-        self.open_btn.click(self._open, inputs=[*inputs, self.session, self.finished], outputs=self.outputs)
-        self.close_btn.click(self._close, inputs=[self.session, self.finished], outputs=self.outputs)
-        ctx.polls.append((self.refresh, [self.session, self.finished], self.outputs))
+        self.open_btn.click(self._open, inputs=[*inputs, self.session, self.finished],
+                            outputs=self._button_outputs(self.outputs))
+        self.close_btn.click(self._close, inputs=[self.session, self.finished],
+                             outputs=self._button_outputs(self.outputs))
+        ctx.polls.append((self.refresh, self.poll_inputs, self.outputs))
 
     def status_markdown(self, status: JobStatus) -> str:
         i18n = self.i18n
@@ -313,9 +310,10 @@ class SubWebUIPanel(_Panel):
             return f"**{i18n('Closed')}**"
         return status_text(i18n, status)
 
-    def refresh(self, session: PanelSession, finished: int) -> dict:
+    def refresh(self, session: PanelSession, finished: int, opened: int | None = None) -> dict:
+        """The panel's view, or {} when it would show what it shows (``opened``: see :meth:`_track`)."""
         status = self.ctx.processes.status(self.name)
-        session, finished = self._track(status, session, finished)
+        session, finished = self._track(status, session, finished, opened)
         message = self._notice_markdown(session) + self.status_markdown(status)
         tail = self.ctx.processes.tail(self.name, self.log_lines)
         session = self._shown(session, finished, (message, tail, status.running))
@@ -332,12 +330,12 @@ class SubWebUIPanel(_Panel):
             self.url = url
             self._remember_inputs(self.inputs, values)
         except INPUT_ERRORS as exc:
-            session = self._refuse(exc, session)
-        return self.refresh(session, finished)
+            return self.refresh(self._refuse(exc, session), finished)
+        return self._woken(self.refresh(session, finished))
 
     def _close(self, session: PanelSession, finished: int) -> dict:
         self.ctx.processes.stop(self.name)
-        return self.refresh(replace(session, notice=""), finished)
+        return self._woken(self.refresh(replace(session, notice=""), finished))
 
 
 def note(text: str) -> gr.Markdown:

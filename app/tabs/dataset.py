@@ -8,7 +8,8 @@ import gradio as gr
 
 from app.context import AppContext
 from app.jobs import AsrJob, DenoiseJob, LabelFixerJob, SliceJob, VocalSeparationJob
-from app.widgets import JobPanel, SubWebUIPanel, UserInputError, poll_timer
+from app.polls import polled_tab
+from app.widgets import JobPanel, SubWebUIPanel, UserInputError
 from tools.asr import BACKENDS, DEFAULT_ASR_BACKEND
 from tools.asr import MODELS_DIR as ASR_MODELS_DIR
 from tools.asr.funasr import missing_models as missing_funasr_models
@@ -19,7 +20,7 @@ from tools.vocal_separation import FORMATS, MODELS_DIR, list_models
 
 def build_tab(ctx: AppContext) -> None:
     i18n = ctx.i18n
-    with gr.Tab(i18n("0 - Dataset tools")):
+    with gr.Tab(i18n("0 - Dataset tools")), polled_tab(ctx):
         gr.Markdown(i18n("Prepare a training set: separate vocals, slice long recordings, denoise, "
                          "transcribe, then proofread the labels."))
         with gr.Accordion(i18n("0a - Vocal separation"), open=False):
@@ -32,7 +33,6 @@ def build_tab(ctx: AppContext) -> None:
             _build_asr(ctx)
         with gr.Accordion(i18n("0d - Label fixer"), open=False):
             _build_label_fixer(ctx)
-        poll_timer(ctx)
 
 
 def _required(value: str, message: str) -> str:

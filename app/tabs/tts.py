@@ -6,8 +6,8 @@ import gradio as gr
 
 from app.context import AppContext
 from app.i18n import I18n
+from app.polls import polled_tab
 from app.tabs import inference, prepare, train
-from app.widgets import poll_timer
 from GPT_SoVITS.versions import DEFAULT_VERSION, trainable_versions
 
 
@@ -41,12 +41,9 @@ def build_tab(ctx: AppContext) -> None:
                 info=i18n("Which model generation to fine-tune: sets the pretrained files, the weight folders and "
                           "the 1A steps.")))
         gr.Markdown(version_note(i18n, ctx), elem_id="version-note")
-        with gr.Tab(i18n("1A - Dataset formatting")):
+        with gr.Tab(i18n("1A - Dataset formatting")), polled_tab(ctx):
             prepare.build_tab(ctx, exp_name, version)
-            poll_timer(ctx)
-        with gr.Tab(i18n("1B - Fine-tuning")):
+        with gr.Tab(i18n("1B - Fine-tuning")), polled_tab(ctx):
             train.build_tab(ctx, exp_name, version)
-            poll_timer(ctx)
-        with gr.Tab(i18n("1C - Inference")) as inference_tab:
+        with gr.Tab(i18n("1C - Inference")) as inference_tab, polled_tab(ctx):
             inference.build_tab(ctx, exp_name, version, inference_tab)
-            poll_timer(ctx)

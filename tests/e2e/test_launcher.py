@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import gradio as gr
@@ -11,6 +12,7 @@ import pytest
 from app.context import AppContext
 from app.jobs import SliceJob
 from app.main import build_app, build_parser
+from app.polls import QUEUE_IDLE_SLEEP, WATCH_SECONDS, polled_tab, tab_tick
 from app.processes import JobState
 from app.widgets import JobPanel, PanelSession
 from GPT_SoVITS.config import WebUISettings
@@ -100,12 +102,104 @@ def test_a_poll_sends_only_a_changed_view(tmp_path):
     assert panel.refresh(changed[panel.session], 0) == {}
 
 
-def test_each_tab_polls_with_one_timer(tmp_path):
+def test_each_tab_polls_with_one_timer_that_starts_switched_off(tmp_path):
     ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
     demo = build_app(ctx)
     timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
-    assert len(timers) == 4  # tab 0, 1A, 1B, 1C: a timer ticks once its tab has been shown
+    tab_timers = [timer for timer, _ in ctx.tab_timers]
+    assert len(tab_timers) == 4 and set(map(id, tab_timers)) <= set(map(id, timers))  # tab 0, 1A, 1B, 1C
+    assert not any(timer.active for timer in tab_timers)  # an idle page sends no status requests
+    watch = [timer for timer in timers if all(timer is not t for t in tab_timers)]
+    assert len(watch) == 1 and watch[0].active and watch[0].value == WATCH_SECONDS
     assert ctx.polls == [] and len(ctx.panels) >= 8  # every panel's poll went to one of them
+    jobs = {name for _, names in ctx.tab_timers for name in names}
+    assert {"slicer", "asr", "prepare", "train_gpt", "train_sovits", "inference_webui"} <= jobs
+
+
+def _slicer_tab(ctx, make_spec):
+    """A polled tab holding one slicer panel: (its timer, the panel)."""
+    with gr.Blocks(), polled_tab(ctx) as timer:
+        panel = JobPanel(ctx, "slicer", make_spec, [], "Start")
+    assert ctx.tab_timers == [(timer, ("slicer",))] and panel.timer is timer
+    return timer, panel
+
+
+def test_a_tab_timer_runs_while_its_job_runs_and_switches_itself_off(tmp_path):
+    """A Start press switches the tab's timer on; ticks show the run; the tick that finds it ended shows the end
+    and switches the timer off; with nothing running a tick switches it off at once and sends nothing else."""
+    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    src = write_audio(tmp_path / "raw" / "a.wav", np.concatenate([tone_burst(5), silence(1), tone_burst(5)]))
+
+    def make_spec():
+        return SliceJob(src, tmp_path / "out", processes=1).spec()
+
+    timer, panel = _slicer_tab(ctx, make_spec)
+    tick = tab_tick(ctx, timer, ctx_polls(panel), ("slicer",))
+    first = tick(PanelSession(), 0)  # a page whose timer was woken with nothing running: the view, then off
+    assert "Idle" in first[panel.status] and first[timer].active is False
+    assert set(tick(first[panel.session], 0)) == {timer}  # nothing changed: only the switch-off
+    refused = panel._start_handler(lambda: (_ for _ in ()).throw(ValueError("bad")), [])(PanelSession(), 0)
+    assert timer not in refused  # nothing started: the timer stays off
+    started = panel._start_handler(make_spec, [])(PanelSession(), 0)
+    assert started[timer].active is True
+    session, shown = started[panel.session], started[panel.status]
+    while ctx.processes.status("slicer").running:
+        update = tick(session, 0)
+        if ctx.processes.status("slicer").running:
+            assert timer not in update  # still running: the timer stays on
+        session, shown = update.get(panel.session, session), update.get(panel.status, shown)
+        time.sleep(0.05)
+    last = tick(session, 0)
+    assert "Finished" in last.get(panel.status, shown)  # the page shows the end ...
+    assert last[timer].active is False  # ... and its timer is off
+
+
+def ctx_polls(panel):
+    return [(panel.refresh, panel.poll_inputs, panel.outputs)]
+
+
+def test_the_watch_wakes_only_the_tabs_whose_jobs_changed_and_new_runs_are_not_adopted(tmp_path):
+    """A page open while another tab starts a job: the watch sends nothing while nothing changes, then switches
+    on the timer of the job's tab only; this page's panel shows the run but does not adopt it (its finish does
+    not pre-fill this page's fields)."""
+    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    demo = build_app(ctx)
+    deps = {dep.fn.__name__: dep for dep in demo.fns.values() if getattr(dep.fn, "__name__", "") in
+            ("on_open", "check")}
+    on_open, check = deps["on_open"].fn, deps["check"].fn
+    opened = on_open()
+    seen = next(v for k, v in opened.items() if isinstance(v, dict))
+    assert not any(isinstance(v, gr.Timer) for v in opened.values())  # nothing to show: no timer woken
+    assert opened[ctx.page_opened] == 0
+    assert check(seen) == {} and check(None) == {}
+    slicer = next(p for p in ctx.panels if p.name == "slicer")
+    src = write_audio(tmp_path / "raw" / "a.wav", np.concatenate([tone_burst(5), silence(1), tone_burst(5)]))
+    ctx.processes.start("slicer", SliceJob(src, tmp_path / "out", processes=1).spec())  # from another tab
+    woken = check(seen)
+    dataset_timer = next(timer for timer, jobs in ctx.tab_timers if "slicer" in jobs)
+    assert [k for k, v in woken.items() if isinstance(v, gr.Timer)] == [dataset_timer]
+    assert woken[dataset_timer].active is True
+    first = slicer.refresh(PanelSession(), 0, opened[ctx.page_opened])
+    assert first[slicer.session].watched == 0  # started after this page opened: not this page's run
+    status = ctx.processes.wait("slicer", timeout=120)
+    assert status.state is JobState.FINISHED
+    assert slicer.refresh(first[slicer.session], 0, 0)[slicer.finished] == 0
+    # a page opened now shows the finished run: its tab's timer is switched on at once
+    reopened = on_open()
+    assert reopened[dataset_timer].active is True and reopened[ctx.page_opened] == status.run_id
+    # a page that opened while the run was going adopts it
+    assert slicer.refresh(PanelSession(), 0, status.run_id)[slicer.session].ticked
+
+
+def test_the_page_server_queue_polls_calmly(tmp_path):
+    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
+    demo = build_app(ctx)
+    demo.queue().launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        queue = demo._queue
+        assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == QUEUE_IDLE_SLEEP
+    finally:
+        demo.close()
 
 
 @pytest.mark.slow

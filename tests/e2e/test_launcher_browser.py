@@ -21,11 +21,18 @@ def test_slicer_from_the_ui_flows_into_later_steps(tmp_path):
     url = f"http://127.0.0.1:{port}/"
     with serve(["webui.py", "--port", str(port), "--lang", "en_US", "--config", str(config)], url), \
             chromium_page() as page:
+        other = page.context.browser.new_page()  # an idle page open beside it: its status timers are off ...
+        other.goto(url)
+        other.locator("#slicer-status").wait_for()
         page.goto(url)
         page.locator("#wf-slicer_input-0 textarea").fill(str(source))
         page.locator("#wf-slicer_output-0 textarea").fill(str(out_dir))
         page.get_by_role("button", name="Start slicing").click()
         page.get_by_text("Finished").first.wait_for(timeout=60_000)
+        # ... and the page-wide watch still shows it the job this page started
+        other.wait_for_function("document.querySelector('#slicer-status').innerText.includes('Finished')",
+                                timeout=30_000)
+        other.close()
         assert len(list(out_dir.glob("take.wav_*.wav"))) == 2
         # the finished slicer pushed its output into the ASR input (0c) and the 1A audio folder
         page.get_by_text("0c - Batch ASR").click()
