@@ -19,7 +19,6 @@ import gradio as gr
 import numpy as np
 
 from app.i18n import I18n, available_languages
-from app.polls import quiet_queue
 from app.weights import choices, list_weights
 from GPT_SoVITS.audio import float_to_int16
 from GPT_SoVITS.checkpoints import CheckpointError
@@ -422,7 +421,6 @@ def main(argv: list[str] | None = None) -> int:
     tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8,
                          args.decode_threads)
     demo = build_inference_ui(tts, I18n(args.lang or args.locale), args.weights_root, pretrained)
-    quiet_queue(demo)  # an open page's server idles at ~0 % of a core, not ~8 % (app.polls)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
     launch(demo, server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)
     return 0

@@ -16,7 +16,7 @@ import gradio as gr
 
 from app.context import WORKFLOW_FIELDS, AppContext
 from app.i18n import available_languages
-from app.polls import quiet_queue, watch_jobs
+from app.polls import watch_jobs
 from app.tabs import dataset, tts
 from GPT_SoVITS import oscompat
 from GPT_SoVITS.config import WebUISettings, load_config
@@ -97,7 +97,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         tts.build_tab(ctx)
         _wire_workflow(ctx, demo)
         watch_jobs(ctx, demo)  # the status timers of the tabs tick only while a job of their tab runs
-    quiet_queue(demo)
     return demo
 
 

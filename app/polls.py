@@ -31,14 +31,11 @@ from app.context import AppContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["POLL_SECONDS", "QUEUE_IDLE_SLEEP", "WATCH_SECONDS", "polled_tab", "quiet_queue", "run_polls", "tab_tick",
+__all__ = ["POLL_SECONDS", "WATCH_SECONDS", "polled_tab", "run_polls", "tab_tick",
            "watch_jobs"]
 
 POLL_SECONDS = 1.0  # a tab's status timer while one of its jobs runs
 WATCH_SECONDS = 4.0  # the page-wide check for jobs started elsewhere (a Gradio event each time: keep it rare)
-#: Seconds Gradio's queue sleeps between looks for new events and for progress to send, when it has none:
-#: Gradio's own values on Windows (on Linux it looks every 1 ms and 10 ms).
-QUEUE_IDLE_SLEEP = (0.05, 0.1)
 
 #: ``(fn, inputs, outputs)``: ``fn(*input_values)`` returns a dict holding only the outputs that changed
 Poll = tuple[Callable[..., dict], list[Any], list[Any]]
@@ -138,22 +135,3 @@ def watch_jobs(ctx: AppContext, demo: gr.Blocks) -> None:
 
     demo.load(on_open, outputs=[*timers, seen, *opened], show_progress="hidden")
     gr.Timer(WATCH_SECONDS).tick(check, inputs=seen, outputs=[*timers, seen], show_progress="hidden")
-
-
-def quiet_queue(demo: gr.Blocks) -> None:
-    """Make the page server's event queue look for work 20 times a second instead of 1000 when it has none.
-
-    On Linux Gradio's queue polls for new events every millisecond: an idle launcher with no page open used about
-    8 % of a core. An event now waits at most 50 ms longer before it starts. Applied when the server starts
-    (``demo.queue()`` makes a new queue each time it is called).
-    """
-    async def calm() -> None:
-        queue = getattr(demo, "_queue", None)
-        names = ("sleep_when_free", "progress_update_sleep_when_free")
-        if queue is None or not all(hasattr(queue, name) for name in names):
-            log.warning("Gradio's queue has no %s: it keeps polling at its own rate", " / ".join(names))
-            return
-        for name, seconds in zip(names, QUEUE_IDLE_SLEEP, strict=True):
-            setattr(queue, name, max(getattr(queue, name), seconds))
-
-    demo.extra_startup_events.append(calm)

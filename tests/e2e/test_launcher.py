@@ -12,7 +12,7 @@ import pytest
 from app.context import AppContext
 from app.jobs import SliceJob
 from app.main import build_app, build_parser
-from app.polls import QUEUE_IDLE_SLEEP, WATCH_SECONDS, polled_tab, tab_tick
+from app.polls import WATCH_SECONDS, polled_tab, tab_tick
 from app.processes import JobState
 from app.widgets import JobPanel, PanelSession
 from GPT_SoVITS.config import WebUISettings
@@ -189,17 +189,6 @@ def test_the_watch_wakes_only_the_tabs_whose_jobs_changed_and_new_runs_are_not_a
     assert reopened[dataset_timer].active is True and reopened[ctx.page_opened] == status.run_id
     # a page that opened while the run was going adopts it
     assert slicer.refresh(PanelSession(), 0, status.run_id)[slicer.session].ticked
-
-
-def test_the_page_server_queue_polls_calmly(tmp_path):
-    ctx = AppContext.create(WebUISettings(), "en_US", root=tmp_path)
-    demo = build_app(ctx)
-    demo.queue().launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        queue = demo._queue
-        assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == QUEUE_IDLE_SLEEP
-    finally:
-        demo.close()
 
 
 @pytest.mark.slow

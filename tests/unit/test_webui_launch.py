@@ -1,4 +1,5 @@
-"""tools.webui_launch: a page server whose start-up check timed out (a busy machine) is started again."""
+"""tools.webui_launch: a page server whose start-up check timed out (a busy machine) is started again; its queue
+polls calmly when idle."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import gradio as gr
 import pytest
 
 from tests.servers import free_port
-from tools.webui_launch import launch
+from tools.webui_launch import QUEUE_IDLE_SLEEP, launch
 
 
 def _slow_first_answers(monkeypatch: pytest.MonkeyPatch, slow: int) -> list[str]:
@@ -55,3 +56,14 @@ def test_it_gives_up_after_the_attempts_with_gradios_message(monkeypatch):
     with pytest.raises(ValueError, match="localhost is not accessible"):
         launch(demo, attempts=2, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True)
     assert len(calls) == 2
+
+
+def test_the_page_server_queue_polls_calmly():
+    with gr.Blocks() as demo:
+        gr.Markdown("hello")
+    launch(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        queue = demo._queue
+        assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == QUEUE_IDLE_SLEEP
+    finally:
+        demo.close()
