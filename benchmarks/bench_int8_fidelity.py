@@ -63,10 +63,10 @@ def compare(reference: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Te
 
 
 MODES = {  # row name: (enable_quantised_decoding kind, int4 group)
-    "int8 weight-only (--int8)": ("int8", 32),
-    "int8 dynamic (fbgemm, old --int8)": ("int8-dynamic", 32),
-    "int4 weight-only, group 32": ("int4", 32),
-    "int4 weight-only, group 128": ("int4", 128),
+    "int8 dynamic (fbgemm, --int8)": ("int8-dynamic", 32),
+    "int8 weight-only (torch kernel)": ("int8-weight", 32),
+    "int4 weight-only, group 32": ("int4-weight", 32),
+    "int4 weight-only, group 128": ("int4-weight", 128),
 }
 
 

@@ -4,14 +4,18 @@ A decode step multiplies one activation row per sequence by every layer's weight
 how many bytes of weights it reads: int8 weights read a quarter of float32's bytes, int4 an eighth. Three
 formats, each a callable ``x [B, K] -> x W^T + b [B, N]`` in ``x``'s dtype:
 
-* ``int8`` (the ``--int8`` mode): weight-only. int8 weights with one scale per output row (symmetric, the
+* ``int8-dynamic`` (the ``--int8`` mode): fbgemm dynamic quantisation: int8 weights with one scale per row
+  *and* the activation quantised per tensor to 7 bits on every product (VNNI integer dot products).
+* ``int8-weight``: weight-only. int8 weights with one scale per output row (symmetric, the
   scale rounded to bfloat16 *before* rounding the weights, so the kernel's scale is the one used to quantise);
   the activation is rounded to bfloat16 and torch's ``_weight_int8pack_mm`` CPU kernel accumulates in float32;
   the bias is added in float32. Activations are never quantised to integers.
-* ``int4``: weight-only, torch's ``_weight_int4pack_mm_for_cpu``: 4-bit weights with an asymmetric scale and
+* ``int4-weight``: weight-only, torch's ``_weight_int4pack_mm_for_cpu``: 4-bit weights with an asymmetric scale and
   offset per group of inputs, bfloat16 activations. Faster still, but ~10× the weight error of int8.
-* ``int8-dynamic``: the earlier ``--int8`` (fbgemm dynamic quantisation: int8 weights per row *and* the
-  activation quantised per tensor to 7 bits on every product). Kept so the fidelity benchmark can compare.
+
+On this project's AMX/AVX-512-BF16 Xeon, weight-only int8 was the more faithful (about 40 % less logit error)
+but 15–20 % slower than the dynamic mode, whose integer kernel beats torch's int8-weight kernel; so ``--int8``
+stays dynamic. int4 is the fastest and ~10× less faithful.
 
 Measured speed and fidelity of each: docs/models.md ("int8 decoding").
 """
@@ -23,7 +27,8 @@ import warnings
 
 import torch
 
-QUANT_KINDS = ("int8", "int4", "int8-dynamic")
+QUANT_KINDS = ("int8-dynamic", "int8-weight", "int4-weight")
+INT8_KIND = "int8-dynamic"  # what --int8 (enable_int8_decoding) uses; why: docs/models.md, "int8 decoding"
 INT4_GROUPS = (32, 64, 128, 256)  # group sizes torch's int4 CPU kernel accepts
 
 
@@ -34,12 +39,12 @@ def quantised_kernel_problem(kind: str) -> str | None:
     Probes once per process with a tiny product (a missing operator, or a build without the kernel, raises).
     """
     try:
-        if kind == "int8":
+        if kind == "int8-weight":
             x = torch.ones(1, 64, dtype=torch.bfloat16)
             out = torch.ops.aten._weight_int8pack_mm(x, torch.full((8, 64), 2, dtype=torch.int8),
                                                      torch.full((8,), 0.5, dtype=torch.bfloat16))
             expected = 64.0
-        elif kind == "int4":
+        elif kind == "int4-weight":
             q = torch.full((32, 64), 10, dtype=torch.int32)  # (10 - 8) * scale 0.5 + offset 0 = 1 per weight
             packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
             scales_zeros = torch.zeros(2, 32, 2, dtype=torch.bfloat16)
@@ -158,9 +163,9 @@ def _prepack_dynamic(weight: torch.Tensor, bias: torch.Tensor) -> object:
 def make_quantised(kind: str, weight: torch.Tensor, bias: torch.Tensor, group: int = 32
                    ) -> Int8Linear | Int4Linear | DynamicInt8Linear:
     """The callable for one projection in format ``kind`` (see :data:`QUANT_KINDS`)."""
-    if kind == "int8":
+    if kind == "int8-weight":
         return Int8Linear(weight, bias)
-    if kind == "int4":
+    if kind == "int4-weight":
         return Int4Linear(weight, bias, group)
     if kind == "int8-dynamic":
         return DynamicInt8Linear(weight, bias)

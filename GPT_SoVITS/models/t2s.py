@@ -30,7 +30,7 @@ from torch import nn
 
 from GPT_SoVITS.config import ConfigError
 from GPT_SoVITS.models.cpu_threads import intra_op_threads
-from GPT_SoVITS.models.quant_linear import QUANT_KINDS, make_quantised, quantised_kernel_problem
+from GPT_SoVITS.models.quant_linear import INT8_KIND, QUANT_KINDS, make_quantised, quantised_kernel_problem
 from GPT_SoVITS.models.sampling import SamplingOptions, sample_step
 
 
@@ -437,17 +437,18 @@ class Text2SemanticDecoder(nn.Module):
         return self._quant_kind
 
     def enable_int8_decoding(self, enabled: bool = True) -> None:
-        """Decode with weight-only int8 projections (CPU only; see :meth:`enable_quantised_decoding`), or float."""
-        self.enable_quantised_decoding("int8" if enabled else None)
+        """Decode with int8 projections (the ``--int8`` mode, :data:`INT8_KIND`; CPU only), or in float again."""
+        self.enable_quantised_decoding(INT8_KIND if enabled else None)
 
     def enable_quantised_decoding(self, kind: str | None, group: int = 32) -> None:
         """Run the decode steps' four projections per layer with quantised weights (CPU only), or in float (None).
 
-        ``kind`` is one of :data:`QUANT_KINDS`: ``"int8"`` (the ``--int8`` mode) stores each weight as int8 with
-        one scale per output row and multiplies bfloat16-rounded activations with torch's weight-only int8
-        kernel (float32 accumulation, bias added in float32); ``"int4"`` uses torch's int4 kernel with
-        asymmetric scales per ``group`` inputs (32, 64, 128 or 256); ``"int8-dynamic"`` is the earlier fbgemm
-        mode (activations quantised per tensor on every product), kept for the fidelity benchmark.
+        ``kind`` is one of :data:`QUANT_KINDS`: ``"int8-dynamic"`` (the ``--int8`` mode: fbgemm, int8 weights
+        per row and activations quantised per tensor on every product); ``"int8-weight"`` stores each weight as
+        int8 with one scale per output row and multiplies bfloat16-rounded activations with torch's weight-only
+        int8 kernel (float32 accumulation, bias added in float32): more faithful, a little slower here;
+        ``"int4-weight"`` uses torch's int4 kernel with asymmetric scales per ``group`` inputs (32, 64, 128 or
+        256): fastest, least faithful. Measurements: docs/models.md ("int8 decoding").
 
         A snapshot of the current float weights is quantised: call again after changing the weights. The prefill
         pass, attention, LayerNorms and the output layer stay in float. Tokens can differ from float decoding
