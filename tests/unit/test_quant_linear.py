@@ -125,3 +125,4 @@ def test_bad_requests_are_clear_errors() -> None:
         model.enable_quantised_decoding("int3")
     with pytest.raises(RuntimeError, match="CPU only"):
         small_model().to("meta").enable_int8_decoding()
+
