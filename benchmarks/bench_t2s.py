@@ -15,6 +15,9 @@ fp32 weights per token bounds decoding at ≈ 87 tokens/s.
 Measured here (2026-11-22, load average 0.5–1.0, 2 threads): prefill 0.10 s; float32 57–61 tokens/s; int8
 102–121 tokens/s. A loop doing only the 96 weight GEMVs of one token takes 12.3–13.2 ms (76–81 tokens/s,
 23–25 GB/s), attention over the KV cache about 1.3 ms and everything else about 2 ms.
+
+On the issue #16 CPU kind (Xeon with AVX-512 BF16 and AMX; 2026-12-03, 1 thread, shared and loaded) the int8
+rows were 1.5× float32 and the int8-weight rows 1.3× (interleaved rounds in ``bench_int8_fidelity``).
 """
 
 from __future__ import annotations

@@ -5,17 +5,18 @@ how many bytes of weights it reads: int8 weights read a quarter of float32's byt
 formats, each a callable ``x [B, K] -> x W^T + b [B, N]`` in ``x``'s dtype:
 
 * ``int8-dynamic`` (the ``--int8`` mode): fbgemm dynamic quantisation: int8 weights with one scale per row
-  *and* the activation quantised per tensor to 7 bits on every product (VNNI integer dot products).
+  *and* the activation quantised per tensor to 7 bits on every product (fbgemm's integer kernels).
 * ``int8-weight``: weight-only. int8 weights with one scale per output row (symmetric, the
   scale rounded to bfloat16 *before* rounding the weights, so the kernel's scale is the one used to quantise);
   the activation is rounded to bfloat16 and torch's ``_weight_int8pack_mm`` CPU kernel accumulates in float32;
-  the bias is added in float32. Activations are never quantised to integers.
+  the bias is added in float32 (in the feed-forward block's hidden layer, whose ReLU output is the next
+  product's bfloat16 input, in bfloat16). Activations are never quantised to integers.
 * ``int4-weight``: weight-only, torch's ``_weight_int4pack_mm_for_cpu``: 4-bit weights with an asymmetric scale and
   offset per group of inputs, bfloat16 activations. Faster still, but ~10× the weight error of int8.
 
 On this project's AMX/AVX-512-BF16 Xeon, weight-only int8 was the more faithful (about 40 % less logit error)
-but 15–20 % slower than the dynamic mode, whose integer kernel beats torch's int8-weight kernel; so ``--int8``
-stays dynamic. int4 is the fastest and ~10× less faithful.
+but up to 20 % slower than the dynamic mode (1.27× against 1.51× float32), whose integer kernel beats torch's;
+so ``--int8`` stays dynamic. int4 is the fastest and ~10× less faithful.
 
 Measured speed and fidelity of each: docs/models.md ("int8 decoding").
 """
