@@ -3,13 +3,20 @@
 On the kit's random recipe weights the next-token margins are narrow, so "same tokens as float32" says little
 (sampled sequences part ways within a few steps). Instead the float32 greedy sequence is fed through every
 mode (``Text2SemanticDecoder.forced_decode_logits``) and each step's distribution is compared with float32's:
-KL(fp32 ‖ mode), top-1 agreement and top-5 overlap. Rows besides the real int8 mode (fbgemm dynamic
-quantisation: int8 weights with per-row scales *and* activations quantised per tensor to 7 bits) simulate
-weight-only int8 (per-row and per-group-of-64 scales, computed in float32) to show where the error comes from.
+KL(fp32 ‖ mode), top-1 agreement and top-5 overlap. Real kernels (``enable_quantised_decoding``): the
+``--int8`` mode (weight-only int8, per-row scales, bfloat16 activations), the earlier fbgemm dynamic mode (int8
+weights per row *and* activations quantised per tensor to 7 bits) and torch's int4 kernel (per-group scales and
+offsets); two float32 simulations of weight-only int8 (per-row and per-group-of-64 scales) show what the
+rounding of the weights alone costs. Then greedy decode speed per mode, modes interleaved in each round.
 
 Full-size v2 model, compat-kit recipe weights, 40 phones + 75-token prompt, EOS masked::
 
     .venv/bin/python -m benchmarks.bench_int8_fidelity --tokens 250 --threads 2
+
+Measured 2026-12-03 (Xeon with AVX-512 BF16 and AMX, 1 thread, load average 5–7 from other jobs, 5 interleaved
+rounds): top-1 agreement / logit error / decode speed vs float32 — int8 dynamic (``--int8``) 0.948 / 0.026 /
+1.51×; int8 weight-only 0.976 / 0.016 / 1.27×; int4 groups of 32 0.820 / 0.146 / 1.91×. Table and decisions:
+docs/models.md, "int8 decoding".
 """
 
 from __future__ import annotations
@@ -60,21 +67,39 @@ def compare(reference: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Te
     return {"kl": kl, "top1": top1, "top5": overlap, "rel": rel}
 
 
-def decode_rate(model: Text2SemanticDecoder, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor,
-                tokens: int, repeats: int) -> float:
-    """Tokens per second of greedy decoding (prefill subtracted via a 1-token run)."""
+MODES = {  # row name: (enable_quantised_decoding kind, int4 group)
+    "int8 dynamic (fbgemm, --int8)": ("int8-dynamic", 32),
+    "int8 weight-only (torch kernel)": ("int8-weight", 32),
+    "int4 weight-only, group 32": ("int4-weight", 32),
+    "int4 weight-only, group 128": ("int4-weight", 128),
+}
+
+
+def decode_rates(model: Text2SemanticDecoder, phones: torch.Tensor, bert: torch.Tensor, prompt: torch.Tensor,
+                 tokens: int, rounds: int) -> dict[str, float]:
+    """Greedy decode tokens/s per mode (float32 and :data:`MODES`), modes interleaved in each round, medians.
+
+    The prefill (a 1-token run, timed in the same round) is subtracted.
+    """
     one = SamplingOptions(top_k=1, max_new_tokens=1, min_new_tokens=1)
     full = SamplingOptions(top_k=1, max_new_tokens=tokens, min_new_tokens=tokens)
-    prefill = statistics.median(wall_times(lambda: model.generate([phones], [bert], [prompt], one), repeats))
-    total = statistics.median(wall_times(lambda: model.generate([phones], [bert], [prompt], full), repeats))
-    return (tokens - 1) / max(total - prefill, 1e-9)
+    kinds = {"float32": (None, 32), **MODES}
+    rates: dict[str, list[float]] = {name: [] for name in kinds}
+    for _ in range(rounds):
+        for name, (kind, group) in kinds.items():
+            model.enable_quantised_decoding(kind, group)
+            prefill = min(wall_times(lambda: model.generate([phones], [bert], [prompt], one), 2))
+            total = wall_times(lambda: model.generate([phones], [bert], [prompt], full), 1)[0]
+            rates[name].append((tokens - 1) / max(total - prefill, 1e-9))
+    model.enable_quantised_decoding(None)
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_threads_flag(parser, 2)
     parser.add_argument("--tokens", type=int, default=250, help="length of the float32 greedy sequence")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (modes interleaved; medians)")
     parser.add_argument("--every", type=int, default=25, help="print the per-step table every N steps (1 = all)")
     parser.add_argument("--no-speed", action="store_true", help="skip the tokens/s measurement")
     args = parser.parse_args(argv)
@@ -92,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{probs.amax(-1).mean():.3f}; mean top-1/top-2 logit margin "
           f"{(reference.topk(2, -1).values.diff(dim=-1).abs()).mean():.3f}")
     modes: dict[str, torch.Tensor] = {}
-    model.enable_int8_decoding(True)
-    modes["int8 dynamic (fbgemm, shipped --int8)"] = model.forced_decode_logits(phones, bert, prompt, sequence)
-    model.enable_int8_decoding(False)
+    for name, (kind, group) in MODES.items():
+        model.enable_quantised_decoding(kind, group)
+        modes[name] = model.forced_decode_logits(phones, bert, prompt, sequence)
+    model.enable_quantised_decoding(None)
     for name, group in (("weight-only int8, per-row (simulated)", None),
                         ("weight-only int8, group 64 (simulated)", 64)):
         modes[name] = weight_only_copy(model, group).forced_decode_logits(phones, bert, prompt, sequence)
@@ -113,12 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{step:>5} " + " ".join(f"{c:>28}" for c in cells))
     if args.no_speed:
         return 0
-    rate32 = decode_rate(model, phones, bert, prompt, args.tokens, args.repeats)
-    model.enable_int8_decoding(True)
-    rate8 = decode_rate(model, phones, bert, prompt, args.tokens, args.repeats)
-    model.enable_int8_decoding(False)
-    print(f"\ndecode tokens/s ({args.tokens} tokens, greedy, median of {args.repeats}): float32 {rate32:.1f}, "
-          f"int8 {rate8:.1f} (int8/float32 {rate8 / rate32:.2f})")
+    rates = decode_rates(model, phones, bert, prompt, args.tokens, args.repeats)
+    print(f"\ndecode tokens/s ({args.tokens} tokens, greedy, modes interleaved, median of {args.repeats} rounds):")
+    for name, rate in rates.items():
+        print(f"  {name:<40} {rate:>7.1f}  ({rate / rates['float32']:.2f}× float32)")
     print(f"load average after: {psutil.getloadavg()[0]:.2f}")
     return 0
 

@@ -5,7 +5,9 @@ generating exactly 250 tokens (EOS masked). Run by hand on a quiet machine::
 
     .venv/bin/python -m benchmarks.bench_t2s --threads 2 --repeats 3
 
-The int8 rows decode with int8 weights (``enable_int8_decoding``); the prefill stays float32.
+The int8 rows decode with the ``--int8`` mode (``enable_int8_decoding``: fbgemm dynamic int8), the int8-weight
+rows with weight-only int8 (torch's ``_weight_int8pack_mm``); the prefill stays float32. Modes run one after
+the other, so on a busy machine compare them with ``benchmarks/bench_int8_fidelity.py`` (interleaved rounds).
 
 Reference points on the 2-core dev machine: upstream ≈ 38 tokens/s with 0.15 s prefill; streaming 310 MB of
 fp32 weights per token bounds decoding at ≈ 87 tokens/s.
@@ -13,6 +15,9 @@ fp32 weights per token bounds decoding at ≈ 87 tokens/s.
 Measured here (2026-11-22, load average 0.5–1.0, 2 threads): prefill 0.10 s; float32 57–61 tokens/s; int8
 102–121 tokens/s. A loop doing only the 96 weight GEMVs of one token takes 12.3–13.2 ms (76–81 tokens/s,
 23–25 GB/s), attention over the KV cache about 1.3 ms and everything else about 2 ms.
+
+On the issue #16 CPU kind (Xeon with AVX-512 BF16 and AMX; 2026-12-03, 1 thread, shared and loaded) the int8
+rows were 1.5× float32 and the int8-weight rows 1.3× (interleaved rounds in ``bench_int8_fidelity``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 from benchmarks.common import add_threads_flag, best_of, set_threads, wall_times
 from GPT_SoVITS.checkpoints import gpt_state_dict_from_upstream
 from GPT_SoVITS.dev.weight_recipe import load_schema, make_state_dict
+from GPT_SoVITS.models.quant_linear import INT8_KIND
 from GPT_SoVITS.models.sampling import SamplingOptions
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
 from GPT_SoVITS.paths import REPO_ROOT
@@ -73,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {psutil.getloadavg()[0]:.2f}; torch {torch.__version__}; threads {args.threads}")
     prefill = time_prefill(model, phones, bert, prompt, args.repeats)
     rows, reference_tokens = [], {}
-    for weights in ("float32", "int8"):
-        model.enable_int8_decoding(weights == "int8")
+    for weights, kind in (("float32", None), ("int8", INT8_KIND), ("int8-weight", "int8-weight")):
+        model.enable_quantised_decoding(kind)
         for sampling, top_k in (("greedy", 1), ("top_k=15", 15)):
             opts = SamplingOptions(top_k=top_k, max_new_tokens=args.tokens, min_new_tokens=args.tokens)
             total, tokens = time_generation(model, phones, bert, prompt, opts, args.repeats)
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             ref = reference_tokens.setdefault(sampling, tokens)
             same_prefix = next((i for i, (a, b) in enumerate(zip(tokens, ref, strict=True)) if a != b), len(ref))
             rows.append((f"{weights} {sampling}", len(tokens), total, (len(tokens) - 1) / decode, same_prefix))
-    model.enable_int8_decoding(False)
+    model.enable_quantised_decoding(None)
     print(f"{'mode':<20} {'tokens':>6} {'prefill s':>9} {'total s':>8} {'decode tok/s':>12} {'same as fp32':>12}")
     for name, n, total, rate, same in rows:
         print(f"{name:<20} {n:>6} {prefill:>9.3f} {total:>8.2f} {rate:>12.1f} {same:>9}/{n}")

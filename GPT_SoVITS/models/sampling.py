@@ -76,7 +76,8 @@ def choose_tokens(logits: torch.Tensor, opts: SamplingOptions,
     if opts.top_k == 1:
         return logits.argmax(dim=-1)
     logits = top_p_filter(logits, opts.top_p)
-    logits = logits / max(opts.temperature, 1e-5)
+    if opts.temperature != 1.0:  # dividing by 1 is exact: skipping it saves an operation per step
+        logits = logits / max(opts.temperature, 1e-5)
     logits = top_k_filter(logits, opts.top_k)
     probs = torch.softmax(logits.float(), dim=-1)
     race = torch.empty_like(probs).exponential_(1.0, generator=generator)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from torch import nn
 
 from GPT_SoVITS.config import ConfigError
 from GPT_SoVITS.models.cpu_threads import intra_op_threads
+from GPT_SoVITS.models.quant_linear import INT8_KIND, QUANT_KINDS, make_quantised, quantised_kernel_problem
 from GPT_SoVITS.models.sampling import SamplingOptions, sample_step
 
 
@@ -237,7 +237,8 @@ class Text2SemanticDecoder(nn.Module):
         self.ar_audio_position = SinePositionalEmbedding(d)
         self.h = T2SStack(cfg)
         self.ar_predict_layer = nn.Linear(cfg.hidden_dim, cfg.vocab_size, bias=False)
-        self._int8_packed: list[list[Any]] | None = None  # see enable_int8_decoding
+        self._quantised: list[list[Any]] | None = None  # per layer: the four projections (enable_quantised_decoding)
+        self._quant_kind: str | None = None
         # at most this many CPU intra-op threads during decode steps (None: torch's setting); see cpu_threads
         self.decode_threads: int | None = None
 
@@ -415,42 +416,64 @@ class Text2SemanticDecoder(nn.Module):
                             positions=torch.tensor(p_lens, device=device), padded=bool((~valid).any()))
 
     def _layer_weights(self) -> list[tuple[Any, ...]]:
-        """Per layer: the four projections as callables (float or int8), then the two LayerNorms' parameters."""
-        packed = self._int8_packed
+        """Per layer: the q/k/v and attention-output projections and the feed-forward block as callables (float
+        or quantised), then the two LayerNorms' parameters. Built once per generation, not per step."""
+        quantised = self._quantised
         out = []
         for i, ly in enumerate(self.h.layers):
-            mods = (ly.self_attn.in_proj_weight, ly.self_attn.in_proj_bias), (ly.self_attn.out_proj.weight,
-                    ly.self_attn.out_proj.bias), (ly.linear1.weight, ly.linear1.bias), (ly.linear2.weight,
-                                                                                         ly.linear2.bias)
-            if packed is None:
-                linears = [functools.partial(F.linear, weight=w, bias=b) for w, b in mods]
+            if quantised is None:
+                # addmm with the transposed weights is exactly what F.linear runs for [B, D] inputs, minus the
+                # transpose F.linear makes on every call (3 dispatches per product, ~2.6 % of a step)
+                (wq, bq), (wo, bo), (w1, b1), (w2, b2) = ((w.t(), b) for w, b in _projections(ly))
+                calls = (functools.partial(torch.addmm, bq, mat2=wq), functools.partial(torch.addmm, bo, mat2=wo),
+                         functools.partial(_float_ffn, w1t=w1, b1=b1, w2t=w2, b2=b2))
             else:
-                linears = [functools.partial(torch.ops.quantized.linear_dynamic, W_prepack=p, reduce_range=True)
-                           for p in packed[i]]
-            out.append((*linears, ly.norm1.weight, ly.norm1.bias, ly.norm2.weight, ly.norm2.bias))
+                qkv, proj, ff1, ff2 = quantised[i]
+                calls = (qkv, proj, functools.partial(_quantised_ffn, ff1=ff1, ff2=ff2))
+            out.append((*calls, ly.norm1.weight, ly.norm1.bias, ly.norm2.weight, ly.norm2.bias))
         return out
 
+    @property
+    def quantised_decoding(self) -> str | None:
+        """The weight format of the decode steps' projections (see :data:`QUANT_KINDS`), None for float."""
+        return self._quant_kind
+
     def enable_int8_decoding(self, enabled: bool = True) -> None:
-        """Decode with int8 weights (per-row scales, fbgemm dynamic quantisation; CPU only), or switch back.
+        """Decode with int8 projections (the ``--int8`` mode, :data:`INT8_KIND`; CPU only), or in float again."""
+        self.enable_quantised_decoding(INT8_KIND if enabled else None)
+
+    def enable_quantised_decoding(self, kind: str | None, group: int = 32) -> None:
+        """Run the decode steps' four projections per layer with quantised weights (CPU only), or in float (None).
+
+        ``kind`` is one of :data:`QUANT_KINDS`: ``"int8-dynamic"`` (the ``--int8`` mode: fbgemm, int8 weights
+        per row and activations quantised per tensor on every product); ``"int8-weight"`` stores each weight as
+        int8 with one scale per output row and multiplies bfloat16-rounded activations with torch's weight-only
+        int8 kernel (float32 accumulation, bias added in float32): more faithful, a little slower here;
+        ``"int4-weight"`` uses torch's int4 kernel with asymmetric scales per ``group`` inputs (32, 64, 128 or
+        256): fastest, least faithful. Measurements: docs/models.md ("int8 decoding").
 
         A snapshot of the current float weights is quantised: call again after changing the weights. The prefill
-        pass and the output layer stay in float. Tokens can differ from float decoding (measured agreement is in
-        ``benchmarks/bench_t2s.py``).
+        pass, attention, LayerNorms and the output layer stay in float. Tokens can differ from float decoding
+        (``benchmarks/bench_int8_fidelity.py`` measures by how much). Raises RuntimeError with what to do when the
+        model is not on the CPU or this torch build lacks the kernel.
         """
-        if not enabled:
-            self._int8_packed = None
+        if kind is None:
+            self._quantised, self._quant_kind = None, None
             return
+        if kind not in QUANT_KINDS:
+            raise ValueError(f"unknown quantised decoding {kind!r}; choose one of {', '.join(QUANT_KINDS)}")
         if self.bert_proj.weight.device.type != "cpu":
-            raise RuntimeError("int8 decoding runs on CPU only (fbgemm kernels); move the model to the CPU first")
-        packed = []
-        with warnings.catch_warnings():  # quantized tensors are deprecated in torch, but fbgemm still runs them
-            warnings.simplefilter("ignore")
-            for ly in self.h.layers:
-                pairs = ((ly.self_attn.in_proj_weight, ly.self_attn.in_proj_bias),
-                         (ly.self_attn.out_proj.weight, ly.self_attn.out_proj.bias),
-                         (ly.linear1.weight, ly.linear1.bias), (ly.linear2.weight, ly.linear2.bias))
-                packed.append([_pack_int8(w, b) for w, b in pairs])
-        self._int8_packed = packed
+            raise RuntimeError(f"{kind} decoding runs on CPU only (torch's CPU kernels); move the GPT to the CPU "
+                               f"or decode in float (without --int8)")
+        problem = quantised_kernel_problem(kind)
+        if problem is not None:
+            raise RuntimeError(f"{kind} decoding is not available with this torch build ({torch.__version__}): "
+                               f"{problem}. Decode in float (without --int8), or install the torch version in "
+                               f"requirements.txt")
+        with torch.no_grad():
+            self._quantised = [[make_quantised(kind, w, b, group) for w, b in _projections(ly)]
+                               for ly in self.h.layers]
+        self._quant_kind = kind
 
     def _step(self, tokens: torch.Tensor, state: _DecodeState, weights: list[tuple[Any, ...]],
               position_table: torch.Tensor) -> torch.Tensor:
@@ -470,13 +493,14 @@ class Text2SemanticDecoder(nn.Module):
         shape = (d,)
         new_kv = cache.data.select(4, slot)  # [L, 2, B, H, Dh]: this step's slot of every layer
         past = cache.data.narrow(4, 0, slot + 1)  # [L, 2, B, H, slot+1, Dh]
-        for layer, (qkv_proj, out_proj, ff1, ff2, g1, be1, g2, be2) in enumerate(weights):
+        for layer, (qkv_proj, out_proj, ffn, g1, be1, g2, be2) in enumerate(weights):
             qkv = qkv_proj(x).view(b, 3, heads, -1)
             new_kv[layer].copy_(qkv[:, 1:].transpose(0, 1))
             keys, values = past[layer]
             attn = F.scaled_dot_product_attention(qkv[:, 0].unsqueeze(2), keys, values, attn_mask=mask)
-            x = F.layer_norm(x + out_proj(attn.view(b, d)), shape, g1, be1, 1e-5)
-            x = F.layer_norm(x + ff2(F.relu(ff1(x))), shape, g2, be2, 1e-5)
+            # residual sums in place on the fresh product (y + x == x + y bit for bit: no new buffer per add)
+            x = F.layer_norm(out_proj(attn.view(b, d)).add_(x), shape, g1, be1, 1e-5)
+            x = F.layer_norm(ffn(x).add_(x), shape, g2, be2, 1e-5)
         state.length = slot + 1
         state.positions = state.positions + 1
         return x
@@ -658,11 +682,24 @@ def make_rejected_codes(codes: torch.Tensor, lengths: torch.Tensor, pad: int,
     return out, new_lengths
 
 
-def _pack_int8(weight: torch.Tensor, bias: torch.Tensor) -> Any:
-    w = weight.detach().float().cpu()
-    scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
-    q = torch.quantize_per_channel(w, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
-    return torch.ops.quantized.linear_prepack(q, bias.detach().float().cpu())
+def _float_ffn(x: torch.Tensor, w1t: torch.Tensor, b1: torch.Tensor, w2t: torch.Tensor, b2: torch.Tensor
+               ) -> torch.Tensor:
+    """``W2 relu(W1 x + b1) + b2`` for ``x`` [B, D] (``w*t`` the transposed weights) with the ReLU in place on the
+    fresh product: the layer's feed-forward block, the same operations as ``F.linear`` on 2-D inputs."""
+    return torch.addmm(b2, torch.addmm(b1, x, w1t).relu_(), w2t)
+
+
+def _quantised_ffn(x: torch.Tensor, ff1: Any, ff2: Any) -> torch.Tensor:
+    """The feed-forward block with quantised projections: ``ff1.hidden`` gives ``relu(W1 x + b1)`` in the
+    format ``ff2`` reads (bfloat16 for the weight-only kernels), so no conversion runs in between."""
+    return ff2(ff1.hidden(x))
+
+
+def _projections(layer: T2SLayer) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """A layer's (weight, bias) pairs in decode order: packed q/k/v, attention output, FFN in, FFN out."""
+    attn = layer.self_attn
+    return ((attn.in_proj_weight, attn.in_proj_bias), (attn.out_proj.weight, attn.out_proj.bias),
+            (layer.linear1.weight, layer.linear1.bias), (layer.linear2.weight, layer.linear2.bias))
 
 
 def _pad_cat(a: torch.Tensor, b: torch.Tensor, pad: int) -> torch.Tensor:

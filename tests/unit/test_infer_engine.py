@@ -307,7 +307,7 @@ def test_int8_decoding_gives_audio_and_survives_a_gpt_switch(files) -> None:
     # the token stream makes the same tokens as the batch path, in int8 too
     assert sum(len(c) for c in chunks) == result.sentences[0].n_tokens * SAMPLES_PER_TOKEN
     tts.set_gpt(files["gpt_b"])
-    assert tts.models.t2s._int8_packed is not None  # the new GPT decodes in int8 too
+    assert tts.models.t2s.quantised_decoding is not None  # the new GPT decodes in int8 too
 
 
 def test_decode_threads_reach_every_gpt_and_leave_the_audio_unchanged(files) -> None:

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from GPT_SoVITS.config import ConfigError
-from GPT_SoVITS.models.sampling import SamplingOptions, apply_repetition_penalty, sample_step, top_p_filter
+from GPT_SoVITS.models.sampling import (
+    SamplingOptions,
+    apply_repetition_penalty,
+    choose_tokens,
+    sample_step,
+    top_k_filter,
+    top_p_filter,
+)
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder, left_align, make_rejected_codes
 from tests.compat import json_file
 
@@ -297,3 +304,13 @@ def test_forced_decode_logits_match_generation_and_follow_the_given_tokens() -> 
     torch.testing.assert_close(forced_other, expected, atol=1e-4, rtol=1e-4)  # full-pass teacher forcing agrees
     model.enable_int8_decoding()
     assert not torch.equal(model.forced_decode_logits(phones, bert, prompt, other), forced_other)  # int8 steps ran
+
+
+def test_sampling_at_temperature_one_draws_what_the_division_would() -> None:
+    # choose_tokens skips dividing by a temperature of 1; the tokens must be those of the divided logits
+    logits = torch.randn(4, 1025, generator=torch.Generator().manual_seed(5)) * 3
+    opts = SamplingOptions(top_k=15, temperature=1.0)
+    got = choose_tokens(logits, opts, torch.Generator().manual_seed(9))
+    probs = torch.softmax(top_k_filter(logits / 1.0, 15), dim=-1)
+    race = torch.empty_like(probs).exponential_(1.0, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(got, (probs / race).argmax(dim=-1))
