@@ -3,8 +3,9 @@
 
 Full-size models with the compat kits' recipe weights, 2 threads by default, the inputs of
 ``benchmarks.bench_sovits`` (250 tokens = 10 s of audio, 60 phones, 5 s reference) and ``benchmarks.bench_t2s``
-(40 phones, 75-token prompt). Runs are interleaved so background load hits every variant alike; ratios are the
-median of per-round ratios.
+(40 phones, 75-token prompt). Every round decodes the same length, the case where oneDNN reuses its bfloat16
+primitives; a new length pays their build (docs/models.md). Runs are interleaved so background load hits every
+variant alike; ratios are the median of per-round ratios.
 
 SoVITS, per version: ``upstream-equivalent`` (see bench_sovits), ``fp32`` (prepared, the float32 engine path)
 and ``bf16`` (prepared + ``use_bf16_decoder()``, what ``cpu_bf16`` turns on). Audio difference of bf16 against

@@ -422,7 +422,9 @@ class SynthesizerTrn(nn.Module):
         the flow (attention, LayerNorm, the flow's exp/subtract), and the decoder's output convolution, which
         reads the bfloat16 activations in float32 so the audio is float32. The audio differs from the
         float32 decoder's by about 0.4 % of its peak (RMS; largest sample ≈ 2 %), within the bound of 1 % / 4 %
-        that docs/models.md states and tests check (``benchmarks/bench_bf16.py`` measures it).
+        that docs/models.md states and tests check (``benchmarks/bench_bf16.py`` measures it). Caveat: oneDNN
+        builds (slowly) and caches bfloat16 primitives per input length, so the speed-up needs repeated lengths
+        and the cache grows with every new one (docs/models.md); the engine leaves this off by default.
         Folds weight norm first (:meth:`prepare_for_inference`); the float32 decoder weights are released.
         """
         if not self.dec.fast_cpu_inference:
