@@ -734,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     configure_allocator()  # freed tensors go back to the OS (docs/inference.md, Memory)
     tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half,
-                             args.int8, args.decode_threads)
+                             args.int8, args.decode_threads, args.cpu_bf16)
     state = make_state(tts, args, argv)
     log.info("API on http://%s:%d", args.bind_addr, args.port)
     serve(create_app(state), state, args.bind_addr, args.port)

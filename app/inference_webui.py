@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     default_gpt, default_sovits = default_models(pretrained)
     gpt, sovits = args.gpt or default_gpt, args.sovits or default_sovits
     tts = TTS.from_paths(gpt, sovits, pretrained, args.device, args.half, args.int8,
-                         args.decode_threads)
+                         args.decode_threads, args.cpu_bf16)
     demo = build_inference_ui(tts, I18n(args.lang or args.locale), args.weights_root, pretrained)
     log.info("inference WebUI on http://%s:%d", args.host, args.port)
     launch(demo, server_name=args.host, server_port=args.port, share=args.share, inbrowser=False)

@@ -60,7 +60,7 @@ def write_files(folder: Path) -> tuple[Path, Path]:
     return gpt, sovits
 
 
-def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str) -> None:
+def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str, cpu_bf16: str = "off") -> None:
     """One run in this (fresh) process; prints the stage marks as JSON on the last line."""
     marks: list[tuple[str, float, float]] = []
     if allocator == "api":
@@ -78,12 +78,15 @@ def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str) ->
     from benchmarks.bench_t2s import inputs
     from GPT_SoVITS.features.spectrogram import reference_spectrogram
     from GPT_SoVITS.infer.components import load_model_pair
+    from GPT_SoVITS.models.cpu_features import use_cpu_bf16
     from GPT_SoVITS.models.sampling import SamplingOptions
 
     torch.set_num_threads(threads)
     mark("imports (torch, library)")
     pair = load_model_pair(gpt, sovits)
-    mark("both models loaded")
+    if use_cpu_bf16(cpu_bf16):  # as the engine does (TTS(cpu_bf16=...))
+        pair.sovits.use_bf16_decoder()
+    mark(f"both models loaded (bf16 decoder {'on' if pair.sovits.bf16_decoder else 'off'})")
     phones, bert, prompt = inputs(40, 75)
     opts = SamplingOptions(top_k=1, max_new_tokens=tokens, min_new_tokens=tokens)
     codes = pair.t2s.generate([phones], [bert], [prompt], opts).tokens[0]
@@ -102,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=250, help="GPT tokens, then decoded by SoVITS")
     parser.add_argument("--allocators", default="default,api",
                         help="runs: 'default' = glibc's defaults; 'api' = the mmap threshold python -m app.api fixes")
+    parser.add_argument("--cpu-bf16", default="off", choices=("auto", "on", "off"),
+                        help="the engine's cpu_bf16 option: SoVITS decoder weights in bfloat16 (engine default auto)")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("GPT", "SOVITS"), help=argparse.SUPPRESS)
     parser.add_argument("--allocator", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(*args.child, args.threads, args.tokens, args.allocator)
+        child(*args.child, args.threads, args.tokens, args.allocator, args.cpu_bf16)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         gpt, sovits = write_files(Path(tmp))
@@ -115,17 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         for allocator in args.allocators.split(","):
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--threads", str(args.threads),
                                   "--tokens", str(args.tokens), "--child", str(gpt), str(sovits), "--allocator",
-                                  allocator], capture_output=True, text=True, encoding="utf-8", check=True)
+                                  allocator, "--cpu-bf16", args.cpu_bf16], capture_output=True, text=True,
+                                 encoding="utf-8", check=True)
             print(f"\nallocator: {allocator}")
             print_marks(json.loads(out.stdout.strip().splitlines()[-1]))
     return 0
 
 
 def print_marks(marks: list[list]) -> None:
-    print(f"{'stage':<36} {'RSS after MiB':>13} {'stage peak MiB':>14} {'peak above RSS before':>21}")
+    print(f"{'stage':<40} {'RSS after MiB':>13} {'stage peak MiB':>14} {'peak above RSS before':>21}")
     previous = 0.0
     for stage, now, peak in marks:
-        print(f"{stage:<36} {now:>13.0f} {peak:>14.0f} {peak - previous:>21.0f}")
+        print(f"{stage:<40} {now:>13.0f} {peak:>14.0f} {peak - previous:>21.0f}")
         previous = now
     print(f"peak RSS of the run: {max(m[2] for m in marks):.0f} MiB (issue #16 reference: upstream 1645, studio "
           f"then 2142, on another machine)")

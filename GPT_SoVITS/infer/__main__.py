@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_tokens < 1:
             raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
         tts = TTS.from_paths(args.gpt, args.sovits, PretrainedPaths(args.pretrained_dir), args.device, args.half,
-                             args.int8, args.decode_threads)
+                             args.int8, args.decode_threads, args.cpu_bf16)
         tts.max_new_tokens = args.max_tokens
         return run(tts, args)
     except USER_ERRORS as exc:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from GPT_SoVITS.infer.tts import DECODE_THREADS
+from GPT_SoVITS.infer.tts import CPU_BF16, DECODE_THREADS
+from GPT_SoVITS.models.cpu_features import CPU_BF16_MODES
 from GPT_SoVITS.paths import DEFAULT_PRETRAINED_DIR
 
 
@@ -24,13 +25,19 @@ def add_pretrained_dir_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device_flags(parser: argparse.ArgumentParser, decode_threads: int | None = DECODE_THREADS) -> None:
-    """``--device``, ``--half``, ``--int8`` and ``--decode-threads`` (default ``decode_threads``: front-ends that
-    run one synthesis at a time pass ``SINGLE_REQUEST_DECODE_THREADS``, see :mod:`GPT_SoVITS.infer.tts`)."""
+    """``--device``, ``--half``, ``--int8``, ``--cpu-bf16`` and ``--decode-threads`` (default ``decode_threads``:
+    front-ends that run one synthesis at a time pass ``SINGLE_REQUEST_DECODE_THREADS``, see
+    :mod:`GPT_SoVITS.infer.tts`)."""
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
     parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=False,
                         help="float16 weights (GPU only)")
     parser.add_argument("--int8", action="store_true",
                         help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
+    parser.add_argument("--cpu-bf16", choices=CPU_BF16_MODES, default=CPU_BF16,
+                        help="CPU only: SoVITS decoder in bfloat16 (experimental: ~2x faster for repeated lengths "
+                             "on CPUs with AMX/AVX-512-BF16, slower for new ones, memory grows per length; audio "
+                             "within 4%% of the float32 peak); auto = where the CPU has those instructions, "
+                             "off = float32 (upstream's numbers)")
     parser.add_argument("--decode-threads", type=_decode_threads, default=decode_threads,
                         help="CPU only: threads for the GPT's token-by-token decoding (1 keeps it steady when other "
                              "programs use the cores; 0 = all of torch's threads, fastest on an idle machine; "

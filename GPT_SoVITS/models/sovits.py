@@ -290,10 +290,11 @@ class Generator(nn.Module):
         self.fast_cpu_inference = False
 
     def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
-        x = self.conv_pre(x)
+        dtype = self.conv_pre.weight.dtype  # bfloat16 after SynthesizerTrn.use_bf16_decoder, else the input's
+        x = self.conv_pre(x.to(dtype))
         if g is not None:
-            x = x + self.cond(g)
-        if (self.fast_cpu_inference and x.device.type == "cpu" and x.dtype == torch.float32
+            x = x + self.cond(g.to(dtype))
+        if (self.fast_cpu_inference and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
                 and not torch.is_grad_enabled()):
             return self._forward_fast(x)
         for i, up in enumerate(self.ups):
@@ -304,7 +305,7 @@ class Generator(nn.Module):
                 acc = acc + block(x)
             x = acc / self.num_kernels
         x = F.leaky_relu(x)  # default slope 0.01 here, as in upstream (not LRELU_SLOPE)
-        return torch.tanh(self.conv_post(x))
+        return torch.tanh(self.conv_post(x.to(self.conv_post.weight.dtype)))
 
     def _forward_fast(self, x: Tensor) -> Tensor:
         """The upsampling stack and output conv in the channels-last layout, in place where safe."""
@@ -321,7 +322,7 @@ class Generator(nn.Module):
             x = acc.div_(self.num_kernels)
         x = F.leaky_relu_(x)  # default slope 0.01, as in forward()
         weight = self.conv_post.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        x = F.conv2d(x, weight, self.conv_post.bias, 1, (0, self.conv_post.padding[0]))
+        x = F.conv2d(x.to(weight.dtype), weight, self.conv_post.bias, 1, (0, self.conv_post.padding[0]))
         return from_channels_last_2d(torch.tanh_(x))
 
 
@@ -413,6 +414,32 @@ class SynthesizerTrn(nn.Module):
         self.dec.fast_cpu_inference = True
         return self
 
+    def use_bf16_decoder(self) -> SynthesizerTrn:
+        """Store the HiFi-GAN decoder's weights in bfloat16 and run it in bfloat16 (CPU inference, one way).
+
+        On CPUs with AMX-BF16/AVX-512-BF16 its convolutions (most of a decode's time) run about twice as fast
+        and their weights take half the memory. Everything else stays in the model's dtype: the encoders and
+        the flow (attention, LayerNorm, the flow's exp/subtract), and the decoder's output convolution, which
+        reads the bfloat16 activations in float32 so the audio is float32. The audio differs from the
+        float32 decoder's by about 0.4 % of its peak (RMS; largest sample ≈ 2 %), within the bound of 1 % / 4 %
+        that docs/models.md states and tests check (``benchmarks/bench_bf16.py`` measures it). Caveat: oneDNN
+        builds (slowly) and caches bfloat16 primitives per input length, so the speed-up needs repeated lengths
+        and the cache grows with every new one (docs/models.md); the engine leaves this off by default.
+        Folds weight norm first (:meth:`prepare_for_inference`); the float32 decoder weights are released.
+        """
+        if not self.dec.fast_cpu_inference:
+            self.prepare_for_inference()
+        if self.dec.conv_pre.weight.dtype != torch.bfloat16:
+            post_dtype = self.dec.conv_post.weight.dtype
+            self.dec.to(torch.bfloat16)  # parameters and the cached channels-last kernels
+            self.dec.conv_post.to(post_dtype)
+        return self
+
+    @property
+    def bf16_decoder(self) -> bool:
+        """Whether :meth:`use_bf16_decoder` is in effect."""
+        return self.dec.conv_pre.weight.dtype == torch.bfloat16
+
     # ---------------------------------------------------------------------------------------------- inference
 
     def reference_embedding(self, refer: Tensor, sv_emb: Tensor | None = None) -> Tensor:
@@ -490,7 +517,7 @@ class SynthesizerTrn(nn.Module):
         _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, text_ge, speed)
         z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * noise_scale if noise_scale else m_p
         z = self.flow(z_p, y_mask, g=ge, reverse=True)
-        return self.dec(z * y_mask, g=ge)
+        return self.dec(z * y_mask, g=ge).to(z.dtype)  # float32 even from a bfloat16 decoder
 
     def semantic_features(self, codes: Tensor) -> Tensor:
         """Codes [n_q, B, T25] → codebook vectors at 50 Hz [B, ssl_dim, T] (each repeated, nearest)."""
