@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import socket
 import statistics
 import subprocess
@@ -178,7 +177,7 @@ def measure(context, url: str, server: psutil.Process, row: str, seconds: float,
     return Sample(100 * (r1 - r0) / wall, 100 * (b1 - b0) / wall,
                   100 * (m1["TaskDuration"] - m0["TaskDuration"]) / wall,
                   100 * (m1["ScriptDuration"] - m0["ScriptDuration"]) / wall,
-                  100 * (s1 - s0) / wall, (n1 - n0) / wall, os.getloadavg()[0])
+                  100 * (s1 - s0) / wall, (n1 - n0) / wall, psutil.getloadavg()[0])
 
 
 def run_checkout(checkout: Path, root: Path, rows: list[str], seconds: float, settle: float) -> dict[str, Sample]:
