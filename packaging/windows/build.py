@@ -51,6 +51,11 @@ NO_DISTRIBUTION = re.compile(r"No matching distribution found for (\S+)")
 NO_DISTRIBUTION_IN_CONFLICT = re.compile(r"no matching distributions available for your environment:\s*\n\s*(\S+)")
 #: … and its version range where a package depends on it
 DEPENDS_ON = re.compile(r"depends on (\S+)")
+#: Requirements (as pip's errors name them) that have no Windows wheel on the index, only a pure-Python sdist:
+#: built into the wheelhouse before resolving, which spares one whole resolution each (36-60 s on a 2-core
+#: machine). Anything else without a Windows wheel is still found and built by the resolution loop; a name the
+#: requirements no longer need costs only its build (the wheel is not installed unless pip picks it).
+KNOWN_SOURCE_ONLY = ("jieba==0.42.1", "distance>=0.1.3", "oss2", "antlr4-python3-runtime==4.9.*", "crcmod>=1.7")
 UNREACHABLE = ("Failed to establish a new connection", "NewConnectionError", "Temporary failure in name resolution",
                "ProxyError", "Network is unreachable", "Max retries exceeded")
 
@@ -277,7 +282,7 @@ class WheelSet:
         """pip's installation report for ``lines``; source-only requirements are built into wheels on the way."""
         requirements = work / "requirements-windows.txt"
         requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        built: list[str] = []
+        built = [] if self.opts.offline else self.prebuild(KNOWN_SOURCE_ONLY)
         while True:
             report = work / "resolution.json"
             rc, output = self.pip("install", "--dry-run", "--ignore-installed", "--target", str(work / "dry-run"),
@@ -293,6 +298,22 @@ class WheelSet:
                                  f"{self.embed.tag}:\n{tail(output)}")
             built.append(requirement)
             build_pure_wheel(requirement, self.wheelhouse, self.opts)
+
+    def prebuild(self, requirements: tuple[str, ...]) -> list[str]:
+        """Build the wheels of ``requirements`` not yet in the wheelhouse; those built or already there. A failed
+        build is only reported: the resolution loop meets that requirement again if it is really needed."""
+        have = {canonical_name(wheel.name.split("-", 1)[0]) for wheel in self.wheelhouse.glob("*.whl")}
+        done = []
+        for requirement in requirements:
+            if canonical_name(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]) not in have:
+                try:
+                    build_pure_wheel(requirement, self.wheelhouse, self.opts)
+                except BuildError as exc:
+                    say(f"{requirement}: building it ahead failed; the resolution will say if it is needed "
+                        f"({str(exc).splitlines()[0]})")
+                    continue
+            done.append(requirement)
+        return done
 
     def check(self, report: dict, pin: str | None) -> list[tuple[str, str]]:
         """Check the resolution is for Windows and torch is the pinned one; return ``(name==version, install
@@ -328,6 +349,11 @@ class WheelSet:
             raise BuildError("installing the resolved wheels failed:\n" + tail(output))
         for scripts in ("bin", "Scripts"):  # console scripts made for this machine, useless in the package
             shutil.rmtree(site / scripts, ignore_errors=True)
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``Antlr4_Python3.Runtime`` → ``antlr4-python3-runtime``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def source_only_requirement(pip_output: str) -> str | None:

@@ -171,6 +171,22 @@ def test_missing_wheels_offline_are_named(tmp_path: Path, capsys: pytest.Capture
     assert not (tmp_path / "out" / NAME).exists()
 
 
+@slow
+def test_known_source_only_packages_are_built_ahead(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Wheels built before resolving (each spares a whole resolution); one already there is not built again, and
+    one that cannot be built is only reported (the resolution decides whether it is needed)."""
+    wheelhouse = tmp_path / "wheels"
+    make_pure_sdist(wheelhouse, "srconly", "1.0")
+    make_wheel(wheelhouse, "Already_There", "1.0", "py3-none-any", {"already_there.py": b""})
+    opts = build.Options(python_embed="unused", out=tmp_path, wheelhouse=wheelhouse, offline=True, quiet=True)
+    wheels = build.WheelSet(opts, build.Embed("3.11.9", tmp_path / "python311._pth"), wheelhouse)
+    done = wheels.prebuild(("srconly==1.0", "already.there>=1", "nosuchpackage-for-windows==1.0"))
+    assert done == ["srconly==1.0", "already.there>=1"]
+    assert [w.name for w in wheelhouse.glob("srconly-*.whl")] == ["srconly-1.0-py3-none-any.whl"]
+    assert len(list(wheelhouse.glob("*.whl"))) == 2  # nothing built for the wheel that was there
+    assert "nosuchpackage-for-windows==1.0: building it ahead failed" in capsys.readouterr().out
+
+
 def test_program_files_without_git_match_gits_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     """A source archive has no git: the .gitignore-based walk must pick the same files git does."""
     with_git = build.program_files(REPO_ROOT)
