@@ -45,6 +45,8 @@ CANDIDATES = (
     Candidate("threads=2, interop=1", interop=1),
     Candidate("threads=2, OMP_WAIT_POLICY=PASSIVE", env={"OMP_WAIT_POLICY": "PASSIVE"}),
     Candidate("threads=2, decode_threads=1", decode_threads=1),
+    # what the inference WebUI started by the launcher runs with
+    Candidate("threads=2, decode_threads=1, PASSIVE", decode_threads=1, env={"OMP_WAIT_POLICY": "PASSIVE"}),
 )
 
 
