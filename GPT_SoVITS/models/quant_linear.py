@@ -68,22 +68,17 @@ def quantised_kernel_problem(kind: str) -> str | None:
     return None
 
 
-class Int8Linear:
-    """``x W^T + b``: ``W`` int8 ``[N, K]`` with one bfloat16 scale per output row, activations in bfloat16."""
+class _WeightOnlyLinear:
+    """``x W^T + b`` from a subclass's bfloat16 ``product``; the bias is added in its own dtype (the output's)."""
 
-    __slots__ = ("bias", "bias_bf16", "scales", "weight")
+    __slots__ = ("bias", "bias_bf16")
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        w = weight.detach().float().cpu()
-        scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).to(torch.bfloat16)
-        self.weight = (w / scales.float().unsqueeze(1)).round().clamp(-127, 127).to(torch.int8).contiguous()
-        self.scales = scales
+    def __init__(self, bias: torch.Tensor) -> None:
         self.bias = bias.detach().cpu()  # the model's dtype: the output's
         self.bias_bf16 = self.bias.to(torch.bfloat16)
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
-        """``x W^T`` in bfloat16 (float32 accumulation inside the kernel)."""
-        return torch.ops.aten._weight_int8pack_mm(x.to(torch.bfloat16), self.weight, self.scales)
+        raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return _add_bias(self.bias, self.product(x))
@@ -92,20 +87,38 @@ class Int8Linear:
         """``relu(x W^T + b)`` in bfloat16: the next product's input without a conversion in between."""
         return self.product(x).add_(self.bias_bf16).relu_()
 
+
+class Int8Linear(_WeightOnlyLinear):
+    """``x W^T + b``: ``W`` int8 ``[N, K]`` with one bfloat16 scale per output row, activations in bfloat16."""
+
+    __slots__ = ("scales", "weight")
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__(bias)
+        w = weight.detach().float().cpu()
+        scales = _row_scales(w).to(torch.bfloat16)
+        self.weight = (w / scales.float().unsqueeze(1)).round().clamp(-127, 127).to(torch.int8).contiguous()
+        self.scales = scales
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        """``x W^T`` in bfloat16 (float32 accumulation inside the kernel)."""
+        return torch.ops.aten._weight_int8pack_mm(x.to(torch.bfloat16), self.weight, self.scales)
+
     def dequantised(self) -> torch.Tensor:
         """The float32 weight the kernel multiplies by (for tests and error estimates)."""
         return self.weight.float() * self.scales.float().unsqueeze(1)
 
 
-class Int4Linear:
+class Int4Linear(_WeightOnlyLinear):
     """``x W^T + b``: 4-bit ``W`` with an asymmetric bfloat16 scale and offset per ``group`` inputs."""
 
-    __slots__ = ("bias", "bias_bf16", "group", "packed", "scales_zeros")
+    __slots__ = ("group", "packed", "scales_zeros")
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, group: int = 32) -> None:
         n, k = weight.shape
         if group not in INT4_GROUPS or k % group:
             raise ValueError(f"int4 groups must be one of {INT4_GROUPS} and divide the input width {k}; got {group}")
+        super().__init__(bias)
         w = weight.detach().float().cpu().reshape(n, k // group, group)
         low, high = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
         scale = ((high - low) / 15.0).clamp_min(1e-12).to(torch.bfloat16).float()
@@ -116,19 +129,10 @@ class Int4Linear:
         self.scales_zeros = torch.stack([scale.squeeze(-1).to(torch.bfloat16), zero.squeeze(-1)], -1).transpose(
             0, 1).contiguous()  # [K / group, N, 2]
         self.group = group
-        self.bias = bias.detach().cpu()
-        self.bias_bf16 = self.bias.to(torch.bfloat16)
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.packed, self.group,
                                                           self.scales_zeros)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _add_bias(self.bias, self.product(x))
-
-    def hidden(self, x: torch.Tensor) -> torch.Tensor:
-        """``relu(x W^T + b)`` in bfloat16, the next product's input."""
-        return self.product(x).add_(self.bias_bf16).relu_()
 
 
 class DynamicInt8Linear:
@@ -154,9 +158,14 @@ def _add_bias(bias: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
     return out if out.dtype == bias.dtype else out.to(bias.dtype)
 
 
+def _row_scales(w: torch.Tensor) -> torch.Tensor:
+    """Symmetric int8 scales, one per output row of the float32 weight ``w`` [N, K]: the row's largest |w| / 127."""
+    return (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+
+
 def _prepack_dynamic(weight: torch.Tensor, bias: torch.Tensor) -> object:
     w = weight.detach().float().cpu()
-    scales = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
+    scales = _row_scales(w).double()
     q = torch.quantize_per_channel(w, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
     return torch.ops.quantized.linear_prepack(q, bias.detach().float().cpu())
 
