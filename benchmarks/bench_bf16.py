@@ -3,13 +3,14 @@
 
 Full-size models with the compat kits' recipe weights, 2 threads by default, the inputs of
 ``benchmarks.bench_sovits`` (250 tokens = 10 s of audio, 60 phones, 5 s reference) and ``benchmarks.bench_t2s``
-(40 phones, 75-token prompt). Every round decodes the same length, the case where oneDNN reuses its bfloat16
-primitives; a new length pays their build (docs/models.md). Runs are interleaved so background load hits every
-variant alike; ratios are the median of per-round ratios.
+(40 phones, 75-token prompt). SoVITS runs twice: every round decoding the same length, and every round a new
+length (what a TTS request's sentences do; oneDNN builds primitives per new input shape, docs/models.md). Runs are
+interleaved so background load hits every variant alike; ratios are the median of per-round ratios.
 
-SoVITS, per version: ``upstream-equivalent`` (see bench_sovits), ``fp32`` (prepared, the float32 engine path)
-and ``bf16`` (prepared + ``use_bf16_decoder()``, what ``cpu_bf16`` turns on). Audio difference of bf16 against
-fp32: max and RMS of the sample difference, relative to the fp32 peak.
+SoVITS, per version: ``upstream-equivalent`` (see bench_sovits), ``fp32`` (prepared, the float32 engine path),
+``bf16`` (prepared + ``use_bf16_decoder()``, what ``cpu_bf16`` turns on: fixed-size windows) and ``bf16 one pass``
+(``use_bf16_decoder(window=None)``). Audio difference of bf16 against fp32: max and RMS of the sample difference,
+relative to the fp32 peak.
 
 GPT prefill (the batched pass over phones + prompt): the layer stack in float32, under
 ``torch.autocast(bfloat16)`` and with bfloat16 copies of its weights, and the effect of a bfloat16 pass on the
@@ -40,14 +41,19 @@ from GPT_SoVITS.models.sampling import SamplingOptions
 from GPT_SoVITS.models.t2s import attention_allowed
 
 
-def interleaved(variants: dict[str, Callable[[], object]], runs: int) -> tuple[dict[str, list[float]],
-                                                                               dict[str, list[float]]]:
-    """Wall and process-CPU seconds of ``runs`` rounds, each calling every variant once (after a warm-up)."""
+def interleaved(variants: dict[str, Callable[[], object]], runs: int, before_round: Callable[[int], None] | None = None
+                ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and process-CPU seconds of ``runs`` rounds, each calling every variant once (after a warm-up round).
+    ``before_round(i)`` runs before round ``i`` (0 = the warm-up)."""
+    if before_round is not None:
+        before_round(0)
     for fn in variants.values():
         fn()
     wall: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(runs):
+    for i in range(runs):
+        if before_round is not None:
+            before_round(i + 1)
         for name, fn in variants.items():
             w0, c0 = time.perf_counter(), time.process_time()
             fn()
@@ -70,7 +76,7 @@ def print_rows(wall: dict[str, list[float]], cpu: dict[str, list[float]], base: 
 
 def bench_sovits(versions: list[str], runs: int) -> None:
     generator = torch.Generator().manual_seed(0)
-    codes = torch.randint(0, 1024, (1, 1, 250), generator=generator)
+    all_codes = torch.randint(0, 1024, (1, 1, 250 + 4 * (runs + 1)), generator=generator)
     text = torch.randint(0, 732, (1, 60), generator=generator)
     refer = reference_spectrogram(synth_reference(5.0))
     sv_emb = 0.005 * 13 * torch.randn(1, 20480, generator=generator)
@@ -78,15 +84,26 @@ def bench_sovits(versions: list[str], runs: int) -> None:
         models = variants_of(version)
         upstream, fp32 = models[f"{version} upstream-equivalent"], models[f"{version} prepared"]
         bf16 = copy.deepcopy(fp32).use_bf16_decoder()
-        variants = {f"{version} upstream-equivalent": upstream, f"{version} fp32": fp32, f"{version} bf16": bf16}
+        variants = {f"{version} upstream-equivalent": upstream, f"{version} fp32": fp32, f"{version} bf16": bf16,
+                    f"{version} bf16 one pass": copy.deepcopy(fp32).use_bf16_decoder(window=None)}
         embedding = [sv_emb] if fp32.cfg.uses_sv_embedding else None
-        calls = {name: (lambda m=model, e=embedding: m.decode(codes, text, [refer], noise_scale=0.0, sv_emb=e))
+        tokens = [250]
+        calls = {name: (lambda m=model, e=embedding, n=tokens: m.decode(all_codes[..., :n[0]], text, [refer],
+                                                                       noise_scale=0.0, sv_emb=e))
                  for name, model in variants.items()}
-        wall, cpu = interleaved(calls, runs)
-        print(f"\nSoVITS decode {version}, 250 tokens (10 s audio); ratios against upstream-equivalent")
-        print_rows(wall, cpu, f"{version} upstream-equivalent")
-        print(f"bf16 vs fp32: median wall ratio {ratio(wall[f'{version} fp32'], wall[f'{version} bf16']):.2f}x, "
-              f"cpu {ratio(cpu[f'{version} fp32'], cpu[f'{version} bf16']):.2f}x")
+
+        def new_length(i: int, n: list[int] = tokens) -> None:
+            n[0] = 251 + 4 * i  # a length no earlier round decoded (4 tokens = 8 decoder frames apart)
+
+        for title, before_round in (("250 tokens (10 s audio) every round", None),
+                                    ("a new length every round (251, 255, …), as sentences come", new_length)):
+            wall, cpu = interleaved(calls, runs, before_round)
+            tokens[0] = 250
+            print(f"\nSoVITS decode {version}, {title}; ratios against upstream-equivalent")
+            print_rows(wall, cpu, f"{version} upstream-equivalent")
+            for name in (f"{version} bf16", f"{version} bf16 one pass"):
+                print(f"{name} vs fp32: median wall ratio {ratio(wall[f'{version} fp32'], wall[name]):.2f}x, "
+                      f"cpu {ratio(cpu[f'{version} fp32'], cpu[name]):.2f}x")
         ref, out = calls[f"{version} fp32"](), calls[f"{version} bf16"]()
         diff = (out - ref).abs()
         peak = float(ref.abs().max())

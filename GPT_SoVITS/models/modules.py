@@ -61,6 +61,11 @@ class WN(nn.Module):
         return output * x_mask
 
 
+def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x`` zeroed in place where ``mask`` is 0 (leaky ReLU keeps zeros, so masking after it is the same)."""
+    return x if mask is None else x.mul_(mask)
+
+
 class ResBlock1(nn.Module):
     """HiFi-GAN residual block type 1: three (dilated conv, conv) pairs."""
 
@@ -80,16 +85,22 @@ class ResBlock1(nn.Module):
             x = xt + x
         return x
 
-    def forward_inference(self, x: Tensor, activated: Tensor, fused: bool) -> Tensor:
+    def receptive_radius(self) -> int:
+        """Samples on each side of an output sample that its input can reach."""
+        return sum(c.dilation[0] * (c.kernel_size[0] - 1) // 2 for c in [*self.convs1, *self.convs2])
+
+    def forward_inference(self, x: Tensor, activated: Tensor, fused: bool, mask: Tensor | None = None) -> Tensor:
         """Same result as ``forward(x)`` without autograd: ``activated`` = leaky_relu(x) is shared by the
         blocks of one stage, and with ``fused`` the conv→activation and conv→residual steps are single
-        oneDNN calls."""
+        oneDNN calls. ``mask`` (0/1 over time, broadcast) zeroes every convolution's output where it is 0."""
         for i, (conv1, conv2) in enumerate(zip(self.convs1, self.convs2, strict=True)):
             act = activated if i == 0 else F.leaky_relu(x, LRELU_SLOPE)
             if fused:
-                x = conv_add(conv2, conv_leaky_relu(conv1, act, LRELU_SLOPE), x)
+                hidden = _masked(conv_leaky_relu(conv1, act, LRELU_SLOPE), mask)
+                x = _masked(conv_add(conv2, hidden, x), mask)
             else:
-                x = conv2(F.leaky_relu_(conv1(act), LRELU_SLOPE)).add_(x)
+                hidden = _masked(F.leaky_relu_(conv1(act), LRELU_SLOPE), mask)
+                x = _masked(conv2(hidden).add_(x), mask)
         return x
 
 
@@ -107,11 +118,15 @@ class ResBlock2(nn.Module):
             x = conv(F.leaky_relu(x, LRELU_SLOPE)) + x
         return x
 
-    def forward_inference(self, x: Tensor, activated: Tensor, fused: bool) -> Tensor:
+    def receptive_radius(self) -> int:
+        """See :meth:`ResBlock1.receptive_radius`."""
+        return sum(c.dilation[0] * (c.kernel_size[0] - 1) // 2 for c in self.convs)
+
+    def forward_inference(self, x: Tensor, activated: Tensor, fused: bool, mask: Tensor | None = None) -> Tensor:
         """See :meth:`ResBlock1.forward_inference`."""
         for i, conv in enumerate(self.convs):
             act = activated if i == 0 else F.leaky_relu(x, LRELU_SLOPE)
-            x = conv_add(conv, act, x) if fused else conv(act).add_(x)
+            x = _masked(conv_add(conv, act, x) if fused else conv(act).add_(x), mask)
         return x
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -260,6 +261,10 @@ class GeneratorShape(Protocol):
     gin_channels: int
 
 
+#: Frames per decoder window in bfloat16 (:meth:`SynthesizerTrn.use_bf16_decoder`): 2.56 s of audio at 50 frames/s.
+BF16_WINDOW_FRAMES = 128
+
+
 class Generator(nn.Module):
     """HiFi-GAN decoder ``dec``: z [B, inter, T] (+ style g) → waveform [B, 1, T·hop] in (-1, 1).
 
@@ -288,14 +293,15 @@ class Generator(nn.Module):
         # stack runs in the channels-last 2-D layout with fused conv+pointwise oneDNN ops. Same math, about
         # 1e-6 apart from the plain path; off by default so training uses upstream's exact kernels.
         self.fast_cpu_inference = False
+        self.hop = math.prod(cfg.upsample_rates)  # output samples per input frame
+        # Windowed inference (SynthesizerTrn.use_bf16_decoder): (core, context) frames, or None for one pass
+        self.window: tuple[int, int] | None = None
 
     def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
-        dtype = self.conv_pre.weight.dtype  # bfloat16 after SynthesizerTrn.use_bf16_decoder, else the input's
-        x = self.conv_pre(x.to(dtype))
-        if g is not None:
-            x = x + self.cond(g.to(dtype))
-        if (self.fast_cpu_inference and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
-                and not torch.is_grad_enabled()):
+        if self.window is not None and self._fast_path(x.device):
+            return self._forward_windows(x, g, *self.window)
+        x = self._input_layer(x, g)
+        if self._fast_path(x.device):
             return self._forward_fast(x)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
@@ -307,16 +313,80 @@ class Generator(nn.Module):
         x = F.leaky_relu(x)  # default slope 0.01 here, as in upstream (not LRELU_SLOPE)
         return torch.tanh(self.conv_post(x.to(self.conv_post.weight.dtype)))
 
-    def _forward_fast(self, x: Tensor) -> Tensor:
-        """The upsampling stack and output conv in the channels-last layout, in place where safe."""
+    def context_frames(self) -> int:
+        """Input frames on each side that can change one output frame (an upper bound of the receptive field's
+        radius, from the layers' kernels, dilations and strides): 13 for the v2 decoder, measured ≈ 9.3."""
+        radius = (self.conv_pre.kernel_size[0] - 1) / 2
+        rate = 1
+        for i, up in enumerate(self.ups):
+            rate *= up.stride[0]
+            radius += up.kernel_size[0] / rate  # a transposed conv's output sample reads ⌈k/s⌉ inputs
+            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            radius += max(block.receptive_radius() for block in blocks) / rate
+        radius += (self.conv_post.kernel_size[0] - 1) / 2 / rate
+        return math.ceil(radius)
+
+    def _fast_path(self, device: torch.device) -> bool:
+        return (self.fast_cpu_inference and device.type == "cpu" and not torch.is_grad_enabled()
+                and self.conv_pre.weight.dtype in (torch.float32, torch.bfloat16))
+
+    def _input_layer(self, x: Tensor, g: Tensor | None) -> Tensor:
+        dtype = self.conv_pre.weight.dtype  # bfloat16 after SynthesizerTrn.use_bf16_decoder, else the input's
+        x = self.conv_pre(x.to(dtype))
+        return x if g is None else x + self.cond(g.to(dtype))
+
+    def _forward_windows(self, x: Tensor, g: Tensor | None, core: int, context: int) -> Tensor:
+        """Decode in windows of one shape, ``[1, inter, core + 2·context]``, keeping each window's ``core`` frames.
+
+        Every window sees ``context`` neighbouring frames on each side (more than the decoder's receptive field,
+        about 9.3 frames for the v2 decoder), so a window's core is what one pass over the whole input computes
+        there. At the two ends of the input, the layers of a single pass see zeros beyond the edge (each
+        convolution's padding); the end windows zero every intermediate activation outside the input to match,
+        so the whole result equals one pass up to float rounding. The point is the single shape: oneDNN builds
+        (slowly) and caches its bfloat16 primitives per input shape, so a fixed window makes that a one-time
+        cost and a bounded cache instead of one for every sentence length.
+        """
+        batch, _, frames = x.shape
+        n = -(-frames // core)
+        padded = F.pad(x, (context, n * core - frames + context))
+        hop, width = self.hop, core + 2 * context
+        items = []
+        for i in range(batch):
+            style = None if g is None else g[i:i + 1]
+            pieces = []
+            for k in range(n):
+                h = self._input_layer(padded[i:i + 1, :, k * core:k * core + width], style)
+                # the frames of the input inside this window, in window coordinates
+                lo, hi = max(0, context - k * core), min(width, context + frames - k * core)
+                valid = None if (lo, hi) == (0, width) else (lo, hi)
+                if valid is not None:
+                    h[..., :lo] = 0
+                    h[..., hi:] = 0
+                pieces.append(self._forward_fast(h, valid)[..., context * hop:(context + core) * hop])
+            items.append(torch.cat(pieces, dim=-1))
+        return torch.cat(items)[..., :frames * hop]
+
+    def _forward_fast(self, x: Tensor, valid: tuple[int, int] | None = None) -> Tensor:
+        """The upsampling stack and output conv in the channels-last layout, in place where safe.
+
+        ``valid``: the frames [lo, hi) that lie inside the decoded input (see :meth:`_forward_windows`); every
+        activation outside them, at each stage's rate, is set to zero.
+        """
         fused = onednn_fusion_available()
         x = to_channels_last_2d(x)
+        rate = 1
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu_(x, LRELU_SLOPE) if i else F.leaky_relu(x, LRELU_SLOPE))
+            rate *= up.stride[0]
+            mask = None
+            if valid is not None:
+                mask = torch.zeros(1, 1, 1, x.shape[-1], dtype=x.dtype)
+                mask[..., valid[0] * rate:valid[1] * rate] = 1
+                x.mul_(mask)
             activated = F.leaky_relu(x, LRELU_SLOPE)  # first step of every block of this stage
             acc: Tensor | None = None
             for block in self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]:
-                out = block.forward_inference(x, activated, fused)
+                out = block.forward_inference(x, activated, fused, mask)
                 acc = out if acc is None else acc.add_(out)
             assert acc is not None
             x = acc.div_(self.num_kernels)
@@ -414,25 +484,31 @@ class SynthesizerTrn(nn.Module):
         self.dec.fast_cpu_inference = True
         return self
 
-    def use_bf16_decoder(self) -> SynthesizerTrn:
+    def use_bf16_decoder(self, window: int | None = BF16_WINDOW_FRAMES) -> SynthesizerTrn:
         """Store the HiFi-GAN decoder's weights in bfloat16 and run it in bfloat16 (CPU inference, one way).
 
-        On CPUs with AMX-BF16/AVX-512-BF16 its convolutions (most of a decode's time) run about twice as fast
-        and their weights take half the memory. Everything else stays in the model's dtype: the encoders and
-        the flow (attention, LayerNorm, the flow's exp/subtract), and the decoder's output convolution, which
-        reads the bfloat16 activations in float32 so the audio is float32. The audio differs from the
-        float32 decoder's by about 0.4 % of its peak (RMS; largest sample ≈ 2 %), within the bound of 1 % / 4 %
-        that docs/models.md states and tests check (``benchmarks/bench_bf16.py`` measures it). Caveat: oneDNN
-        builds (slowly) and caches bfloat16 primitives per input length, so the speed-up needs repeated lengths
-        and the cache grows with every new one (docs/models.md); the engine leaves this off by default.
+        On CPUs with AMX-BF16/AVX-512-BF16 its convolutions (most of a decode's time) run 2–3× as fast and their
+        weights take half the memory. Everything else stays in the model's dtype: the encoders and the flow
+        (attention, LayerNorm, the flow's exp/subtract), and the decoder's output convolution, which reads the
+        bfloat16 activations in float32 so the audio is float32. The audio differs from the float32 decoder's by
+        about 0.4 % of its peak (RMS; largest sample ≈ 2 %), within the bound of 1 % / 4 % that docs/models.md
+        states and tests check (``benchmarks/bench_bf16.py`` measures it).
+
+        ``window``: decode in windows of this many frames (plus the receptive field's context on each side; see
+        :meth:`Generator._forward_windows`), so that every decode has the same shape. oneDNN builds its bfloat16
+        primitives (slowly) per input shape and caches them; without windows every new sentence length pays
+        the build and grows the cache (docs/models.md). ``None`` decodes each input in one pass.
         Folds weight norm first (:meth:`prepare_for_inference`); the float32 decoder weights are released.
         """
+        if window is not None and window < 1:
+            raise ValueError(f"the decoder window must be at least 1 frame, got {window}")
         if not self.dec.fast_cpu_inference:
             self.prepare_for_inference()
         if self.dec.conv_pre.weight.dtype != torch.bfloat16:
             post_dtype = self.dec.conv_post.weight.dtype
             self.dec.to(torch.bfloat16)  # parameters and the cached channels-last kernels
             self.dec.conv_post.to(post_dtype)
+        self.dec.window = None if window is None else (window, self.dec.context_frames())
         return self
 
     @property

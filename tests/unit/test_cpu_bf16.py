@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from GPT_SoVITS.infer.components import load_model_pair
 from GPT_SoVITS.infer.flags import add_device_flags
 from GPT_SoVITS.models import cpu_features
 from GPT_SoVITS.models.cpu_features import fast_bf16_features, has_fast_bf16, use_cpu_bf16
-from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
+from GPT_SoVITS.models.sovits import BF16_WINDOW_FRAMES, SoVITSConfig, SynthesizerTrn
 from tests.compat import recipe_weights, reference
 from tests.infer_helpers import CharFeaturizer, ToySSL, reference_wav, save_tiny_weights
 from tests.unit.test_sovits_model import SPEC_BINS, TINY, make_model
@@ -145,6 +146,82 @@ def test_full_size_bf16_decoder_stays_within_the_bound_of_the_kit_reference() ->
     audio = model.decode(codes, text, [spec], noise_scale=0.0)
     max_rel, rms_rel = _relative_difference(audio, torch.from_numpy(ref["decode_out"]))
     assert max_rel <= MAX_REL and rms_rel <= RMS_REL
+
+
+# ------------------------------------------------------------------------------------- decoding in windows
+
+
+def _prepared_decoder(resblock: str = "1", seed: int = 0):
+    torch.manual_seed(seed)
+    model = SynthesizerTrn(dataclasses.replace(TINY, resblock=resblock), with_posterior=False)
+    return model.prepare_for_inference().dec
+
+
+def _decoder_input(frames: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, TINY.inter_channels, frames, generator=g),
+            torch.randn(batch, TINY.gin_channels, 1, generator=g))
+
+
+def test_context_covers_the_measured_receptive_field() -> None:
+    """Changing one input frame changes output samples no further away than context_frames() frames."""
+    for resblock in ("1", "2"):
+        dec = _prepared_decoder(resblock)
+        z, g = _decoder_input(80)
+        with torch.no_grad():
+            base = dec(z, g)[0, 0]
+            z[:, :, 40] += 1.0
+            changed = ((dec(z, g)[0, 0] - base).abs() > 1e-7).nonzero().flatten()
+        reach = max(40 * dec.hop - int(changed.min()), int(changed.max()) - (41 * dec.hop - 1))
+        assert 0 < reach <= dec.context_frames() * dec.hop
+
+
+@pytest.mark.parametrize("resblock", ["1", "2"])
+@pytest.mark.parametrize("frames", [3, 8, 9, 16, 37])
+def test_windowed_decoding_equals_one_pass_up_to_rounding(resblock: str, frames: int) -> None:
+    """Shorter than a window, whole windows, one frame over, several windows: the audio, both ends included,
+    is the single pass's; a batch's items are decoded with their own style vectors."""
+    dec = _prepared_decoder(resblock)
+    z, g = _decoder_input(frames, batch=2)
+    with torch.no_grad():
+        expected = dec(z, g)
+        dec.window = (8, dec.context_frames())
+        audio = dec(z, g)
+    assert audio.shape == expected.shape == (2, 1, frames * dec.hop)
+    assert float((audio - expected).abs().max()) < 1e-5
+
+
+def test_windows_too_narrow_for_the_receptive_field_change_the_audio() -> None:
+    """The equality above depends on the context: one frame of it is not enough (so the check can fail)."""
+    dec = _prepared_decoder()
+    z, g = _decoder_input(37)
+    with torch.no_grad():
+        expected = dec(z, g)
+        dec.window = (8, 1)
+        assert float((dec(z, g) - expected).abs().max()) > 1e-4  # 10x the equality tolerance above
+
+
+def test_every_window_has_the_same_shape_whatever_the_length() -> None:
+    """What makes oneDNN build its bfloat16 primitives once: the decoder's layers see one input shape."""
+    model = make_model(0, with_posterior=False).use_bf16_decoder(window=8)
+    dec = model.dec
+    shapes: set[tuple[int, ...]] = set()
+    hook = dec.conv_pre.register_forward_hook(lambda _m, args, _out: shapes.add(tuple(args[0].shape)))
+    try:
+        with torch.no_grad():
+            for frames in (5, 8, 21, 40):
+                dec(*_decoder_input(frames, batch=2))
+    finally:
+        hook.remove()
+    assert shapes == {(1, TINY.inter_channels, 8 + 2 * dec.context_frames())}
+
+
+def test_window_choice_of_the_bf16_decoder() -> None:
+    model = make_model(0, with_posterior=False)
+    assert model.use_bf16_decoder().dec.window == (BF16_WINDOW_FRAMES, model.dec.context_frames())
+    assert model.use_bf16_decoder(window=None).dec.window is None
+    with pytest.raises(ValueError, match="window"):
+        model.use_bf16_decoder(window=0)
 
 
 # ---------------------------------------------------------------------------------------------- the engine
