@@ -60,7 +60,7 @@ def write_files(folder: Path) -> tuple[Path, Path]:
     return gpt, sovits
 
 
-def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str, cpu_bf16: str = "off") -> None:
+def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str, cpu_bf16: str) -> None:
     """One run in this (fresh) process; prints the stage marks as JSON on the last line."""
     marks: list[tuple[str, float, float]] = []
     if allocator == "api":
@@ -85,7 +85,7 @@ def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str, cp
     mark("imports (torch, library)")
     pair = load_model_pair(gpt, sovits)
     if use_cpu_bf16(cpu_bf16):  # as the engine does (TTS(cpu_bf16=...))
-        pair.sovits.use_bf16_decoder()
+        pair.sovits.use_bf16_decoder(warm_up=True)
     mark(f"both models loaded (bf16 decoder {'on' if pair.sovits.bf16_decoder else 'off'})")
     phones, bert, prompt = inputs(40, 75)
     opts = SamplingOptions(top_k=1, max_new_tokens=tokens, min_new_tokens=tokens)
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=250, help="GPT tokens, then decoded by SoVITS")
     parser.add_argument("--allocators", default="default,api",
                         help="runs: 'default' = glibc's defaults; 'api' = the mmap threshold python -m app.api fixes")
-    parser.add_argument("--cpu-bf16", default="off", choices=("auto", "on", "off"),
-                        help="the engine's cpu_bf16 option: SoVITS decoder weights in bfloat16 (engine default auto)")
+    parser.add_argument("--cpu-bf16", default="auto", choices=("auto", "on", "off"),  # torch not imported here
+                        help="the engine's cpu_bf16 option (its default: auto): the SoVITS decoder in bfloat16")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("GPT", "SOVITS"), help=argparse.SUPPRESS)
     parser.add_argument("--allocator", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

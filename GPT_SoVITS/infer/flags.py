@@ -34,10 +34,9 @@ def add_device_flags(parser: argparse.ArgumentParser, decode_threads: int | None
     parser.add_argument("--int8", action="store_true",
                         help="CPU only: GPT decoding with int8 weights (faster; tokens can differ from float)")
     parser.add_argument("--cpu-bf16", choices=CPU_BF16_MODES, default=CPU_BF16,
-                        help="CPU only: SoVITS decoder in bfloat16 (experimental: ~2x faster for repeated lengths "
-                             "on CPUs with AMX/AVX-512-BF16, slower for new ones, memory grows per length; audio "
-                             "within 4%% of the float32 peak); auto = where the CPU has those instructions, "
-                             "off = float32 (upstream's numbers)")
+                        help="CPU only: SoVITS decoder in bfloat16 (~2x faster on CPUs with AMX; audio within "
+                             "4%% of the float32 peak); auto = on CPUs with AMX, on = also elsewhere (slower without "
+                             "native bfloat16), off = float32 (upstream's numbers)")
     parser.add_argument("--decode-threads", type=_decode_threads, default=decode_threads,
                         help="CPU only: threads for the GPT's token-by-token decoding (1 keeps it steady when other "
                              "programs use the cores; 0 = all of torch's threads, fastest on an idle machine; "

@@ -1,10 +1,11 @@
 """Which CPU instructions torch can use, and the engine's choice of bfloat16 on the CPU.
 
 Why: on CPUs with AMX-BF16 tiles or AVX-512-BF16 dot products, oneDNN runs bfloat16 convolutions and matrix
-products several times faster than float32 (the SoVITS decoder's convolutions 1.5–2× end to end, see
+products several times faster than float32 (the SoVITS decoder about 2.2× end to end on an AMX Xeon, see
 docs/models.md). Elsewhere bfloat16 is emulated and slower than float32, so it is only worth using where the
-hardware has it. Detection asks torch (it reads CPUID through its bundled cpuinfo); a torch without those
-private helpers, or one whose helpers fail, counts as "no fast bfloat16".
+hardware has it. ``auto`` takes AMX only: that is where it was measured; AVX-512-BF16 alone (e.g. Zen 4, Cooper
+Lake) has no measurement, and such users can choose ``on``. Detection asks torch (it reads CPUID through its
+bundled cpuinfo); a torch without those private helpers, or one whose helpers fail, counts as "no fast bfloat16".
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 CPU_BF16_MODES = ("auto", "on", "off")
 #: Instruction-set features that make bfloat16 fast (names as torch's capability dict spells them).
 FAST_BF16_FEATURES = ("amx_bf16", "avx512_bf16")
+#: The features that make ``cpu_bf16="auto"`` choose bfloat16 (measured faster there; see the module docstring).
+AUTO_BF16_FEATURES = ("amx_bf16",)
 
 
 def _capability_from_torch() -> Mapping[str, object]:
@@ -64,10 +67,11 @@ def use_cpu_bf16(mode: str, device: str | torch.device = "cpu",
     """Resolve the ``cpu_bf16`` option for a model on ``device``: True means run the chosen parts in bfloat16.
 
     ``off``: never. ``on``: always on a CPU (slower than float32 where the CPU lacks native bfloat16).
-    ``auto``: on a CPU with :func:`has_fast_bf16`. Other devices never (they have their own ``half`` option).
+    ``auto``: on a CPU with one of :data:`AUTO_BF16_FEATURES`. Other devices never (they have their own ``half``
+    option).
     """
     if mode not in CPU_BF16_MODES:
         raise ValueError(f"cpu_bf16: {mode!r} is not one of {', '.join(CPU_BF16_MODES)}")
     if torch.device(device).type != "cpu" or mode == "off":
         return False
-    return mode == "on" or has_fast_bf16(capability)
+    return mode == "on" or any(name in AUTO_BF16_FEATURES for name in fast_bf16_features(capability))

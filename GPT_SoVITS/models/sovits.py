@@ -484,7 +484,7 @@ class SynthesizerTrn(nn.Module):
         self.dec.fast_cpu_inference = True
         return self
 
-    def use_bf16_decoder(self, window: int | None = BF16_WINDOW_FRAMES) -> SynthesizerTrn:
+    def use_bf16_decoder(self, window: int | None = BF16_WINDOW_FRAMES, warm_up: bool = False) -> SynthesizerTrn:
         """Store the HiFi-GAN decoder's weights in bfloat16 and run it in bfloat16 (CPU inference, one way).
 
         On CPUs with AMX-BF16/AVX-512-BF16 its convolutions (most of a decode's time) run 2–3× as fast and their
@@ -497,8 +497,9 @@ class SynthesizerTrn(nn.Module):
         ``window``: decode in windows of this many frames (plus the receptive field's context on each side; see
         :meth:`Generator._forward_windows`), so that every decode has the same shape. oneDNN builds its bfloat16
         primitives (slowly) per input shape and caches them; without windows every new sentence length pays
-        the build and grows the cache (docs/models.md). ``None`` decodes each input in one pass.
-        Folds weight norm first (:meth:`prepare_for_inference`); the float32 decoder weights are released.
+        the build and grows the cache (docs/models.md). ``None`` decodes each input in one pass. ``warm_up``
+        decodes one silent window now, so that the build (a few seconds) happens here and not in the first
+        request. Folds weight norm first (:meth:`prepare_for_inference`); the float32 decoder weights are released.
         """
         if window is not None and window < 1:
             raise ValueError(f"the decoder window must be at least 1 frame, got {window}")
@@ -509,6 +510,11 @@ class SynthesizerTrn(nn.Module):
             self.dec.to(torch.bfloat16)  # parameters and the cached channels-last kernels
             self.dec.conv_post.to(post_dtype)
         self.dec.window = None if window is None else (window, self.dec.context_frames())
+        if warm_up:
+            device = self.dec.conv_pre.weight.device
+            style = torch.zeros(1, self.cfg.gin_channels, 1, device=device) if self.cfg.gin_channels else None
+            with torch.no_grad():
+                self.dec(torch.zeros(1, self.cfg.inter_channels, 1, device=device), style)
         return self
 
     @property

@@ -74,6 +74,8 @@ def test_this_torch_answers_the_question() -> None:
 def test_option_resolution() -> None:
     fast, slow = {"amx_bf16": True}, {"avx2": True}
     assert use_cpu_bf16("auto", "cpu", fast) and not use_cpu_bf16("auto", "cpu", slow)
+    # AVX-512-BF16 without AMX: native bfloat16, but unmeasured, so auto stays float32 ("on" still works)
+    assert not use_cpu_bf16("auto", "cpu", {"avx512_bf16": True}) and use_cpu_bf16("on", "cpu", {"avx512_bf16": True})
     assert use_cpu_bf16("on", "cpu", slow) and not use_cpu_bf16("off", "cpu", fast)
     assert not use_cpu_bf16("on", "cuda", fast) and not use_cpu_bf16("auto", "cuda:1", fast)  # GPUs: --half
     with pytest.raises(ValueError, match="cpu_bf16"):
@@ -266,7 +268,7 @@ def test_engine_applies_the_choice_to_a_switched_sovits(files) -> None:
 
 
 def test_engine_auto_follows_the_cpu(files, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cpu_features, "_capability_from_torch", lambda: {"avx512_bf16": True})
+    monkeypatch.setattr(cpu_features, "_capability_from_torch", lambda: {"amx_bf16": True})
     assert _engine(files, "auto").models.sovits.bf16_decoder
     monkeypatch.setattr(cpu_features, "_capability_from_torch", lambda: {"avx2": True})
     monkeypatch.setattr(cpu_features, "_flags_from_torch", lambda: {})
@@ -276,7 +278,7 @@ def test_engine_auto_follows_the_cpu(files, monkeypatch: pytest.MonkeyPatch) -> 
 def test_cpu_bf16_flag() -> None:
     parser = argparse.ArgumentParser()
     add_device_flags(parser)
-    assert parser.parse_args([]).cpu_bf16 == "off"  # the engine default (CPU_BF16), see docs/models.md
+    assert parser.parse_args([]).cpu_bf16 == "auto"  # the engine default (CPU_BF16), see docs/models.md
     assert parser.parse_args(["--cpu-bf16", "auto"]).cpu_bf16 == "auto"
     with pytest.raises(SystemExit):
         parser.parse_args(["--cpu-bf16", "maybe"])
