@@ -9,7 +9,7 @@ interleaved so background load hits every variant alike; ratios are the median o
 
 SoVITS, per version: ``upstream-equivalent`` (see bench_sovits), ``fp32`` (prepared, the float32 engine path),
 ``bf16`` (prepared + ``use_bf16_decoder()``, what ``cpu_bf16`` turns on: fixed-size windows) and ``bf16 one pass``
-(``use_bf16_decoder(window=None)``). Audio difference of bf16 against fp32: max and RMS of the sample difference,
+(``use_bf16_decoder(windows=None)``). Audio difference of bf16 against fp32: max and RMS of the sample difference,
 relative to the fp32 peak.
 
 GPT prefill (the batched pass over phones + prompt): the layer stack in float32, under
@@ -85,7 +85,7 @@ def bench_sovits(versions: list[str], runs: int) -> None:
         upstream, fp32 = models[f"{version} upstream-equivalent"], models[f"{version} prepared"]
         bf16 = copy.deepcopy(fp32).use_bf16_decoder()
         variants = {f"{version} upstream-equivalent": upstream, f"{version} fp32": fp32, f"{version} bf16": bf16,
-                    f"{version} bf16 one pass": copy.deepcopy(fp32).use_bf16_decoder(window=None)}
+                    f"{version} bf16 one pass": copy.deepcopy(fp32).use_bf16_decoder(windows=None)}
         embedding = [sv_emb] if fp32.cfg.uses_sv_embedding else None
         tokens = [250]
         calls = {name: (lambda m=model, e=embedding, n=tokens: m.decode(all_codes[..., :n[0]], text, [refer],

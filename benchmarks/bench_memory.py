@@ -85,7 +85,10 @@ def child(gpt: Path, sovits: Path, threads: int, tokens: int, allocator: str, cp
     mark("imports (torch, library)")
     pair = load_model_pair(gpt, sovits)
     if use_cpu_bf16(cpu_bf16):  # as the engine does (TTS(cpu_bf16=...))
-        pair.sovits.use_bf16_decoder(warm_up=True)
+        from GPT_SoVITS.infer.memory import release_free_memory
+
+        pair.sovits.use_bf16_decoder(warm_up=True)  # as the engine does
+        release_free_memory()
     mark(f"both models loaded (bf16 decoder {'on' if pair.sovits.bf16_decoder else 'off'})")
     phones, bert, prompt = inputs(40, 75)
     opts = SamplingOptions(top_k=1, max_new_tokens=tokens, min_new_tokens=tokens)

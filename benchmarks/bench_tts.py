@@ -28,6 +28,8 @@ from GPT_SoVITS.features.bert import BertFeaturizer
 from GPT_SoVITS.features.hubert import HubertFeaturizer
 from GPT_SoVITS.infer import TTS, Reference, SynthesisOptions
 from GPT_SoVITS.infer.components import FrontendFeaturizer, ModelPair
+from GPT_SoVITS.infer.tts import CPU_BF16
+from GPT_SoVITS.models.cpu_features import CPU_BF16_MODES
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
 from tests.compat import recipe_weights
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (median reported)")
     add_threads_flag(parser, 0)
     parser.add_argument("--int8", action="store_true", help="GPT decoding with int8 weights (CPU)")
+    parser.add_argument("--cpu-bf16", choices=CPU_BF16_MODES, default=CPU_BF16, help="the engine's cpu_bf16 option")
     args = parser.parse_args(argv)
     set_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         ssl = HubertFeaturizer.from_pretrained(write_hubert(root / "hubert"), args.device)
         ref_path = write_audio(root / "ref.wav", np.concatenate([tone_burst(2.0), silence(0.3), tone_burst(2.0)]))
         t_load, pair = timed(full_size_pair, args.device, args.half)
-        tts = TTS(pair, ssl, FrontendFeaturizer(bert), device=args.device, half=args.half,
-                  max_new_tokens=args.max_tokens, int8=args.int8)
+        t_engine, tts = timed(TTS, pair, ssl, FrontendFeaturizer(bert), device=args.device, half=args.half,
+                              max_new_tokens=args.max_tokens, int8=args.int8, cpu_bf16=args.cpu_bf16)
         ref = Reference(ref_path, "这是一段用来测试的参考音频。", "all_zh")
         opts = SynthesisOptions(seed=1, text_split="cut5", pause=0.3)
         t_ref, _ = timed(tts.references.get, ref, tts.models)
@@ -100,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         first_sentence = statistics.median(first_chunk_seconds(tts, ref, opts, 0) for _ in range(args.repeats))
         first_chunk = statistics.median(first_chunk_seconds(tts, ref, opts, 16) for _ in range(args.repeats))
     mode = (" fp16" if args.half else "") + (" int8 GPT" if args.int8 else "")
+    mode += " bf16 SoVITS decoder" if tts.bf16_decoder else ""
     print(f"device {args.device}{mode}, torch threads {torch.get_num_threads()}, "
-          f"token cap {args.max_tokens}/sentence; model build+load {t_load:.1f} s, reference prep {t_ref:.2f} s")
+          f"token cap {args.max_tokens}/sentence; model build+load {t_load:.1f} s, engine setup {t_engine:.1f} s, "
+          f"reference prep {t_ref:.2f} s")
     print(f"{'run':<22}{'wall s':>9}{'audio s':>9}{'RTF':>8}{'tok/s':>9}")
     for name, t, audio_s, rtf, tps in rows:
         print(f"{name:<22}{t:>9.2f}{audio_s:>9.2f}{rtf:>8.3f}{tps:>9.1f}")

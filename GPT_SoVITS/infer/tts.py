@@ -49,6 +49,7 @@ from GPT_SoVITS.infer.components import (
     load_ssl_featurizer,
     load_vocoder_model,
 )
+from GPT_SoVITS.infer.memory import release_free_memory
 from GPT_SoVITS.infer.options import InvalidOptionError, Reference, SynthesisOptions, check_language
 from GPT_SoVITS.infer.reference import PreparedReference, ReferenceCache
 from GPT_SoVITS.infer.streaming import ChunkStitcher
@@ -292,6 +293,8 @@ class TTS:
         """Apply the engine's precision choice to a SoVITS model it is about to use (v4 models stay as loaded)."""
         if self.bf16_decoder and hasattr(sovits, "use_bf16_decoder"):
             sovits.use_bf16_decoder(warm_up=True)
+            # the warm-up's work buffers are freed but glibc keeps the pages (~300 MiB measured); hand them back
+            release_free_memory()
 
     def _dtype(self) -> torch.dtype:
         return torch.float16 if self.half else torch.float32

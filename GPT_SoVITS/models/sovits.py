@@ -261,8 +261,9 @@ class GeneratorShape(Protocol):
     gin_channels: int
 
 
-#: Frames per decoder window in bfloat16 (:meth:`SynthesizerTrn.use_bf16_decoder`): 2.56 s of audio at 50 frames/s.
-BF16_WINDOW_FRAMES = 128
+#: Window sizes (frames, largest first) of the bfloat16 decoder (:meth:`SynthesizerTrn.use_bf16_decoder`): 128
+#: frames (2.56 s of audio) for the bulk of a sentence, 32 for what is left over and for short streamed chunks.
+BF16_WINDOW_FRAMES = (128, 32)
 
 
 class Generator(nn.Module):
@@ -294,8 +295,8 @@ class Generator(nn.Module):
         # 1e-6 apart from the plain path; off by default so training uses upstream's exact kernels.
         self.fast_cpu_inference = False
         self.hop = math.prod(cfg.upsample_rates)  # output samples per input frame
-        # Windowed inference (SynthesizerTrn.use_bf16_decoder): (core, context) frames, or None for one pass
-        self.window: tuple[int, int] | None = None
+        # Windowed inference (SynthesizerTrn.use_bf16_decoder): (window sizes, context) in frames, or None
+        self.window: tuple[tuple[int, ...], int] | None = None
 
     def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
         if self.window is not None and self._fast_path(x.device):
@@ -335,34 +336,46 @@ class Generator(nn.Module):
         x = self.conv_pre(x.to(dtype))
         return x if g is None else x + self.cond(g.to(dtype))
 
-    def _forward_windows(self, x: Tensor, g: Tensor | None, core: int, context: int) -> Tensor:
-        """Decode in windows of one shape, ``[1, inter, core + 2·context]``, keeping each window's ``core`` frames.
+    def window_plan(self, frames: int, sizes: Sequence[int]) -> list[int]:
+        """Window sizes covering ``frames``: as many of the largest as fit, then the cheapest cover of the rest
+        (counting each window's context) by windows of a single size."""
+        context = self.context_frames()
+        whole, rest = divmod(frames, sizes[0])
+        if rest == 0:
+            return [sizes[0]] * whole
+        size = min(sizes, key=lambda s: (-(-rest // s) * (s + 2 * context), -s))
+        return [sizes[0]] * whole + [size] * -(-rest // size)
+
+    def _forward_windows(self, x: Tensor, g: Tensor | None, sizes: tuple[int, ...], context: int) -> Tensor:
+        """Decode in windows of a few fixed shapes, ``[1, inter, size + 2·context]``, keeping each window's middle.
 
         Every window sees ``context`` neighbouring frames on each side (more than the decoder's receptive field,
-        about 9.3 frames for the v2 decoder), so a window's core is what one pass over the whole input computes
+        about 9.3 frames for the v2 decoder), so a window's middle is what one pass over the whole input computes
         there. At the two ends of the input, the layers of a single pass see zeros beyond the edge (each
         convolution's padding); the end windows zero every intermediate activation outside the input to match,
-        so the whole result equals one pass up to float rounding. The point is the single shape: oneDNN builds
-        (slowly) and caches its bfloat16 primitives per input shape, so a fixed window makes that a one-time
+        so the whole result equals one pass up to float rounding. The point is the fixed shapes: oneDNN builds
+        (slowly) and caches its bfloat16 primitives per input shape, so a few window sizes make that a one-time
         cost and a bounded cache instead of one for every sentence length.
         """
         batch, _, frames = x.shape
-        n = -(-frames // core)
-        padded = F.pad(x, (context, n * core - frames + context))
-        hop, width = self.hop, core + 2 * context
+        plan = self.window_plan(frames, sizes)
+        padded = F.pad(x, (context, sum(plan) - frames + context))
+        hop = self.hop
         items = []
         for i in range(batch):
             style = None if g is None else g[i:i + 1]
-            pieces = []
-            for k in range(n):
-                h = self._input_layer(padded[i:i + 1, :, k * core:k * core + width], style)
+            pieces, start = [], 0
+            for size in plan:
+                width = size + 2 * context
+                h = self._input_layer(padded[i:i + 1, :, start:start + width], style)
                 # the frames of the input inside this window, in window coordinates
-                lo, hi = max(0, context - k * core), min(width, context + frames - k * core)
+                lo, hi = max(0, context - start), min(width, context + frames - start)
                 valid = None if (lo, hi) == (0, width) else (lo, hi)
                 if valid is not None:
                     h[..., :lo] = 0
                     h[..., hi:] = 0
-                pieces.append(self._forward_fast(h, valid)[..., context * hop:(context + core) * hop])
+                pieces.append(self._forward_fast(h, valid)[..., context * hop:(context + size) * hop])
+                start += size
             items.append(torch.cat(pieces, dim=-1))
         return torch.cat(items)[..., :frames * hop]
 
@@ -484,7 +497,8 @@ class SynthesizerTrn(nn.Module):
         self.dec.fast_cpu_inference = True
         return self
 
-    def use_bf16_decoder(self, window: int | None = BF16_WINDOW_FRAMES, warm_up: bool = False) -> SynthesizerTrn:
+    def use_bf16_decoder(self, windows: Sequence[int] | None = BF16_WINDOW_FRAMES, warm_up: bool = False
+                         ) -> SynthesizerTrn:
         """Store the HiFi-GAN decoder's weights in bfloat16 and run it in bfloat16 (CPU inference, one way).
 
         On CPUs with AMX-BF16/AVX-512-BF16 its convolutions (most of a decode's time) run 2–3× as fast and their
@@ -494,27 +508,30 @@ class SynthesizerTrn(nn.Module):
         about 0.4 % of its peak (RMS; largest sample ≈ 2 %), within the bound of 1 % / 4 % that docs/models.md
         states and tests check (``benchmarks/bench_bf16.py`` measures it).
 
-        ``window``: decode in windows of this many frames (plus the receptive field's context on each side; see
-        :meth:`Generator._forward_windows`), so that every decode has the same shape. oneDNN builds its bfloat16
-        primitives (slowly) per input shape and caches them; without windows every new sentence length pays
-        the build and grows the cache (docs/models.md). ``None`` decodes each input in one pass. ``warm_up``
-        decodes one silent window now, so that the build (a few seconds) happens here and not in the first
-        request. Folds weight norm first (:meth:`prepare_for_inference`); the float32 decoder weights are released.
+        ``windows``: decode in windows of these sizes in frames (plus the receptive field's context on each
+        side; see :meth:`Generator._forward_windows`), so that every decode reuses a few shapes. oneDNN builds
+        its bfloat16 primitives (slowly) per input shape and caches them; without windows every new sentence
+        length pays the build and grows the cache (docs/models.md). ``None`` decodes each input in one pass.
+        ``warm_up`` decodes one silent window of each size now, so that the builds (a few seconds) happen here
+        and not in the first request. Folds weight norm first (:meth:`prepare_for_inference`); the float32
+        decoder weights are released.
         """
-        if window is not None and window < 1:
-            raise ValueError(f"the decoder window must be at least 1 frame, got {window}")
+        sizes = None if windows is None else tuple(sorted(windows, reverse=True))
+        if sizes is not None and (not sizes or sizes[-1] < 1):
+            raise ValueError(f"decoder windows need sizes of at least 1 frame, got {windows}")
         if not self.dec.fast_cpu_inference:
             self.prepare_for_inference()
         if self.dec.conv_pre.weight.dtype != torch.bfloat16:
             post_dtype = self.dec.conv_post.weight.dtype
             self.dec.to(torch.bfloat16)  # parameters and the cached channels-last kernels
             self.dec.conv_post.to(post_dtype)
-        self.dec.window = None if window is None else (window, self.dec.context_frames())
+        self.dec.window = None if sizes is None else (sizes, self.dec.context_frames())
         if warm_up:
             device = self.dec.conv_pre.weight.device
             style = torch.zeros(1, self.cfg.gin_channels, 1, device=device) if self.cfg.gin_channels else None
             with torch.no_grad():
-                self.dec(torch.zeros(1, self.cfg.inter_channels, 1, device=device), style)
+                for size in sizes or ():
+                    self.dec(torch.zeros(1, self.cfg.inter_channels, size, device=device), style)
         return self
 
     @property

@@ -187,7 +187,7 @@ def test_windowed_decoding_equals_one_pass_up_to_rounding(resblock: str, frames:
     z, g = _decoder_input(frames, batch=2)
     with torch.no_grad():
         expected = dec(z, g)
-        dec.window = (8, dec.context_frames())
+        dec.window = ((8, 3), dec.context_frames())
         audio = dec(z, g)
     assert audio.shape == expected.shape == (2, 1, frames * dec.hop)
     assert float((audio - expected).abs().max()) < 1e-5
@@ -199,31 +199,63 @@ def test_windows_too_narrow_for_the_receptive_field_change_the_audio() -> None:
     z, g = _decoder_input(37)
     with torch.no_grad():
         expected = dec(z, g)
-        dec.window = (8, 1)
+        dec.window = ((8,), 1)
         assert float((dec(z, g) - expected).abs().max()) > 1e-4  # 10x the equality tolerance above
 
 
-def test_every_window_has_the_same_shape_whatever_the_length() -> None:
-    """What makes oneDNN build its bfloat16 primitives once: the decoder's layers see one input shape."""
-    model = make_model(0, with_posterior=False).use_bf16_decoder(window=8)
+def test_windows_have_a_few_fixed_shapes_whatever_the_length() -> None:
+    """What makes oneDNN build its bfloat16 primitives once: the decoder's layers see one shape per window size."""
+    model = make_model(0, with_posterior=False).use_bf16_decoder(windows=(8, 3))
     dec = model.dec
     shapes: set[tuple[int, ...]] = set()
     hook = dec.conv_pre.register_forward_hook(lambda _m, args, _out: shapes.add(tuple(args[0].shape)))
     try:
         with torch.no_grad():
-            for frames in (5, 8, 21, 40):
+            for frames in (2, 5, 8, 21, 40, 41):
                 dec(*_decoder_input(frames, batch=2))
     finally:
         hook.remove()
-    assert shapes == {(1, TINY.inter_channels, 8 + 2 * dec.context_frames())}
+    context = dec.context_frames()
+    assert shapes == {(1, TINY.inter_channels, 8 + 2 * context), (1, TINY.inter_channels, 3 + 2 * context)}
+
+
+def test_window_plan_covers_the_input_at_the_least_work() -> None:
+    dec = make_model(0, with_posterior=False).dec
+    context = dec.context_frames()
+    sizes = (128, 32)
+
+    def work(plan: list[int]) -> int:
+        return sum(size + 2 * context for size in plan)
+
+    assert dec.window_plan(256, sizes) == [128, 128]  # whole large windows: nothing else
+    assert dec.window_plan(20, sizes) == [32]  # a short streamed chunk: one small window
+    assert dec.window_plan(150, sizes) == [128, 32]
+    for frames in range(1, 400, 7):
+        plan = dec.window_plan(frames, sizes)
+        assert frames <= sum(plan) < frames + 128
+        assert work(plan) <= work([128] * -(-frames // 128))  # never more than large windows alone
 
 
 def test_window_choice_of_the_bf16_decoder() -> None:
     model = make_model(0, with_posterior=False)
     assert model.use_bf16_decoder().dec.window == (BF16_WINDOW_FRAMES, model.dec.context_frames())
-    assert model.use_bf16_decoder(window=None).dec.window is None
-    with pytest.raises(ValueError, match="window"):
-        model.use_bf16_decoder(window=0)
+    assert model.use_bf16_decoder(windows=[4, 16]).dec.window == ((16, 4), model.dec.context_frames())
+    assert model.use_bf16_decoder(windows=None).dec.window is None
+    for bad in ((), (8, 0)):
+        with pytest.raises(ValueError, match="windows"):
+            model.use_bf16_decoder(windows=bad)
+
+
+def test_warm_up_decodes_one_window_of_each_size() -> None:
+    model = make_model(0, with_posterior=False)
+    calls: list[tuple[int, ...]] = []
+    hook = model.dec.conv_pre.register_forward_hook(lambda _m, args, _out: calls.append(tuple(args[0].shape)))
+    try:
+        model.use_bf16_decoder(windows=(8, 3), warm_up=True)
+    finally:
+        hook.remove()
+    context = model.dec.context_frames()
+    assert sorted(c[-1] for c in calls) == [3 + 2 * context, 8 + 2 * context]
 
 
 # ---------------------------------------------------------------------------------------------- the engine
