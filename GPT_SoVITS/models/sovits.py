@@ -393,7 +393,7 @@ class Generator(nn.Module):
             rate *= up.stride[0]
             mask = None
             if valid is not None:
-                mask = torch.zeros(1, 1, 1, x.shape[-1], dtype=x.dtype)
+                mask = torch.zeros(1, 1, 1, x.shape[-1], dtype=x.dtype, device=x.device)
                 mask[..., valid[0] * rate:valid[1] * rate] = 1
                 x.mul_(mask)
             activated = F.leaky_relu(x, LRELU_SLOPE)  # first step of every block of this stage

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from GPT_SoVITS.checkpoints import load_train_state
 from GPT_SoVITS.config import load_config
 from GPT_SoVITS.train.config import SoVITSLoRARunConfig
 from tests.browser import browser_context, field, launcher, open_tab, type_into, value_of, wait_for_text, wait_for_value
@@ -63,17 +64,20 @@ def test_v4_panel_trains_lora_stops_resumes_and_switches_back(tmp_path, tiny_pre
         states = sorted((exp / "logs_s2_v4_lora_16").glob("sovits_lora_*.pt"))
         assert states, "Stop lost the training state"
 
-        _set_slider(page, "sovits-epochs", 1)
+        # one epoch more than the state finished: 1 when the Stop landed inside epoch 1, 2 when a busy machine let
+        # epoch 1 (25 steps) end before the signal arrived
+        target = load_train_state(states[-1]).epoch + 1
+        _set_slider(page, "sovits-epochs", target)
         page.locator("#train_sovits-start").click()
         wait_for_text(page, "#train_sovits-status", "Finished", TRAINING_WAIT_MS)
         job_log = (tmp_path / "logs" / "_jobs" / "train_sovits.log").read_text(encoding="utf-8")
         assert f"resuming from {states[-1]}" in job_log.rsplit("$ ", 1)[1]
         used = load_config(SoVITSLoRARunConfig, exp / "sovits_lora.yaml")  # what the page showed is what ran
-        assert (used.train.lora_rank, used.train.batch_size, used.train.epochs) == (16, 4, 1)
-        releases = [p.name for p in (tmp_path / "SoVITS_weights_v4").glob("voice_e1_s*_l16.pth")]
-        assert releases == ["voice_e1_s25_l16.pth"]
+        assert (used.train.lora_rank, used.train.batch_size, used.train.epochs) == (16, 4, target)
+        releases = [p.name for p in (tmp_path / "SoVITS_weights_v4").glob(f"voice_e{target}_s*_l16.pth")]
+        assert releases == [f"voice_e{target}_s{25 * target}_l16.pth"]
         page.get_by_role("button", name="Show training state").click()
-        page.get_by_text("SoVITS (LoRA rank 16): training state at step 25").wait_for()
+        page.get_by_text(f"SoVITS (LoRA rank 16): training state at step {25 * target}").wait_for()
 
         # back to v2: the GAN panel and its defaults
         _choose_version(page, "v2")
