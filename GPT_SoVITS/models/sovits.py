@@ -336,10 +336,10 @@ class Generator(nn.Module):
         x = self.conv_pre(x.to(dtype))
         return x if g is None else x + self.cond(g.to(dtype))
 
-    def window_plan(self, frames: int, sizes: Sequence[int]) -> list[int]:
+    @staticmethod
+    def window_plan(frames: int, sizes: Sequence[int], context: int) -> list[int]:
         """Window sizes covering ``frames``: as many of the largest as fit, then the cheapest cover of the rest
-        (counting each window's context) by windows of a single size."""
-        context = self.context_frames()
+        (counting each window's ``context`` frames on both sides) by windows of a single size."""
         whole, rest = divmod(frames, sizes[0])
         if rest == 0:
             return [sizes[0]] * whole
@@ -358,7 +358,7 @@ class Generator(nn.Module):
         cost and a bounded cache instead of one for every sentence length.
         """
         batch, _, frames = x.shape
-        plan = self.window_plan(frames, sizes)
+        plan = self.window_plan(frames, sizes, context)
         padded = F.pad(x, (context, sum(plan) - frames + context))
         hop = self.hop
         items = []

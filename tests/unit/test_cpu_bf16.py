@@ -227,11 +227,11 @@ def test_window_plan_covers_the_input_at_the_least_work() -> None:
     def work(plan: list[int]) -> int:
         return sum(size + 2 * context for size in plan)
 
-    assert dec.window_plan(256, sizes) == [128, 128]  # whole large windows: nothing else
-    assert dec.window_plan(20, sizes) == [32]  # a short streamed chunk: one small window
-    assert dec.window_plan(150, sizes) == [128, 32]
+    assert dec.window_plan(256, sizes, context) == [128, 128]  # whole large windows: nothing else
+    assert dec.window_plan(20, sizes, context) == [32]  # a short streamed chunk: one small window
+    assert dec.window_plan(150, sizes, context) == [128, 32]
     for frames in range(1, 400, 7):
-        plan = dec.window_plan(frames, sizes)
+        plan = dec.window_plan(frames, sizes, context)
         assert frames <= sum(plan) < frames + 128
         assert work(plan) <= work([128] * -(-frames // 128))  # never more than large windows alone
 
