@@ -88,14 +88,14 @@ def terminate_processes(procs: Sequence[psutil.Process], timeout: float = 5.0, r
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-    alive = _wait_ended(procs, timeout, reap)
+    alive = wait_ended(procs, timeout, reap)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-    _wait_ended(alive, timeout, reap)
+    wait_ended(alive, timeout, reap)
 
 
-def _wait_ended(procs: Sequence[psutil.Process], timeout: float, reap: bool) -> list[psutil.Process]:
+def wait_ended(procs: Sequence[psutil.Process], timeout: float, reap: bool) -> list[psutil.Process]:
     """Wait up to ``timeout`` seconds for ``procs`` to end; returns those still alive (zombies count as ended)."""
     import psutil
 

@@ -118,6 +118,7 @@ class _Job:
     missing: str = ""
     stop_requested: bool = False
     stop_file: Path | None = None
+    stop_tree: list[psutil.Process] = field(default_factory=list)  # the job's process tree when the stop came
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -137,9 +138,9 @@ def read_tail(path: Path | None, max_lines: int = 30, max_bytes: int = 64 * 1024
     return "\n".join(lines[-max_lines:])
 
 
-def signal_stop(pid: int, children_only: bool = False) -> None:
-    """Send the graceful stop request (POSIX: SIGTERM) to a process tree, without waiting or escalating."""
-    procs = oscompat.process_tree(pid)
+def signal_stop(procs: list[psutil.Process], children_only: bool = False) -> None:
+    """Send the graceful stop request (POSIX: SIGTERM) to a process tree (:func:`GPT_SoVITS.oscompat.process_tree`,
+    the job's own process last), without waiting or escalating."""
     for proc in procs[:-1] if children_only else procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
@@ -150,12 +151,18 @@ class ProcessManager:
 
     ``stop_by_file``: ask jobs that take a stop file (:attr:`JobSpec.stop_flag`) to stop through it instead of a
     signal; the default is the platform's way (:data:`GPT_SoVITS.oscompat.STOP_BY_FILE`).
+
+    A stopped job counts as ``STOPPED`` only once its whole process tree (as it was when the stop came) has ended:
+    a descendant still alive ``leftover_grace`` seconds after the job's own process exited (a worker that ignores
+    the signal, or one the job left behind) is killed, so nothing keeps holding memory, a GPU or a port.
     """
 
-    def __init__(self, log_dir: Path, cwd: Path = REPO_ROOT, *, stop_by_file: bool = oscompat.STOP_BY_FILE):
+    def __init__(self, log_dir: Path, cwd: Path = REPO_ROOT, *, stop_by_file: bool = oscompat.STOP_BY_FILE,
+                 leftover_grace: float = 5.0):
         self.log_dir = Path(log_dir)
         self.cwd = cwd
         self.stop_by_file = stop_by_file
+        self.leftover_grace = leftover_grace
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._runs = 0
@@ -197,6 +204,8 @@ class ProcessManager:
         rc = job.popen.wait()
         if job.stop_file is not None:
             job.stop_file.unlink(missing_ok=True)
+        if job.stop_requested:
+            self._end_leftovers(job)
         state, message, missing = JobState.FINISHED, "", ""
         if job.stop_requested:
             state, message = JobState.STOPPED, "stopped by the user"
@@ -216,6 +225,15 @@ class ProcessManager:
             job.state, job.message, job.missing = state, message, missing
         job.done.set()
         log.info("%s %s (rc=%s) %s", job.name, state.value, rc, message)
+
+    def _end_leftovers(self, job: _Job) -> None:
+        """The stopped job's own process has exited: wait for the rest of its tree, then kill what is left."""
+        leftovers = [proc for proc in job.stop_tree if proc.pid != job.popen.pid]
+        alive = oscompat.wait_ended(leftovers, self.leftover_grace, reap=False)
+        if alive:
+            log.warning("%s: %d process(es) of the stopped job still alive after %.0f s; killing them: %s", job.name,
+                        len(alive), self.leftover_grace, ", ".join(str(proc.pid) for proc in alive))
+            oscompat.terminate_processes(alive, timeout=1.0, reap=False)
 
     def status(self, name: str) -> JobStatus:
         with self._lock:
@@ -267,12 +285,15 @@ class ProcessManager:
         if second:
             log.warning("%s: second stop, killing the process tree (pid %d)", name, job.popen.pid)
             oscompat.terminate_tree(job.popen.pid, timeout=0.5, reap=False)  # its waiter collects it
-        elif job.stop_file is not None:
+            return True
+        # noted before the request goes out: the job's waiter reads it as soon as the job's own process exits
+        job.stop_tree = oscompat.process_tree(job.popen.pid)
+        if job.stop_file is not None:
             log.info("%s: stop requested through %s; waiting for it to exit", name, job.stop_file)
             job.stop_file.touch()
         else:
             log.info("%s: stop requested (pid %d); waiting for it to exit", name, job.popen.pid)
-            signal_stop(job.popen.pid, job.spec.stop_children_only)
+            signal_stop(job.stop_tree, job.spec.stop_children_only)
         return True
 
     @property

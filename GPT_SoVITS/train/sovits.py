@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from GPT_SoVITS.checkpoints import (
 from GPT_SoVITS.config import from_dict, to_dict
 from GPT_SoVITS.features.spectrogram import linear_to_mel, mel_spectrogram
 from GPT_SoVITS.models.commons import slice_segments
-from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
+from GPT_SoVITS.models.discriminator import BASE_CHANNELS, MultiPeriodDiscriminator
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.train import distributed as dist_utils
@@ -125,7 +126,7 @@ def init_models(cfg: SoVITSRunConfig, is_main: bool = True) -> Models:
             write_promised_release(state_g, path, cfg, lambda target: write_release(
                 cfg, model_cfg, state_g.model, state_g.epoch, state_g.step, target))
         check_not_done(position_of(state_g), cfg.train.epochs, "SoVITS training", path)
-        g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg)
+        g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg, state_d.model)
         load_state_strict(g, state_g.model, path)
         load_state_strict(d, state_d.model, path.with_name(path.name.replace(G_KIND, D_KIND, 1)))
         log_resume(path, position_of(state_g))
@@ -150,7 +151,7 @@ def init_models(cfg: SoVITSRunConfig, is_main: bool = True) -> Models:
                                      f"is a {loaded_g.version} model but this run trains {cfg.version}. Pick the "
                                      f"{cfg.version} pretrained files (or the {loaded_g.version} version).")
     model_cfg = cfg.model or _config_from_file(loaded_g.config, loaded_g.version)
-    g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg)
+    g, d = SynthesizerTrn(model_cfg, with_posterior=True), _discriminator(cfg, model_cfg, loaded_d.state_dict)
     for model, loaded, what, path in ((g, loaded_g, "SoVITS generator", cfg.pretrained_g),
                                       (d, loaded_d, "SoVITS discriminator", cfg.pretrained_d)):
         report = load_matching(model, loaded.state_dict)
@@ -165,9 +166,15 @@ def init_models(cfg: SoVITSRunConfig, is_main: bool = True) -> Models:
     return Models(g, d, model_cfg)
 
 
-def _discriminator(cfg: SoVITSRunConfig, model_cfg: SoVITSConfig) -> MultiPeriodDiscriminator:
+def _discriminator(cfg: SoVITSRunConfig, model_cfg: SoVITSConfig,
+                   weights: Mapping[str, torch.Tensor] | None = None) -> MultiPeriodDiscriminator:
+    """The run's discriminator: the configured (else the version's) periods, the width of ``weights`` (the
+    pretrained or resumed D it is about to load; upstream's width without them)."""
     periods = cfg.discriminator_periods or model_cfg.spec.discriminator_periods
-    return MultiPeriodDiscriminator(model_cfg.use_spectral_norm, tuple(periods))
+    base = MultiPeriodDiscriminator.base_channels_of(weights) if weights is not None else BASE_CHANNELS
+    if base != BASE_CHANNELS:
+        log.info("discriminator width from its weights: base %d channels (upstream's: %d)", base, BASE_CHANNELS)
+    return MultiPeriodDiscriminator(model_cfg.use_spectral_norm, tuple(periods), base)
 
 
 def _config_from_file(config: dict, version: str) -> SoVITSConfig:

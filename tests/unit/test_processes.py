@@ -29,6 +29,12 @@ elif mode == "tree":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     print(f"child {child.pid}", flush=True)
     time.sleep(60)
+elif mode == "deaf-tree":  # its child ignores the graceful signal and would outlive the job
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('deaf', flush=True); "
+            "time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code])
+    print(f"child {child.pid}", flush=True)
+    time.sleep(60)
 elif mode == "sleep":
     time.sleep(60)
 elif mode == "graceful":  # a trainer-like job: stops when its stop file appears, and notes any SIGTERM
@@ -139,18 +145,38 @@ def test_second_start_is_busy_and_stop_kills_the_tree(manager):
     manager.start("t", spec("tree"))
     with pytest.raises(JobBusyError):
         manager.start("t", spec("tree"))
-    deadline = time.monotonic() + 30
-    while "child" not in manager.tail("t") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    child_pid = int(manager.tail("t").split("child ")[1].split()[0])
+    child_pid = _child_pid(manager, "t")
     status = manager.status("t")
     assert status.running and status.elapsed > 0
     assert manager.stop("t")
     assert manager.wait("t", timeout=30).state is JobState.STOPPED
-    assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+    assert _ended(child_pid)  # STOPPED is reported only once the whole tree has ended
     assert not manager.stop("t")  # nothing left to stop
     manager.start("t", spec("progress"))  # the name is free again
     assert manager.wait("t", timeout=30).state is JobState.FINISHED
+
+
+def _child_pid(manager, name):
+    _wait_for_text(manager, name, "child ")
+    return int(manager.tail(name).split("child ")[1].split()[0])
+
+
+def _ended(pid):
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_stopped_means_the_whole_tree_has_ended_even_a_child_that_ignores_the_signal(tmp_path):
+    _write_tool(tmp_path)
+    manager = ProcessManager(tmp_path / "logs", cwd=tmp_path, stop_by_file=False, leftover_grace=1.0)
+    try:
+        manager.start("t", spec("deaf-tree"))
+        child_pid = _child_pid(manager, "t")
+        _wait_for_text(manager, "t", "deaf")  # its SIGTERM handler is in place
+        assert manager.stop("t")
+        assert manager.wait("t", timeout=30).state is JobState.STOPPED
+        assert _ended(child_pid)  # killed after the grace, before the job was reported stopped
+    finally:
+        manager.stop_all()
 
 
 def _wait_until(condition, timeout: float = 30.0) -> None:

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from GPT_SoVITS.checkpoints import save_gpt_weights
+from GPT_SoVITS.dev.make_tiny_pretrained import TINY_D_BASE_CHANNELS
 from GPT_SoVITS.models.discriminator import MultiPeriodDiscriminator
 from GPT_SoVITS.models.sovits import SoVITSConfig, SynthesizerTrn
 from GPT_SoVITS.models.t2s import T2SConfig, Text2SemanticDecoder
@@ -37,7 +38,7 @@ TINY_SOVITS = SoVITSConfig(inter_channels=16, hidden_channels=16, filter_channel
                            upsample_initial_channel=32, gin_channels=32, mrte_hidden_channels=32,
                            style_hidden_channels=16, posterior_layers=2, flow_layers=1, n_flows=2,
                            segment_size=HOP * 4, ssl_dim=768)
-TINY_PERIODS = (2,)  # one period discriminator (plus the scale one): the full-width D dominates CPU test time
+TINY_PERIODS = (2,)  # one period discriminator (plus the scale one), narrow: D dominates a CPU step
 
 
 def make_experiment(root: Path, n_items: int = 6, seed: int = 0, seconds: tuple[float, float] = (1.0, 1.6),
@@ -88,7 +89,7 @@ def tiny_sovits_files(folder: Path, cfg: SoVITSConfig = TINY_SOVITS, seed: int =
 
     torch.manual_seed(seed)
     g = SynthesizerTrn(cfg, with_posterior=True)
-    d = MultiPeriodDiscriminator(periods=periods)
+    d = MultiPeriodDiscriminator(periods=periods, base_channels=TINY_D_BASE_CHANNELS)
     config = {"model": to_dict(cfg), "data": {"filter_length": cfg.filter_length, "hop_length": cfg.hop_length},
               "train": {"segment_size": cfg.segment_size}}
     g_path, d_path = folder / "s2G_tiny.pth", folder / "s2D_tiny.pth"

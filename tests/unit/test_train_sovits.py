@@ -1,7 +1,7 @@
 """SoVITS GAN trainer on a tiny formatted experiment with tiny pretrained G/D files (CPU).
 
-The generator is tiny; the discriminator keeps upstream's fixed widths with one period discriminator, so a
-step takes about a second (more on a busy machine). One uninterrupted run is shared by the module.
+The generator is tiny; the discriminator has one period discriminator at an eighth of upstream's widths (the
+trainer takes the width from the pretrained D file). One uninterrupted run is shared by the module.
 """
 
 from __future__ import annotations

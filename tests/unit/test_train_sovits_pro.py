@@ -11,6 +11,7 @@ import torch
 from GPT_SoVITS.checkpoints import read_weights
 from GPT_SoVITS.config import load_config
 from GPT_SoVITS.models import load_sovits
+from GPT_SoVITS.models.discriminator import BASE_CHANNELS, PRO_PERIODS, MultiPeriodDiscriminator
 from GPT_SoVITS.paths import ExperimentPaths
 from GPT_SoVITS.train import sovits
 from GPT_SoVITS.train.config import SoVITSRunConfig
@@ -101,3 +102,22 @@ def test_pro_discriminator_periods_come_from_the_version(tmp_path: Path) -> None
     cfg = dataclasses.replace(make_cfg(tmp_path), discriminator_periods=None)
     periods = [d.period for d in sovits._discriminator(cfg, TINY_PRO).discriminators[1:]]
     assert periods == [2, 3, 5, 7, 11, 17, 23]
+
+
+@pytest.mark.parametrize("base", [2, 4, 16])
+def test_the_discriminator_takes_the_width_of_the_weights_it_loads(tmp_path: Path, base: int) -> None:
+    """Upstream's keys at any width; the trainer builds the width of the D file (upstream's without one)."""
+    full = MultiPeriodDiscriminator(periods=PRO_PERIODS).state_dict()
+    narrow = MultiPeriodDiscriminator(periods=PRO_PERIODS, base_channels=base).state_dict()
+    assert list(narrow) == list(full)
+    assert narrow["discriminators.1.convs.0.weight_v"].shape[0] == base  # upstream: 32
+    assert MultiPeriodDiscriminator.base_channels_of(full) == BASE_CHANNELS == 32
+    cfg = dataclasses.replace(make_cfg(tmp_path), discriminator_periods=None)
+    built = sovits._discriminator(cfg, TINY_PRO, narrow)
+    assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in narrow.items()}
+    assert sovits._discriminator(cfg, TINY_PRO).state_dict()["discriminators.0.convs.0.weight_v"].shape[0] == 16
+
+
+def test_a_discriminator_width_that_cannot_be_built_is_refused() -> None:
+    with pytest.raises(ValueError, match="base_channels must be 2, 4, 8, 16 or 32, got 6"):
+        MultiPeriodDiscriminator(base_channels=6)
