@@ -142,7 +142,8 @@ def test_whole_workflow_as_a_new_user(tmp_path, tiny_pretrained):
         page.locator("#train_sovits-start").click()
         wait_for_text(page, "#train_sovits-progress", "epoch 1/", TRAINING_WAIT_MS)  # a step is done
         page.locator("#train_sovits-stop").click()
-        wait_for_text(page, "#train_sovits-status", "saving")
+        # "Stopping · saving…" may be gone before the page shows it: the tiny trainer saves in a blink (the text
+        # is checked in tests/e2e/test_launcher.py); the log below says the stop was the graceful one
         wait_for_text(page, "#train_sovits-status", "Stopped", TRAINING_WAIT_MS)
         states = sorted((exp / "logs_s2_v2Pro").glob("sovits_G_*.pt"))
         assert states, "Stop lost the training state"
