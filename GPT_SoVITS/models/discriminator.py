@@ -31,7 +31,7 @@ BASE_CHANNELS = 32
 def _scaled(channels: int, base_channels: int) -> int:
     if base_channels < 2 or BASE_CHANNELS % base_channels:
         raise ValueError(f"base_channels must be 2, 4, 8, 16 or 32, got {base_channels}")
-    return max(1, channels * base_channels // BASE_CHANNELS)
+    return max(1, channels * base_channels // BASE_CHANNELS)  # one input channel (the waveform) stays one
 
 
 def _conv1d(use_spectral_norm: bool, *args, **kwargs) -> nn.Module:
@@ -65,7 +65,7 @@ class DiscriminatorP(nn.Module):
         super().__init__()
         self.period = period
         pad = (get_padding(kernel_size), 0)
-        widths = (1, *(_scaled(c, base_channels) for c in (32, 128, 512, 1024, 1024)))
+        widths = tuple(_scaled(c, base_channels) for c in (1, 32, 128, 512, 1024, 1024))
         self.convs = nn.ModuleList(
             _conv2d(use_spectral_norm, c_in, c_out, (kernel_size, 1), (stride if i < 4 else 1, 1), padding=pad)
             for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
@@ -95,12 +95,11 @@ class DiscriminatorS(nn.Module):
             (1024, 1024, 41, 4, 256, 20),
             (1024, 1024, 5, 1, 1, 2),
         )
-        width = _scaled(1024, base_channels)
         self.convs = nn.ModuleList(
-            _conv1d(use_spectral_norm, 1 if c_in == 1 else _scaled(c_in, base_channels), _scaled(c_out, base_channels),
-                    k, s, groups=_scaled(g, base_channels), padding=p)
+            _conv1d(use_spectral_norm, _scaled(c_in, base_channels), _scaled(c_out, base_channels), k, s,
+                    groups=_scaled(g, base_channels), padding=p)
             for c_in, c_out, k, s, g, p in layers)
-        self.conv_post = _conv1d(use_spectral_norm, width, 1, 3, 1, padding=1)
+        self.conv_post = _conv1d(use_spectral_norm, self.convs[-1].out_channels, 1, 3, 1, padding=1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         return _scores_and_features(self.convs, self.conv_post, x)

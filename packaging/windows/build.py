@@ -58,8 +58,8 @@ DEPENDS_ON = re.compile(r"depends on (\S+)")
 #: machine). Anything else without a Windows wheel is still found and built by the resolution loop; a name the
 #: requirements no longer need costs only its build (the wheel is not installed unless pip picks it).
 KNOWN_SOURCE_ONLY = ("jieba==0.42.1", "distance>=0.1.3", "oss2", "antlr4-python3-runtime==4.9.*", "crcmod>=1.7")
-#: How many of those are built at once: each build is a pip process that mostly waits for the package index
-#: (five one after another took 41 s on a 2-core machine, side by side 19 s).
+#: How many of those are built at once: each build is a pip process that spends part of its time waiting for the
+#: package index (five one after another took 41 s on a 2-core machine, side by side 19 s).
 PARALLEL_BUILDS = 4
 UNREACHABLE = ("Failed to establish a new connection", "NewConnectionError", "Temporary failure in name resolution",
                "ProxyError", "Network is unreachable", "Max retries exceeded")
@@ -306,7 +306,7 @@ class WheelSet:
 
     def prebuild(self, requirements: tuple[str, ...]) -> list[str]:
         """Build the wheels of ``requirements`` not yet in the wheelhouse, side by side (each build is a pip process
-        that mostly waits for the index); those built or already there, in the given order. A failed build is only
+        that partly waits for the index); those built or already there, in the given order. A failed build is only
         reported: the resolution loop meets that requirement again if it is really needed."""
         have = {canonical_name(wheel.name.split("-", 1)[0]) for wheel in self.wheelhouse.glob("*.whl")}
         missing = [r for r in requirements if canonical_name(re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0]) not in have]
